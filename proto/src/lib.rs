@@ -1,0 +1,1 @@
+//! Pressrun gRPC contracts, package `pressrun.v1` (filled by the rendering-farm issue).

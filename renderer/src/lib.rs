@@ -1,0 +1,20 @@
+//! Pressrun's composition core: versioned templates and customer records in,
+//! paginated, print-ready PDF out.
+//!
+//! The pipeline, one module per stage with plain data between them:
+//! 1. [`template`]: template folder → checked program (once per template version);
+//! 2. `bind` (in [`template`]): record → [`doc::Document`];
+//! 3. [`text`]: styled spans → shaped, broken lines (cached shaping);
+//! 4. [`layout`]: document → pages of positioned items ([`layout::frame`]);
+//! 5. [`pdf`]: pages → print files and per-document PDFs;
+//! 6. [`run`]: streams records through all of the above on every core.
+
+pub mod barcode;
+pub mod diag;
+pub mod doc;
+pub mod image;
+pub mod layout;
+pub mod pdf;
+pub mod style;
+pub mod template;
+pub mod text;

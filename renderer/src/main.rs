@@ -1,0 +1,3 @@
+//! The `renderer` binary.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Line breaking: UAX #14 opportunities, first-fit, justification, hyphenation.

@@ -1,0 +1,1 @@
+//! Shaping with rustybuzz behind a per-thread word cache.
