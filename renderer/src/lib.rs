@@ -12,9 +12,12 @@
 pub mod barcode;
 pub mod diag;
 pub mod doc;
+pub mod example_data;
 pub mod image;
+pub mod input;
 pub mod layout;
 pub mod pdf;
+pub mod run;
 pub mod style;
 pub mod template;
 pub mod text;

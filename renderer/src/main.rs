@@ -1,3 +1,281 @@
-//! The `renderer` binary.
+//! The `renderer` binary: local runs on all cores, example data, template checks.
 
-fn main() {}
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use renderer::example_data::{self, Example};
+use renderer::input::InputFormat;
+use renderer::run::{RunOptions, run};
+use renderer::template::{CompileOptions, compile};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit codes: what a scheduler or an operator can act on.
+mod exit {
+    /// Every record became a document.
+    pub const OK: u8 = 0;
+    /// The run failed (input unreadable, output unwritable, internal error).
+    pub const FAILED: u8 = 1;
+    /// Bad command line (clap's own code).
+    #[expect(dead_code, reason = "documents clap's code")]
+    pub const USAGE: u8 = 2;
+    /// The run completed, but some records were rejected (see exceptions.jsonl).
+    pub const REJECTED: u8 = 3;
+    /// The template does not compile.
+    pub const TEMPLATE: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "renderer",
+    version,
+    about = "Pressrun composition: templates + customer records -> print-ready PDF",
+    long_about = "Pressrun composition: compiles a versioned template once, then turns every record of a \
+JSON Lines or CSV file into a paginated document, written as print files (batches of documents) \
+and/or one tagged PDF per document, with a document index and an exceptions file.\n\n\
+Exit codes: 0 all records rendered; 1 run failed; 2 bad command line; 3 completed with rejected \
+records (see exceptions.jsonl); 4 template does not compile."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level filter (also RUST_LOG), e.g. `info`, `renderer=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    /// Write logs as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render every record of a data file locally, on all cores.
+    Render(RenderArgs),
+    /// Write N deterministic example records (JSON Lines) to standard output.
+    ExampleData {
+        /// Which example template the records are for.
+        #[arg(value_enum)]
+        example: Example,
+        /// Number of records.
+        #[arg(long, default_value_t = 1000)]
+        records: u64,
+        /// Seed: the same seed gives the same records on every machine.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Compile a template and report every problem with file, line and column.
+    Check {
+        /// Template folder.
+        #[arg(long)]
+        template: PathBuf,
+        /// Fragment library folder (overrides the template's `fragments` setting).
+        #[arg(long)]
+        fragments: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// Template folder (contains template.toml and body.xml).
+    #[arg(long)]
+    template: PathBuf,
+    /// Fragment library folder (overrides the template's `fragments` setting).
+    #[arg(long)]
+    fragments: Option<PathBuf>,
+    /// Input records: JSON Lines (.jsonl) or CSV (.csv); `-` reads standard input (with --format).
+    #[arg(long)]
+    data: PathBuf,
+    /// Input format when the file name does not tell.
+    #[arg(long, value_enum)]
+    format: Option<InputFormat>,
+    /// Output folder: print files, documents.jsonl, exceptions.jsonl, warnings.jsonl, summary.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Documents per print file.
+    #[arg(long, default_value_t = 1000)]
+    batch_documents: u32,
+    /// Also cut a print file when it reaches this many sheets.
+    #[arg(long)]
+    batch_sheets: Option<u32>,
+    /// Duplex: every document starts on a new sheet (a blank back is added after odd page counts).
+    #[arg(long)]
+    duplex: bool,
+    /// Write one tagged PDF per document under OUT/documents/.
+    #[arg(long)]
+    per_document: bool,
+    /// Do not write print files (use with --per-document).
+    #[arg(long)]
+    no_print_files: bool,
+    /// Tag print files as well (per-document PDFs are always tagged).
+    #[arg(long)]
+    tagged_print: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Stop after this many records.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Run date YYYY-MM-DD, visible to templates as run.date (default: today, UTC).
+    #[arg(long)]
+    run_date: Option<String>,
+    /// Deflate level for page content, 1 (fast) to 9 (small).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
+    compression: u8,
+    /// No progress bar even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    match real_main(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn init_tracing(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    example_data::civil_date((secs / 86_400) as i64)
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::ExampleData {
+            example,
+            records,
+            seed,
+        } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match example_data::write(example, seed, records, &mut out) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("cannot write example data")?,
+            }
+            Ok(exit::OK)
+        }
+        Command::Check {
+            template,
+            fragments,
+        } => match compile(&template, &CompileOptions { fragments }) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("{w}");
+                }
+                println!(
+                    "{} {} compiles ({} warnings); content hash {}",
+                    c.template.id,
+                    c.template.version,
+                    c.warnings.len(),
+                    hex::encode(c.template.content_hash)
+                );
+                Ok(exit::OK)
+            }
+            Err(diags) => {
+                eprintln!("{diags}");
+                Ok(exit::TEMPLATE)
+            }
+        },
+        Command::Render(args) => render(args),
+    }
+}
+
+fn render(args: RenderArgs) -> anyhow::Result<u8> {
+    let compiled = match compile(
+        &args.template,
+        &CompileOptions {
+            fragments: args.fragments.clone(),
+        },
+    ) {
+        Ok(c) => c,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return Ok(exit::TEMPLATE);
+        }
+    };
+    for w in &compiled.warnings {
+        eprintln!("{w}");
+    }
+    let template = Arc::new(compiled.template);
+    let run_date = args.run_date.unwrap_or_else(today);
+    let opts = RunOptions {
+        data: args.data,
+        format: args.format,
+        out: args.out.clone(),
+        batch_documents: args.batch_documents,
+        batch_sheets: args.batch_sheets,
+        duplex: args.duplex,
+        print_files: !args.no_print_files,
+        per_document: args.per_document,
+        tagged_print: args.tagged_print,
+        threads: args.threads,
+        limit: args.limit,
+        run_date: run_date.clone(),
+        compression: args.compression,
+        ..RunOptions::default()
+    };
+    tracing::info!(template = %template.id, version = %template.version, run_date = %run_date, "run starts");
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    });
+    let report = |p: renderer::run::Progress| {
+        if let Some(bar) = &bar {
+            bar.set_message(format!(
+                "records {} · documents {} · pages {} · rejected {}",
+                p.records, p.documents, p.pages, p.rejected
+            ));
+        }
+    };
+    let summary = run(template.clone(), &opts, &report)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = serde_json::json!({
+        "template": { "id": template.id, "version": template.version, "content_hash": hex::encode(template.content_hash) },
+        "run_date": run_date,
+        "summary": summary,
+        "elapsed_seconds": summary.elapsed.as_secs_f64(),
+    });
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )
+    .context("cannot write summary.json")?;
+    println!("{}", summary.line());
+    Ok(if summary.rejected > 0 {
+        exit::REJECTED
+    } else {
+        exit::OK
+    })
+}
