@@ -1,1 +1,49 @@
-//! Shared helpers for Pressrun benchmarks.
+//! Shared helpers for Pressrun benchmarks: the example templates and records.
+
+use std::path::{Path, PathBuf};
+
+use renderer::example_data::{self, Example};
+use renderer::template::{BindParams, CompileOptions, Template, compile};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Compiles an example template (`statement`, `insurance-letter`).
+pub fn example_template(name: &str) -> Template {
+    match compile(
+        &root().join("examples").join(name),
+        &CompileOptions::default(),
+    ) {
+        Ok(c) => c.template,
+        Err(d) => panic!("example {name} does not compile:\n{d}"),
+    }
+}
+
+/// Example statement records.
+pub fn statements(n: u64, seed: u64) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| example_data::record(Example::Statement, seed, i))
+        .collect()
+}
+
+/// Bind parameters for record `n`.
+pub fn params(n: u64) -> BindParams {
+    BindParams {
+        record_number: n,
+        run_date: "2026-11-23".into(),
+    }
+}
+
+/// Peak resident set size of this process in KiB (VmHWM), where /proc is available.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

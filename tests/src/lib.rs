@@ -6,20 +6,30 @@ use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary built by `cargo build --workspace --bins`.
 pub fn bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: build the binaries first (`cargo build --workspace --bins`; scripts/test.sh does it)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; scripts/test.sh does it)",
+        path.display()
+    );
     path
 }
 
 /// Runs a command and returns its output.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs an external tool that the tests need; fails loudly if it is not installed.
@@ -33,7 +43,13 @@ pub fn tool(name: &str, args: &[&str]) -> Output {
 /// Asserts that `qpdf --check` accepts a PDF.
 pub fn qpdf_check(pdf: &Path) {
     let out = tool("qpdf", &["--check", pdf.to_str().unwrap()]);
-    assert!(out.status.success(), "qpdf --check {} failed:\n{}{}", pdf.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "qpdf --check {} failed:\n{}{}",
+        pdf.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Extracts text with pdftotext (pages `first..=last`, 1-based, or all).
@@ -45,14 +61,22 @@ pub fn pdftotext(pdf: &Path, pages: Option<(u32, u32)>) -> String {
     args.extend([pdf.to_str().unwrap().to_string(), "-".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = tool("pdftotext", &args);
-    assert!(out.status.success(), "pdftotext failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pdftotext failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 text")
 }
 
 /// Page count from pdfinfo.
 pub fn page_count(pdf: &Path) -> u32 {
     let out = tool("pdfinfo", &[pdf.to_str().unwrap()]);
-    assert!(out.status.success(), "pdfinfo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pdfinfo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("Pages:").map(|v| v.trim().parse().unwrap()))

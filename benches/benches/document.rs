@@ -1,0 +1,49 @@
+//! Whole-document benchmark: parse JSON → validate → bind → layout → encode, one core.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use renderer::input::{RawData, RawRecord};
+use renderer::pdf::PdfOptions;
+use renderer::run::compose::{Worker, compose, encode, parse_record};
+
+fn bench(c: &mut Criterion) {
+    let t = pressrun_benches::example_template("statement");
+    let raws: Vec<RawRecord> = pressrun_benches::statements(50, 11)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RawRecord {
+            number: i as u64 + 1,
+            line: i as u64 + 1,
+            data: RawData::Json(r.to_string()),
+        })
+        .collect();
+    let mut worker = Worker::default();
+    let opts = PdfOptions::default();
+    let mut pages = 0u64;
+    for raw in &raws {
+        let v = parse_record(&t, raw).unwrap();
+        pages += compose(&t, &v, &pressrun_benches::params(raw.number), &mut worker)
+            .unwrap()
+            .laid_out
+            .pages
+            .len() as u64;
+    }
+    let mut g = c.benchmark_group("document");
+    g.throughput(Throughput::Elements(pages));
+    g.sample_size(20);
+    g.bench_function("statement_50_docs_parse_bind_layout_encode", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for raw in &raws {
+                let v = parse_record(&t, raw).unwrap();
+                let composed =
+                    compose(&t, &v, &pressrun_benches::params(raw.number), &mut worker).unwrap();
+                n += encode(&t, &composed, &opts, &mut worker).page_count;
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,69 @@
+//! End-to-end throughput: the example statement run through the real run pipeline
+//! (read JSONL from disk → parse → bind → layout → PDF → print files on disk).
+//!
+//! Pin it to one core for the per-core figure: `taskset -c 0 throughput --threads 1`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use renderer::example_data::{self, Example};
+use renderer::run::{RunOptions, run};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(about = "End-to-end statement throughput (pages per second, peak RSS)")]
+struct Args {
+    /// Statement records to render (about 2.5 pages each).
+    #[arg(long, default_value_t = 40_000)]
+    records: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also write one tagged PDF per document.
+    #[arg(long)]
+    per_document: bool,
+    /// Tag the print files.
+    #[arg(long)]
+    tagged: bool,
+    /// Output folder (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir()?;
+    let out = args.out.clone().unwrap_or_else(|| tmp.path().join("out"));
+    let data = tmp.path().join("statements.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&data)?);
+        example_data::write(Example::Statement, 1, args.records, &mut f)?;
+    }
+    let template = Arc::new(pressrun_benches::example_template("statement"));
+    let opts = RunOptions {
+        data,
+        out,
+        threads: args.threads,
+        per_document: args.per_document,
+        tagged_print: args.tagged,
+        run_date: "2026-11-23".into(),
+        ..RunOptions::default()
+    };
+    let summary = run(template, &opts, &|_| {}).context("run failed")?;
+    println!("{}", summary.line());
+    println!(
+        "{{\"records\":{},\"pages\":{},\"seconds\":{:.3},\"pages_per_second\":{:.0},\"peak_rss_mib\":{:.1},\"threads\":{},\"tagged\":{},\"per_document\":{}}}",
+        summary.records,
+        summary.pages,
+        summary.elapsed.as_secs_f64(),
+        summary.pages_per_second(),
+        pressrun_benches::peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+        args.threads,
+        args.tagged,
+        args.per_document
+    );
+    Ok(())
+}
