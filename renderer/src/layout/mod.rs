@@ -69,3 +69,6 @@ pub fn layout_document(
     pages::add_running_content(&mut pages, doc, env, ctx, &mut structure)?;
     Ok(LaidOutDocument { pages, structure })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! Layout tests on hand-built documents.
+
+use super::frame::{ItemKind, Page, Role, Tag};
+use super::{LayoutContext, LayoutEnv, layout_document};
+use crate::doc::*;
+use crate::image::ImageStore;
+use crate::style::*;
+use crate::text::font::FontBook;
+
+struct Fixture {
+    fonts: FontBook,
+    images: ImageStore,
+    styles: StyleSheet,
+    masters: PageMasters,
+}
+
+fn fixture() -> Fixture {
+    let fonts = FontBook::with_defaults();
+    let regular = fonts.select("sans", false, false).unwrap();
+    let bold = fonts.select("sans", true, false).unwrap();
+    let base = Style {
+        name: "default".into(),
+        family: "sans".into(),
+        bold: false,
+        italic: false,
+        font: regular,
+        size: 10.0,
+        leading: 12.0,
+        color: Color::BLACK,
+        align: Align::Left,
+        space_before: 0.0,
+        space_after: 4.0,
+        indent_left: 0.0,
+        indent_right: 0.0,
+        first_line_indent: 0.0,
+        hyphenate: false,
+        underline: false,
+    };
+    let heading = Style {
+        name: "h1".into(),
+        bold: true,
+        font: bold,
+        size: 16.0,
+        leading: 20.0,
+        space_before: 8.0,
+        ..base.clone()
+    };
+    let master = PageMaster {
+        width: 595.0,
+        height: 842.0,
+        margins: Margins {
+            top: 40.0,
+            right: 50.0,
+            bottom: 40.0,
+            left: 50.0,
+        },
+        header_height: 20.0,
+        footer_height: 20.0,
+        body_offset: 0.0,
+        regions: vec![FixedRegion {
+            name: "window".into(),
+            x: 57.0,
+            y: 128.0,
+            width: 255.0,
+            height: 128.0,
+        }],
+    };
+    let first = PageMaster {
+        body_offset: 200.0,
+        ..master.clone()
+    };
+    Fixture {
+        fonts,
+        images: ImageStore::default(),
+        styles: StyleSheet {
+            styles: vec![base, heading],
+        },
+        masters: PageMasters {
+            first,
+            rest: master,
+        },
+    }
+}
+
+fn para(text: &str, style: u32) -> Block {
+    let role = if style == 1 {
+        ParagraphRole::Heading(1)
+    } else {
+        ParagraphRole::Paragraph
+    };
+    Block::new(BlockKind::Paragraph(Paragraph {
+        role,
+        style: StyleId(style),
+        inlines: vec![Inline::Text {
+            text: text.into(),
+            style: StyleId(style),
+        }],
+    }))
+}
+
+fn cell(text: &str) -> Cell {
+    Cell {
+        blocks: vec![para(text, 0)],
+        align: None,
+        fill: None,
+    }
+}
+
+fn table(rows: usize) -> Block {
+    let columns = vec![
+        TableColumn {
+            width: Width::Points(80.0),
+            align: Align::Left,
+        },
+        TableColumn {
+            width: Width::Fraction(1.0),
+            align: Align::Left,
+        },
+        TableColumn {
+            width: Width::Points(80.0),
+            align: Align::Right,
+        },
+    ];
+    let header = Some(Row {
+        cells: vec![cell("Date"), cell("Description"), cell("Amount")],
+    });
+    let rows = (0..rows)
+        .map(|i| Row {
+            cells: vec![
+                cell("2026-01-01"),
+                cell(&format!("Row{i} payment")),
+                cell(&format!("{i}.00")),
+            ],
+        })
+        .collect();
+    let footer = Some(Row {
+        cells: vec![cell(""), cell("Closing balance"), cell("99.00")],
+    });
+    let style = TableStyle {
+        padding: 2.0,
+        row_rule: Some((Color::BLACK, 0.3)),
+        border: Some((Color::BLACK, 0.5)),
+        header_fill: Color::parse_hex("#dde"),
+        stripe_fill: Color::parse_hex("#f4f4f4"),
+        footer_fill: None,
+    };
+    Block::new(BlockKind::Table(Table {
+        columns,
+        header,
+        rows,
+        footer,
+        style,
+    }))
+}
+
+fn footer_page_x_of_y() -> Vec<Block> {
+    let s = StyleId(0);
+    vec![Block::new(BlockKind::Paragraph(Paragraph {
+        role: ParagraphRole::Paragraph,
+        style: s,
+        inlines: vec![
+            Inline::Text {
+                text: "Page ".into(),
+                style: s,
+            },
+            Inline::PageNumber { style: s },
+            Inline::Text {
+                text: " of ".into(),
+                style: s,
+            },
+            Inline::PageCount { style: s },
+        ],
+    }))]
+}
+
+fn texts(page: &Page) -> Vec<String> {
+    page.items
+        .iter()
+        .filter_map(|i| {
+            if let ItemKind::Text(r) = &i.kind {
+                Some(r.text.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn page_text(page: &Page) -> String {
+    texts(page).join(" ")
+}
+
+fn lay(doc: &Document, f: &Fixture) -> super::frame::LaidOutDocument {
+    let env = LayoutEnv {
+        fonts: &f.fonts,
+        images: &f.images,
+        styles: &f.styles,
+        masters: &f.masters,
+    };
+    layout_document(doc, &env, &mut LayoutContext::new()).unwrap()
+}
+
+#[test]
+fn a_long_table_spans_pages_with_its_header_on_every_page_and_rows_whole() {
+    let f = fixture();
+    let doc = Document {
+        body: vec![para("Statement", 1), table(150)],
+        first: MasterContent {
+            footer: footer_page_x_of_y(),
+            ..Default::default()
+        },
+        rest: MasterContent {
+            footer: footer_page_x_of_y(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = lay(&doc, &f);
+    let n = out.pages.len();
+    assert!(n >= 3, "150 rows need several pages, got {n}");
+    let mut seen_rows = Vec::new();
+    for (i, page) in out.pages.iter().enumerate() {
+        let t = texts(page);
+        assert_eq!(
+            t.iter().filter(|s| s.as_str() == "Description").count(),
+            1,
+            "header once on page {}",
+            i + 1
+        );
+        assert!(
+            page_text(page).contains(&format!("Page {} of {n}", i + 1)),
+            "footer on page {}: {:?}",
+            i + 1,
+            page_text(page)
+        );
+        for s in &t {
+            if let Some(r) = s.strip_prefix("Row") {
+                seen_rows.push(r.trim_end_matches(" payment").to_string());
+            }
+        }
+        // Nothing of the body below the body area.
+        let (_, y, _, h) = if i == 0 {
+            f.masters.first.body_area()
+        } else {
+            f.masters.rest.body_area()
+        };
+        for item in &page.items {
+            if let (ItemKind::Text(r), Tag::Struct(_)) = (&item.kind, item.tag) {
+                assert!(
+                    r.y <= y + h + 0.01,
+                    "text below the body area on page {}",
+                    i + 1
+                );
+            }
+        }
+    }
+    let expected: Vec<String> = (0..150).map(|i| format!("{i}")).collect();
+    assert_eq!(seen_rows, expected, "every row exactly once, in order");
+    // Repeated headers are artifacts; the first is real content (TH cells).
+    let th = out
+        .structure
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::TH)
+        .count();
+    assert_eq!(th, 3);
+    assert!(page_text(out.pages.last().unwrap()).contains("Closing balance"));
+}
+
+#[test]
+fn a_heading_is_never_the_last_thing_on_a_page() {
+    let f = fixture();
+    let mut body = Vec::new();
+    for i in 0..60 {
+        body.push(para(&format!("Heading {i}"), 1));
+        body.push(para("A paragraph of ordinary text that follows its heading and says something useful about the account.", 0));
+    }
+    let doc = Document {
+        body,
+        ..Default::default()
+    };
+    let out = lay(&doc, &f);
+    assert!(out.pages.len() > 2);
+    for page in &out.pages {
+        let last = texts(page).last().cloned().unwrap();
+        assert!(
+            !last.starts_with("Heading"),
+            "a page ends with a heading: {last}"
+        );
+    }
+}
+
+#[test]
+fn page_breaks_and_the_address_window() {
+    let f = fixture();
+    let window = vec![para("Ms Zoë Müller", 0), para("12 High Street", 0)];
+    let doc = Document {
+        body: vec![
+            para("First", 0),
+            Block::new(BlockKind::PageBreak),
+            para("Second", 0),
+        ],
+        first: MasterContent {
+            regions: vec![(0, window)],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = lay(&doc, &f);
+    assert_eq!(out.pages.len(), 2);
+    assert!(
+        page_text(&out.pages[0]).contains("First") && !page_text(&out.pages[0]).contains("Second")
+    );
+    // The address sits inside the window region and comes first in reading order.
+    let addr = out.pages[0]
+        .items
+        .iter()
+        .find_map(|i| {
+            if let ItemKind::Text(r) = &i.kind {
+                r.text.contains("Zo").then_some(r.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    assert!(
+        addr.x >= 57.0 && addr.y > 128.0 && addr.y < 128.0 + 128.0,
+        "{addr:?}"
+    );
+    let root = &out.structure.nodes[0];
+    let first_child = &out.structure.nodes[root.children[0].0 as usize];
+    assert_eq!(first_child.role, Role::P);
+    // Body text starts below the first page's body offset.
+    let first = out.pages[0]
+        .items
+        .iter()
+        .find_map(|i| {
+            if let ItemKind::Text(r) = &i.kind {
+                (r.text == "First").then_some(r.y)
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    assert!(first > 40.0 + 20.0 + 200.0);
+}
+
+#[test]
+fn layout_is_deterministic() {
+    let f = fixture();
+    let doc = Document {
+        body: vec![para("Statement", 1), table(40)],
+        ..Default::default()
+    };
+    assert_eq!(lay(&doc, &f), lay(&doc, &f));
+}
