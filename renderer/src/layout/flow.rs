@@ -101,10 +101,8 @@ impl<'a, 'c> Flow<'a, 'c> {
                     u.keep_with_next = true;
                 }
             }
-            if block.keep_with_next {
-                if let Some(last) = produced.last_mut() {
-                    last.keep_with_next = true;
-                }
+            if let (true, Some(last)) = (block.keep_with_next, produced.last_mut()) {
+                last.keep_with_next = true;
             }
         }
         Ok(out)

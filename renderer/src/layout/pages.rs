@@ -60,15 +60,13 @@ pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Ve
             p.new_page();
         }
         // A table row at the top of a page gets the table's header above it.
-        if p.cursor == 0.0 {
-            if let Some(h) = unit
-                .table
-                .as_ref()
-                .and_then(|t| t.header)
-                .and_then(|h| headers.get(h))
-            {
-                p.place(h.clone(), 0.0);
-            }
+        let header = unit
+            .table
+            .as_ref()
+            .and_then(|t| t.header)
+            .and_then(|h| headers.get(h));
+        if let (true, Some(h)) = (p.cursor == 0.0, header) {
+            p.place(h.clone(), 0.0);
         }
         let space = if p.cursor > 0.0 {
             unit.space_before
