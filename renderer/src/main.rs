@@ -96,10 +96,11 @@ struct RenderArgs {
     /// Output folder: print files, documents.jsonl, exceptions.jsonl, warnings.jsonl, summary.json.
     #[arg(long)]
     out: PathBuf,
-    /// Documents per print file.
+    /// Records per batch: one print file per batch of consecutive input records
+    /// (rejected records leave a batch short; a batch is what a farm renders as one shard).
     #[arg(long, default_value_t = 1000)]
-    batch_documents: u32,
-    /// Also cut a print file when it reaches this many sheets.
+    batch_records: u64,
+    /// Also cut a batch's print file after the document that reaches this many sheets.
     #[arg(long)]
     batch_sheets: Option<u32>,
     /// Duplex: every document starts on a new sheet (a blank back is added after odd page counts).
@@ -231,7 +232,7 @@ fn render(args: RenderArgs) -> anyhow::Result<u8> {
         data: args.data,
         format: args.format,
         out: args.out.clone(),
-        batch_documents: args.batch_documents,
+        batch_records: args.batch_records,
         batch_sheets: args.batch_sheets,
         duplex: args.duplex,
         print_files: !args.no_print_files,

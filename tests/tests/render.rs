@@ -86,7 +86,7 @@ fn statement_run_end_to_end_with_bad_records() {
         "statement",
         &data,
         &out,
-        &["--per-document", "--batch-documents", "16"],
+        &["--per-document", "--batch-records", "16"],
     );
     let stdout = String::from_utf8_lossy(&res.stdout);
     assert_eq!(
@@ -138,7 +138,7 @@ fn statement_run_end_to_end_with_bad_records() {
             && !recs.contains(&15)
     );
     let files = print_files(&out);
-    assert_eq!(files.len(), 3, "37 documents in batches of 16");
+    assert_eq!(files.len(), 3, "40 records in batches of 16");
     let total: u64 = index.iter().map(|d| d["pages"].as_u64().unwrap()).sum();
     let in_files: u64 = files.iter().map(|f| page_count(f) as u64).sum();
     assert_eq!(total, in_files);
@@ -236,7 +236,7 @@ fn the_same_input_gives_the_same_bytes() {
             "statement",
             &data,
             &b,
-            &["--per-document", "--threads", "1", "--batch-documents", "5"]
+            &["--per-document", "--threads", "1", "--batch-records", "5"]
         )
         .status
         .success()

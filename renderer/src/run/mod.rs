@@ -31,9 +31,9 @@ pub struct RunOptions {
     pub data: PathBuf,
     pub format: Option<InputFormat>,
     pub out: PathBuf,
-    /// Documents per print file.
-    pub batch_documents: u32,
-    /// Sheets per print file (cut at the first document that reaches it).
+    /// Records per batch: one print file per batch of consecutive input records.
+    pub batch_records: u64,
+    /// Sheets per print file (a batch is cut after the document that reaches it).
     pub batch_sheets: Option<u32>,
     pub duplex: bool,
     /// Write print files (concatenated documents).
@@ -60,7 +60,7 @@ impl Default for RunOptions {
             data: PathBuf::new(),
             format: None,
             out: PathBuf::from("out"),
-            batch_documents: 1000,
+            batch_records: 1000,
             batch_sheets: None,
             duplex: false,
             print_files: true,
@@ -380,7 +380,7 @@ fn write_results(
         images: template.images.clone(),
     };
     let batching = Batching {
-        max_documents: opts.batch_documents.max(1),
+        records: opts.batch_records.max(1),
         max_sheets: opts.batch_sheets,
         duplex: opts.duplex,
     };
@@ -412,7 +412,7 @@ fn write_results(
                     } => {
                         let (file, first_page, sheets) = match &encoded {
                             Some(enc) => {
-                                let p = files.add(enc, last_page).map_err(out_err)?;
+                                let p = files.add(record, enc, last_page).map_err(out_err)?;
                                 (Some(p.file), Some(p.first_page), p.sheets)
                             }
                             None => (None, None, sheets_for(pages, opts.duplex)),

@@ -46,11 +46,32 @@ pub struct WarningEntry<'a> {
 }
 
 /// How print files are cut.
+///
+/// A batch is `records` consecutive input records (rejected records leave it short), so a
+/// batch is the same set of documents whichever machine renders it: the unit of work a
+/// rendering farm ships as one shard. A batch is further cut when it reaches
+/// `max_sheets`.
 #[derive(Clone, Copy, Debug)]
 pub struct Batching {
-    pub max_documents: u32,
+    pub records: u64,
     pub max_sheets: Option<u32>,
     pub duplex: bool,
+}
+
+impl Batching {
+    /// The 0-based batch of a 1-based record number.
+    pub fn batch_of(&self, record: u64) -> u64 {
+        (record.max(1) - 1) / self.records.max(1)
+    }
+}
+
+/// Print-file name of `part` (0-based) of batch `batch` (0-based).
+pub fn print_file_name(batch: u64, part: u32) -> String {
+    if part == 0 {
+        format!("print-{:05}.pdf", batch + 1)
+    } else {
+        format!("print-{:05}-{:02}.pdf", batch + 1, part + 1)
+    }
 }
 
 /// Writes print files one batch at a time; each is written to a temporary name and
@@ -63,14 +84,14 @@ pub struct PrintFiles {
     title: String,
     lang: String,
     current: Option<Current>,
-    next_index: u32,
     pub files_written: u32,
 }
 
 struct Current {
     writer: PdfFileWriter,
     name: String,
-    documents: u32,
+    batch: u64,
+    part: u32,
     sheets: u32,
 }
 
@@ -99,45 +120,47 @@ impl PrintFiles {
             title,
             lang,
             current: None,
-            next_index: 1,
             files_written: 0,
         }
     }
 
-    /// Appends a document (and a blank back in duplex when its page count is odd).
+    /// Appends the document of record `record` (and a blank back in duplex when its page
+    /// count is odd), closing the previous print file when the batch changes.
     pub fn add(
         &mut self,
+        record: u64,
         doc: &EncodedDocument,
         last_page: (f32, f32),
     ) -> std::io::Result<Placement> {
-        let cur = self.current.get_or_insert_with(|| {
-            let name = format!("print-{:05}.pdf", self.next_index);
-            self.next_index += 1;
-            Current {
-                writer: PdfFileWriter::new(self.env.clone(), self.opts),
-                name,
-                documents: 0,
-                sheets: 0,
+        let batch = self.batching.batch_of(record);
+        let mut part = 0;
+        if let Some(cur) = &self.current {
+            let sheets_full = self.batching.max_sheets.is_some_and(|m| cur.sheets >= m);
+            if cur.batch != batch {
+                self.close()?;
+            } else if sheets_full {
+                part = cur.part + 1;
+                self.close()?;
             }
+        }
+        let cur = self.current.get_or_insert_with(|| Current {
+            writer: PdfFileWriter::new(self.env.clone(), self.opts),
+            name: print_file_name(batch, part),
+            batch,
+            part,
+            sheets: 0,
         });
         let first_page = cur.writer.add_document(doc);
         let sheets = sheets_for(doc.page_count, self.batching.duplex);
         if self.batching.duplex && doc.page_count % 2 == 1 {
             cur.writer.add_blank_page(last_page.0, last_page.1);
         }
-        cur.documents += 1;
         cur.sheets += sheets;
-        let placement = Placement {
+        Ok(Placement {
             file: cur.name.clone(),
             first_page,
             sheets,
-        };
-        let full = cur.documents >= self.batching.max_documents
-            || self.batching.max_sheets.is_some_and(|m| cur.sheets >= m);
-        if full {
-            self.close()?;
-        }
-        Ok(placement)
+        })
     }
 
     /// Finishes the current print file, if any.
@@ -219,6 +242,18 @@ mod tests {
         assert_eq!(sheets_for(3, true), 2);
         assert_eq!(sheets_for(4, true), 2);
         assert_eq!(sheets_for(3, false), 3);
+    }
+
+    #[test]
+    fn batches_are_record_ranges() {
+        let b = Batching {
+            records: 16,
+            max_sheets: None,
+            duplex: false,
+        };
+        assert_eq!((b.batch_of(1), b.batch_of(16), b.batch_of(17)), (0, 0, 1));
+        assert_eq!(print_file_name(0, 0), "print-00001.pdf");
+        assert_eq!(print_file_name(2, 1), "print-00003-02.pdf");
     }
 
     #[test]
