@@ -567,3 +567,248 @@ fn justify(runs: &mut [TextRun], slack: f32) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::text::TextContext;
+
+    fn span<'a>(book: &FontBook, text: &'a str) -> TextSpan<'a> {
+        TextSpan {
+            text,
+            font: book.select("sans", false, false).unwrap(),
+            size: 10.0,
+            color: Color::BLACK,
+        }
+    }
+
+    fn spec(width: f32, align: Align, hyphenate: bool) -> ParagraphSpec {
+        ParagraphSpec {
+            width,
+            first_line_indent: 0.0,
+            align,
+            hyphenate,
+        }
+    }
+
+    fn lay(book: &FontBook, spans: &[TextSpan<'_>], spec: &ParagraphSpec) -> Vec<LaidLine> {
+        let mut cx = TextContext::new();
+        let mut out = Vec::new();
+        cx.layout_paragraph(book, spans, spec, &mut out);
+        out
+    }
+
+    fn line_text(l: &LaidLine) -> String {
+        l.runs.iter().map(|r| r.text.as_str()).collect()
+    }
+
+    /// Drawn width of a line in points (after justification).
+    fn drawn(l: &LaidLine) -> f32 {
+        l.runs
+            .iter()
+            .map(|r| r.glyphs.iter().map(|g| g.advance).sum::<f32>() * r.size / 1000.0)
+            .sum()
+    }
+
+    #[test]
+    fn mandatory_breaks_end_lines_and_are_not_emitted() {
+        let book = FontBook::with_defaults();
+        let lines = lay(
+            &book,
+            &[span(&book, "one two\nthree\n\nfour\n")],
+            &spec(500.0, Align::Justify, false),
+        );
+        let texts: Vec<String> = lines.iter().map(line_text).collect();
+        assert_eq!(texts, ["one two", "three", "", "four"]);
+        // A line ending in a mandatory break is not stretched.
+        assert!((drawn(&lines[0]) - lines[0].width).abs() < 1e-3);
+        assert!(lines[2].runs.is_empty() && lines[2].ascent > 5.0);
+        assert!(lines.iter().all(|l| l.ascent > 8.0 && l.descent > 1.0));
+    }
+
+    #[test]
+    fn right_and_center_alignment_offset_the_runs() {
+        let book = FontBook::with_defaults();
+        let s = [span(&book, "Hello world ")];
+        let left = lay(&book, &s, &spec(200.0, Align::Left, false));
+        let w = left[0].width;
+        assert!(w > 40.0 && w < 60.0, "{w}");
+        assert_eq!(left[0].runs[0].x, 0.0);
+        assert_eq!(line_text(&left[0]), "Hello world", "trailing space dropped");
+        let right = lay(&book, &s, &spec(200.0, Align::Right, false));
+        assert!((right[0].runs[0].x - (200.0 - w)).abs() < 1e-3);
+        let center = lay(&book, &s, &spec(200.0, Align::Center, false));
+        assert!((center[0].runs[0].x - (200.0 - w) / 2.0).abs() < 1e-3);
+        let mut indented = spec(200.0, Align::Left, false);
+        indented.first_line_indent = 15.0;
+        assert_eq!(lay(&book, &s, &indented)[0].runs[0].x, 15.0);
+    }
+
+    #[test]
+    fn justified_lines_fill_the_width_except_the_last() {
+        let book = FontBook::with_defaults();
+        let text = "Your account statement for the period shows all payments received \
+                    and all charges made, with the balance carried forward.";
+        let lines = lay(
+            &book,
+            &[span(&book, text)],
+            &spec(120.0, Align::Justify, false),
+        );
+        assert!(lines.len() > 3);
+        let (last, rest) = lines.split_last().unwrap();
+        for l in rest {
+            assert!(
+                (drawn(l) - 120.0).abs() < 0.01,
+                "{} {}",
+                line_text(l),
+                drawn(l)
+            );
+            assert!(l.width <= 120.0 + 1e-3);
+        }
+        assert!((drawn(last) - last.width).abs() < 1e-3);
+        assert!(last.width < 120.0);
+    }
+
+    #[test]
+    fn long_words_hyphenate_in_narrow_columns() {
+        let book = FontBook::with_defaults();
+        let s = [span(&book, "the telecommunications infrastructure")];
+        let lines = lay(&book, &s, &spec(70.0, Align::Left, true));
+        let first = line_text(&lines[0]);
+        assert!(first.ends_with('-'), "{first:?}");
+        let last_glyph = lines[0]
+            .runs
+            .last()
+            .unwrap()
+            .glyphs
+            .last()
+            .copied()
+            .unwrap();
+        let run = lines[0].runs.last().unwrap();
+        assert_eq!(last_glyph.cluster as usize, run.text.len() - 1);
+        assert!(lines.iter().all(|l| l.width <= 70.0 + 1e-3));
+        let joined: String = lines
+            .iter()
+            .map(|l| line_text(l).trim_end_matches('-').to_string())
+            .collect::<Vec<_>>()
+            .join("");
+        assert_eq!(
+            joined.replace(' ', ""),
+            "thetelecommunicationsinfrastructure"
+        );
+    }
+
+    #[test]
+    fn an_unbreakable_word_is_split_rather_than_overflowing() {
+        let book = FontBook::with_defaults();
+        let s = [span(&book, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
+        let lines = lay(&book, &s, &spec(40.0, Align::Left, false));
+        assert!(lines.len() > 2);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.width <= 40.0 + 1e-3 && !l.runs.is_empty())
+        );
+        let joined: String = lines.iter().map(line_text).collect();
+        assert_eq!(joined, "A".repeat(30));
+    }
+
+    #[test]
+    fn soft_hyphens_are_invisible_unless_broken_at() {
+        let book = FontBook::with_defaults();
+        let mut cx = TextContext::new();
+        let plain = cx.measure(&book, &[span(&book, "contract")]);
+        let soft = [span(&book, "con\u{ad}tract")];
+        let wide = lay(&book, &soft, &spec(200.0, Align::Left, false));
+        assert_eq!(wide.len(), 1);
+        assert!((wide[0].width - plain).abs() < 1e-3);
+        let hyphen = cx.shaper().shape(&book, soft[0].font, "-")[0].id;
+        assert!(wide[0].runs[0].glyphs.iter().all(|g| g.id != hyphen));
+        assert_eq!(wide[0].runs[0].glyphs.len(), "contract".len());
+
+        let narrow = lay(&book, &soft, &spec(plain * 0.7, Align::Left, false));
+        assert_eq!(narrow.len(), 2);
+        let g = *narrow[0].runs[0].glyphs.last().unwrap();
+        assert_eq!(g.id, hyphen);
+        assert_eq!(&narrow[0].runs[0].text[g.cluster as usize..], "\u{ad}");
+        assert_eq!(line_text(&narrow[1]), "tract");
+    }
+
+    #[test]
+    fn spans_make_runs_with_their_own_metrics() {
+        let book = FontBook::with_defaults();
+        let bold = book.select("sans", true, false).unwrap();
+        let mut big = span(&book, "Total: ");
+        big.font = bold;
+        big.size = 20.0;
+        let s = [big, span(&book, "42.00 EUR")];
+        let lines = lay(&book, &s, &spec(400.0, Align::Left, false));
+        assert_eq!(lines.len(), 1);
+        let runs = &lines[0].runs;
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].font, runs[0].size), (bold, 20.0));
+        assert_eq!(
+            (runs[0].text.as_str(), runs[1].text.as_str()),
+            ("Total: ", "42.00 EUR")
+        );
+        assert_eq!(runs[1].glyphs[0].cluster, 0);
+        assert!(runs[1].x > runs[0].x);
+        let f = book.font(bold);
+        assert!((lines[0].ascent - f.ascender() * 0.02).abs() < 1e-3);
+        let mut cx = TextContext::new();
+        assert!((cx.measure(&book, &s) - lines[0].width).abs() < 1e-3);
+    }
+
+    #[test]
+    fn fallback_glyphs_get_their_own_run_and_missing_chars_warn_once() {
+        let book = FontBook::with_defaults();
+        let c = crate::text::shape::tests::uncovered_char(&book);
+        let text = format!("a ⇒ b {c} {c}");
+        let mut cx = TextContext::new();
+        let mut out = Vec::new();
+        let s = [span(&book, &text)];
+        cx.layout_paragraph(&book, &s, &spec(400.0, Align::Left, false), &mut out);
+        let dv = book.fallbacks()[0];
+        assert!(out[0].runs.iter().any(|r| r.font == dv && r.text == "⇒"));
+        let joined: String = out[0].runs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(joined, text);
+        let w = cx.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains(&format!("U+{:04X}", c as u32)), "{}", w[0]);
+        assert!(w[0].contains("LiberationSans"));
+        assert!(cx.take_warnings().is_empty());
+        cx.layout_paragraph(&book, &s, &spec(400.0, Align::Left, false), &mut out);
+        assert_eq!(
+            cx.take_warnings().len(),
+            1,
+            "the next document is told again"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn lines_fit_keep_the_text_and_justify(
+            words in prop::collection::vec("[a-zA-Z]{1,14}", 1..40),
+            width in 20.0f32..300.0,
+            hyphenate in any::<bool>(),
+        ) {
+            let book = FontBook::with_defaults();
+            let text = words.join(" ");
+            let lines = lay(&book, &[span(&book, &text)], &spec(width, Align::Justify, hyphenate));
+            for l in &lines {
+                let glyphs: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
+                prop_assert!(l.width <= width + 0.01 || glyphs == 1, "{} > {}", l.width, width);
+            }
+            let joined: String = lines.iter().map(line_text).collect();
+            prop_assert_eq!(joined.replace(['-', ' '], ""), text.replace(' ', ""));
+            let (_, rest) = lines.split_last().unwrap();
+            for l in rest {
+                if line_text(l).contains(' ') {
+                    prop_assert!((drawn(l) - width).abs() < 0.01, "{} vs {}", drawn(l), width);
+                }
+            }
+        }
+    }
+}

@@ -386,7 +386,7 @@ fn is_mark(c: char) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sans(book: &FontBook) -> FontId {
