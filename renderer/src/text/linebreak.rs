@@ -1,1 +1,814 @@
-//! Line breaking: UAX #14 opportunities, first-fit, justification, hyphenation.
+//! Line breaking: UAX #14 opportunities, first-fit filling, alignment, justification and
+//! hyphenation.
+//!
+//! The paragraph's spans are concatenated into one scratch string so break opportunities
+//! see across span boundaries. The text between two opportunities is a *segment*; a
+//! segment is shaped (through the word cache) piecewise, one piece per span it touches.
+//! Lines are filled first-fit: a segment goes on the current line if its content (without
+//! trailing spaces) fits; otherwise the breaker tries a hyphenation point, then a new line,
+//! and as a last resort splits the segment at glyph-cluster boundaries.
+
+use std::sync::OnceLock;
+
+use hyphenation::{Hyphenator, Language, Load, Standard};
+use unicode_linebreak::{BreakOpportunity, linebreaks};
+
+use super::font::{FontBook, FontId};
+use super::shape::{ShapedGlyph, Shaper};
+use super::{LaidLine, ParagraphSpec, TextSpan};
+use crate::layout::frame::{PosGlyph, TextRun};
+use crate::style::{Align, Color};
+
+/// Tolerance, in points, when deciding whether content fits a line.
+const EPS: f32 = 1e-3;
+/// Marks a glyph whose character is a hyphen the breaker added (not in the source text).
+const ADDED: u32 = u32::MAX;
+const SOFT_HYPHEN: char = '\u{ad}';
+
+/// Returns the embedded US English hyphenation patterns, loaded once per process.
+fn hyphenator() -> Option<&'static Standard> {
+    static EN: OnceLock<Option<Standard>> = OnceLock::new();
+    EN.get_or_init(|| Standard::from_embedded(Language::EnglishUS).ok())
+        .as_ref()
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SpanInfo {
+    end: u32,
+    font: FontId,
+    size: f32,
+    color: Color,
+}
+
+/// Text between two break opportunities (or a part of it after a split).
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    start: u32,
+    end: u32,
+    /// End of the content: `end` without trailing spaces and line separators.
+    content_end: u32,
+    /// Followed by a mandatory break (not counting the end of the paragraph).
+    hard: bool,
+    /// The content ends with a soft hyphen (shown as a hyphen only at a line end).
+    soft: bool,
+    /// The head of a word split at a hyphenation point (a hyphen is added at the end).
+    hyphenated: bool,
+}
+
+/// Reusable scratch state of the line breaker.
+#[derive(Debug, Default)]
+pub(crate) struct Breaker {
+    text: String,
+    spans: Vec<SpanInfo>,
+    segs: Vec<Seg>,
+    line: Vec<Seg>,
+    /// Scratch: `(byte offset, prefix width)` of cluster boundaries for forced splits.
+    bounds: Vec<(u32, f32)>,
+}
+
+/// Whether `c` takes no width at the end of a line (spaces and line separators).
+fn is_trailing_space(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t'
+            | '\n'
+            | '\r'
+            | '\u{b}'
+            | '\u{c}'
+            | '\u{85}'
+            | '\u{1680}'
+            | '\u{2000}'..='\u{2006}'
+            | '\u{2008}'..='\u{200a}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{205f}'
+            | '\u{3000}'
+    )
+}
+
+/// Whether the glyph at byte `at` of `text` is an inter-word space that justification
+/// may stretch.
+fn is_stretchable(text: &str, at: usize) -> bool {
+    matches!(text.as_bytes().get(at), Some(b' ')) || text[at..].starts_with('\u{a0}')
+}
+
+struct RunBuilder {
+    runs: Vec<TextRun>,
+    text_start: u32,
+    pen: f32,
+}
+
+impl RunBuilder {
+    fn push(&mut self, text: &str, span: &SpanInfo, abs: u32, g: &ShapedGlyph) {
+        let same = self
+            .runs
+            .last()
+            .is_some_and(|r| r.font == g.font && r.size == span.size && r.color == span.color);
+        if !same {
+            self.close(text, abs);
+            self.runs.push(TextRun {
+                x: self.pen,
+                y: 0.0,
+                font: g.font,
+                size: span.size,
+                color: span.color,
+                glyphs: Vec::new(),
+                text: String::new(),
+            });
+            self.text_start = abs;
+        }
+        let run = self.runs.last_mut().expect("a run was just ensured");
+        run.glyphs.push(PosGlyph {
+            id: g.id,
+            advance: g.advance,
+            dx: g.dx,
+            dy: g.dy,
+            cluster: abs,
+        });
+        self.pen += g.advance * span.size / 1000.0;
+    }
+
+    /// Gives the last run its text `text[text_start..end]` (plus any added hyphen) and
+    /// makes its clusters relative to that text.
+    fn close(&mut self, text: &str, end: u32) {
+        let Some(run) = self.runs.last_mut() else {
+            return;
+        };
+        if !run.text.is_empty() || run.glyphs.is_empty() {
+            return;
+        }
+        // A run that holds only an added hyphen has no source text.
+        let start = if self.text_start == ADDED {
+            end
+        } else {
+            self.text_start
+        };
+        run.text.push_str(&text[start as usize..end as usize]);
+        let mut added = false;
+        for g in &mut run.glyphs {
+            if g.cluster == ADDED {
+                added = true;
+                g.cluster = run.text.len() as u32;
+            } else {
+                g.cluster -= start;
+            }
+        }
+        if added {
+            run.text.push('-');
+        }
+    }
+}
+
+impl Breaker {
+    /// Copies `spans` into the scratch text and computes the segments.
+    fn prepare(&mut self, spans: &[TextSpan<'_>]) {
+        self.text.clear();
+        self.spans.clear();
+        self.segs.clear();
+        for s in spans {
+            if s.text.is_empty() {
+                continue;
+            }
+            self.text.push_str(s.text);
+            self.spans.push(SpanInfo {
+                end: self.text.len() as u32,
+                font: s.font,
+                size: s.size,
+                color: s.color,
+            });
+        }
+        let len = self.text.len();
+        let mut prev = 0;
+        for (pos, opp) in linebreaks(&self.text) {
+            if pos == prev {
+                continue;
+            }
+            let s = &self.text[prev..pos];
+            let content = s.trim_end_matches(is_trailing_space);
+            self.segs.push(Seg {
+                start: prev as u32,
+                end: pos as u32,
+                content_end: (prev + content.len()) as u32,
+                hard: opp == BreakOpportunity::Mandatory && pos < len,
+                soft: content.ends_with(SOFT_HYPHEN),
+                hyphenated: false,
+            });
+            prev = pos;
+        }
+    }
+
+    /// Returns the span that holds byte `pos` (the last span for the end of the text).
+    fn span_at(&self, pos: u32) -> usize {
+        self.spans
+            .partition_point(|s| s.end <= pos)
+            .min(self.spans.len() - 1)
+    }
+
+    /// Returns `(content width, full width)` in points of `[start, end)` where content
+    /// stops at `content_end`. Shapes one piece per span.
+    fn widths(
+        &self,
+        shaper: &mut Shaper,
+        book: &FontBook,
+        start: u32,
+        content_end: u32,
+        end: u32,
+    ) -> (f32, f32) {
+        let (mut content, mut full) = (0.0, 0.0);
+        let mut k = self.span_at(start);
+        let mut a = start;
+        while a < end {
+            let span = &self.spans[k];
+            let b = span.end.min(end);
+            let w = shaper.shape_word(book, span.font, &self.text[a as usize..b as usize]);
+            let k_pts = span.size / 1000.0;
+            full += w.advance * k_pts;
+            if b <= content_end {
+                content += w.advance * k_pts;
+            } else if a < content_end {
+                let part: f32 = shaper
+                    .glyphs(w)
+                    .iter()
+                    .filter(|g| a + g.cluster < content_end)
+                    .map(|g| g.advance)
+                    .sum();
+                content += part * k_pts;
+            }
+            a = b;
+            k += 1;
+        }
+        (content, full)
+    }
+
+    /// Returns the width in points of the hyphen added after byte `at` (in that span).
+    fn hyphen_width(&self, shaper: &mut Shaper, book: &FontBook, at: u32) -> f32 {
+        let span = &self.spans[self.span_at(at.saturating_sub(1))];
+        shaper.shape_word(book, span.font, "-").advance * span.size / 1000.0
+    }
+
+    /// Tries to split `seg` at a hyphenation point so that its head plus a hyphen fits
+    /// `room` points. Returns the head and the tail.
+    fn hyphenate(
+        &self,
+        shaper: &mut Shaper,
+        book: &FontBook,
+        seg: Seg,
+        room: f32,
+    ) -> Option<(Seg, Seg)> {
+        let hy = hyphenator()?;
+        let word = &self.text[seg.start as usize..seg.content_end as usize];
+        let a = word.find(char::is_alphabetic)?;
+        let b = word[a..]
+            .find(|c: char| !c.is_alphabetic())
+            .map_or(word.len(), |n| a + n);
+        if word[a..b].chars().count() < 5 {
+            return None;
+        }
+        let breaks = hy.hyphenate(&word[a..b]).breaks;
+        for &p in breaks.iter().rev() {
+            let at = seg.start + (a + p) as u32;
+            let (w, _) = self.widths(shaper, book, seg.start, at, at);
+            if w + self.hyphen_width(shaper, book, at) <= room + EPS {
+                let head = Seg {
+                    end: at,
+                    content_end: at,
+                    hard: false,
+                    soft: false,
+                    hyphenated: true,
+                    ..seg
+                };
+                return Some((head, Seg { start: at, ..seg }));
+            }
+        }
+        None
+    }
+
+    /// Splits `seg` at the last glyph-cluster boundary whose head fits `room` (at least
+    /// one cluster, so an unbreakable cluster wider than the line still makes progress).
+    fn force_split(
+        &mut self,
+        shaper: &mut Shaper,
+        book: &FontBook,
+        seg: Seg,
+        room: f32,
+    ) -> (Seg, Option<Seg>) {
+        self.bounds.clear();
+        let mut k = self.span_at(seg.start);
+        let mut a = seg.start;
+        let mut x = 0.0;
+        while a < seg.content_end {
+            let span = self.spans[k];
+            let b = span.end.min(seg.content_end);
+            let w = shaper.shape_word(book, span.font, &self.text[a as usize..b as usize]);
+            let mut last = None;
+            for g in shaper.glyphs(w) {
+                let c = a + g.cluster;
+                if c >= b {
+                    continue;
+                }
+                if last != Some(c) && c > seg.start {
+                    self.bounds.push((c, x));
+                }
+                last = Some(c);
+                x += g.advance * span.size / 1000.0;
+            }
+            a = b;
+            k += 1;
+        }
+        // Candidates from the widest down; the first boundary is always taken if needed.
+        let mut pick = self.bounds.partition_point(|&(_, w)| w <= room + EPS);
+        let at = loop {
+            if pick == 0 {
+                break self.bounds.first().map_or(seg.content_end, |&(p, _)| p);
+            }
+            let p = self.bounds[pick - 1].0;
+            let (w, _) = self.widths(shaper, book, seg.start, p, p);
+            if w <= room + EPS || pick == 1 {
+                break p;
+            }
+            pick -= 1;
+        };
+        if at >= seg.content_end {
+            return (seg, None);
+        }
+        let head = Seg {
+            end: at,
+            content_end: at,
+            hard: false,
+            soft: false,
+            ..seg
+        };
+        (head, Some(Seg { start: at, ..seg }))
+    }
+
+    /// Breaks `spans` into lines and appends them to `out`.
+    pub(crate) fn layout(
+        &mut self,
+        shaper: &mut Shaper,
+        book: &FontBook,
+        spans: &[TextSpan<'_>],
+        spec: &ParagraphSpec,
+        out: &mut Vec<LaidLine>,
+    ) {
+        self.prepare(spans);
+        if self.spans.is_empty() {
+            if let Some(s) = spans.first() {
+                let f = book.font(s.font);
+                out.push(LaidLine {
+                    width: 0.0,
+                    ascent: f.ascender() * s.size / 1000.0,
+                    descent: -f.descender() * s.size / 1000.0,
+                    runs: Vec::new(),
+                });
+            }
+            return;
+        }
+        self.line.clear();
+        let mut first = true;
+        let mut width = 0.0;
+        let mut next = 0;
+        let mut pending: Option<Seg> = None;
+        loop {
+            let seg = match pending.take() {
+                Some(s) => s,
+                None if next < self.segs.len() => {
+                    next += 1;
+                    self.segs[next - 1]
+                }
+                None => break,
+            };
+            let avail = spec.width - if first { spec.first_line_indent } else { 0.0 };
+            let room = avail - width;
+            let (content, full) = self.widths(shaper, book, seg.start, seg.content_end, seg.end);
+            let hy = if seg.soft {
+                self.hyphen_width(shaper, book, seg.content_end)
+            } else {
+                0.0
+            };
+            if content + hy <= room + EPS || (self.line.is_empty() && content <= EPS) {
+                self.line.push(seg);
+                width += full;
+                if seg.hard {
+                    self.emit(shaper, book, spec, first, false, out);
+                    first = false;
+                    width = 0.0;
+                }
+                continue;
+            }
+            if spec.hyphenate {
+                if let Some((head, tail)) = self.hyphenate(shaper, book, seg, room) {
+                    self.line.push(head);
+                    self.emit(shaper, book, spec, first, true, out);
+                    (first, width, pending) = (false, 0.0, Some(tail));
+                    continue;
+                }
+            }
+            if !self.line.is_empty() {
+                self.emit(shaper, book, spec, first, true, out);
+                (first, width, pending) = (false, 0.0, Some(seg));
+                continue;
+            }
+            let (head, tail) = self.force_split(shaper, book, seg, room);
+            if let Some(tail) = tail {
+                self.line.push(head);
+                self.emit(shaper, book, spec, first, true, out);
+                (first, width, pending) = (false, 0.0, Some(tail));
+            } else {
+                self.line.push(seg);
+                width += full;
+                if seg.hard {
+                    self.emit(shaper, book, spec, first, false, out);
+                    (first, width) = (false, 0.0);
+                }
+            }
+        }
+        if !self.line.is_empty() {
+            self.emit(shaper, book, spec, first, false, out);
+        }
+    }
+
+    /// Returns the widest line's natural width when `spans` are laid without a width limit
+    /// (mandatory breaks still end lines).
+    pub(crate) fn measure(
+        &mut self,
+        shaper: &mut Shaper,
+        book: &FontBook,
+        spans: &[TextSpan<'_>],
+    ) -> f32 {
+        self.prepare(spans);
+        let (mut max, mut width) = (0.0f32, 0.0);
+        for k in 0..self.segs.len() {
+            let seg = self.segs[k];
+            let (content, full) = self.widths(shaper, book, seg.start, seg.content_end, seg.end);
+            max = max.max(width + content);
+            width += full;
+            if seg.hard {
+                width = 0.0;
+            }
+        }
+        max
+    }
+
+    /// Turns the segments in `self.line` into a [`LaidLine`]: runs, alignment,
+    /// justification (when `stretch` and the paragraph is justified) and metrics.
+    fn emit(
+        &mut self,
+        shaper: &mut Shaper,
+        book: &FontBook,
+        spec: &ParagraphSpec,
+        first: bool,
+        stretch: bool,
+        out: &mut Vec<LaidLine>,
+    ) {
+        let text = self.text.as_str();
+        let mut rb = RunBuilder {
+            runs: Vec::new(),
+            text_start: 0,
+            pen: 0.0,
+        };
+        let n = self.line.len();
+        let mut limit = 0;
+        for (i, seg) in self.line.iter().enumerate() {
+            let last = i + 1 == n;
+            limit = if last { seg.content_end } else { seg.end };
+            let mut k = self.span_at(seg.start);
+            let mut a = seg.start;
+            while a < limit {
+                let span = self.spans[k];
+                let b = span.end.min(seg.end);
+                let w = shaper.shape_word(book, span.font, &text[a as usize..b as usize]);
+                for g in shaper.glyphs(w) {
+                    let abs = a + g.cluster;
+                    if abs >= limit || text[abs as usize..].starts_with(SOFT_HYPHEN) {
+                        continue;
+                    }
+                    rb.push(text, &span, abs, g);
+                }
+                a = b;
+                k += 1;
+            }
+            if last && (seg.soft || seg.hyphenated) {
+                let at = seg.content_end - 1;
+                let span = self.spans[self.span_at(at)];
+                let abs = if seg.soft {
+                    (seg.content_end as usize - SOFT_HYPHEN.len_utf8()) as u32
+                } else {
+                    ADDED
+                };
+                let w = shaper.shape_word(book, span.font, "-");
+                for g in shaper.glyphs(w) {
+                    rb.push(text, &span, abs, g);
+                }
+            }
+        }
+        rb.close(text, limit);
+        let width = rb.pen;
+        let mut runs = rb.runs;
+
+        let indent = if first { spec.first_line_indent } else { 0.0 };
+        let slack = spec.width - indent - width;
+        let mut x0 = indent;
+        match spec.align {
+            Align::Left => {}
+            Align::Right => x0 += slack.max(0.0),
+            Align::Center => x0 += slack.max(0.0) / 2.0,
+            Align::Justify => {
+                if stretch && slack > EPS {
+                    justify(&mut runs, slack);
+                }
+            }
+        }
+        let mut x = x0;
+        let (mut ascent, mut descent) = (0.0f32, 0.0f32);
+        for r in &mut runs {
+            r.x = x;
+            x += r.glyphs.iter().map(|g| g.advance).sum::<f32>() * r.size / 1000.0;
+            let f = book.font(r.font);
+            ascent = ascent.max(f.ascender() * r.size / 1000.0);
+            descent = descent.max(-f.descender() * r.size / 1000.0);
+        }
+        if runs.is_empty() {
+            let s = self.spans[self.span_at(self.line[0].start)];
+            let f = book.font(s.font);
+            ascent = f.ascender() * s.size / 1000.0;
+            descent = -f.descender() * s.size / 1000.0;
+        }
+        out.push(LaidLine {
+            width,
+            ascent,
+            descent,
+            runs,
+        });
+        self.line.clear();
+    }
+}
+
+/// Distributes `slack` points over the line's inter-word spaces.
+fn justify(runs: &mut [TextRun], slack: f32) {
+    let count: usize = runs
+        .iter()
+        .map(|r| {
+            r.glyphs
+                .iter()
+                .filter(|g| is_stretchable(&r.text, g.cluster as usize))
+                .count()
+        })
+        .sum();
+    if count == 0 {
+        return;
+    }
+    let extra = slack / count as f32;
+    for r in runs {
+        let units = extra * 1000.0 / r.size;
+        for g in &mut r.glyphs {
+            if is_stretchable(&r.text, g.cluster as usize) {
+                g.advance += units;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::text::TextContext;
+
+    fn span<'a>(book: &FontBook, text: &'a str) -> TextSpan<'a> {
+        TextSpan {
+            text,
+            font: book.select("sans", false, false).unwrap(),
+            size: 10.0,
+            color: Color::BLACK,
+        }
+    }
+
+    fn spec(width: f32, align: Align, hyphenate: bool) -> ParagraphSpec {
+        ParagraphSpec {
+            width,
+            first_line_indent: 0.0,
+            align,
+            hyphenate,
+        }
+    }
+
+    fn lay(book: &FontBook, spans: &[TextSpan<'_>], spec: &ParagraphSpec) -> Vec<LaidLine> {
+        let mut cx = TextContext::new();
+        let mut out = Vec::new();
+        cx.layout_paragraph(book, spans, spec, &mut out);
+        out
+    }
+
+    fn line_text(l: &LaidLine) -> String {
+        l.runs.iter().map(|r| r.text.as_str()).collect()
+    }
+
+    /// Drawn width of a line in points (after justification).
+    fn drawn(l: &LaidLine) -> f32 {
+        l.runs
+            .iter()
+            .map(|r| r.glyphs.iter().map(|g| g.advance).sum::<f32>() * r.size / 1000.0)
+            .sum()
+    }
+
+    #[test]
+    fn mandatory_breaks_end_lines_and_are_not_emitted() {
+        let book = FontBook::with_defaults();
+        let lines = lay(
+            &book,
+            &[span(&book, "one two\nthree\n\nfour\n")],
+            &spec(500.0, Align::Justify, false),
+        );
+        let texts: Vec<String> = lines.iter().map(line_text).collect();
+        assert_eq!(texts, ["one two", "three", "", "four"]);
+        // A line ending in a mandatory break is not stretched.
+        assert!((drawn(&lines[0]) - lines[0].width).abs() < 1e-3);
+        assert!(lines[2].runs.is_empty() && lines[2].ascent > 5.0);
+        assert!(lines.iter().all(|l| l.ascent > 8.0 && l.descent > 1.0));
+    }
+
+    #[test]
+    fn right_and_center_alignment_offset_the_runs() {
+        let book = FontBook::with_defaults();
+        let s = [span(&book, "Hello world ")];
+        let left = lay(&book, &s, &spec(200.0, Align::Left, false));
+        let w = left[0].width;
+        assert!(w > 40.0 && w < 60.0, "{w}");
+        assert_eq!(left[0].runs[0].x, 0.0);
+        assert_eq!(line_text(&left[0]), "Hello world", "trailing space dropped");
+        let right = lay(&book, &s, &spec(200.0, Align::Right, false));
+        assert!((right[0].runs[0].x - (200.0 - w)).abs() < 1e-3);
+        let center = lay(&book, &s, &spec(200.0, Align::Center, false));
+        assert!((center[0].runs[0].x - (200.0 - w) / 2.0).abs() < 1e-3);
+        let mut indented = spec(200.0, Align::Left, false);
+        indented.first_line_indent = 15.0;
+        assert_eq!(lay(&book, &s, &indented)[0].runs[0].x, 15.0);
+    }
+
+    #[test]
+    fn justified_lines_fill_the_width_except_the_last() {
+        let book = FontBook::with_defaults();
+        let text = "Your account statement for the period shows all payments received \
+                    and all charges made, with the balance carried forward.";
+        let lines = lay(
+            &book,
+            &[span(&book, text)],
+            &spec(120.0, Align::Justify, false),
+        );
+        assert!(lines.len() > 3);
+        let (last, rest) = lines.split_last().unwrap();
+        for l in rest {
+            assert!(
+                (drawn(l) - 120.0).abs() < 0.01,
+                "{} {}",
+                line_text(l),
+                drawn(l)
+            );
+            assert!(l.width <= 120.0 + 1e-3);
+        }
+        assert!((drawn(last) - last.width).abs() < 1e-3);
+        assert!(last.width < 120.0);
+    }
+
+    #[test]
+    fn long_words_hyphenate_in_narrow_columns() {
+        let book = FontBook::with_defaults();
+        let s = [span(&book, "the telecommunications infrastructure")];
+        let lines = lay(&book, &s, &spec(70.0, Align::Left, true));
+        let first = line_text(&lines[0]);
+        assert!(first.ends_with('-'), "{first:?}");
+        let last_glyph = lines[0]
+            .runs
+            .last()
+            .unwrap()
+            .glyphs
+            .last()
+            .copied()
+            .unwrap();
+        let run = lines[0].runs.last().unwrap();
+        assert_eq!(last_glyph.cluster as usize, run.text.len() - 1);
+        assert!(lines.iter().all(|l| l.width <= 70.0 + 1e-3));
+        let joined: String = lines
+            .iter()
+            .map(|l| line_text(l).trim_end_matches('-').to_string())
+            .collect::<Vec<_>>()
+            .join("");
+        assert_eq!(
+            joined.replace(' ', ""),
+            "thetelecommunicationsinfrastructure"
+        );
+    }
+
+    #[test]
+    fn an_unbreakable_word_is_split_rather_than_overflowing() {
+        let book = FontBook::with_defaults();
+        let s = [span(&book, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
+        let lines = lay(&book, &s, &spec(40.0, Align::Left, false));
+        assert!(lines.len() > 2);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.width <= 40.0 + 1e-3 && !l.runs.is_empty())
+        );
+        let joined: String = lines.iter().map(line_text).collect();
+        assert_eq!(joined, "A".repeat(30));
+    }
+
+    #[test]
+    fn soft_hyphens_are_invisible_unless_broken_at() {
+        let book = FontBook::with_defaults();
+        let mut cx = TextContext::new();
+        let plain = cx.measure(&book, &[span(&book, "contract")]);
+        let soft = [span(&book, "con\u{ad}tract")];
+        let wide = lay(&book, &soft, &spec(200.0, Align::Left, false));
+        assert_eq!(wide.len(), 1);
+        assert!((wide[0].width - plain).abs() < 1e-3);
+        let hyphen = cx.shaper().shape(&book, soft[0].font, "-")[0].id;
+        assert!(wide[0].runs[0].glyphs.iter().all(|g| g.id != hyphen));
+        assert_eq!(wide[0].runs[0].glyphs.len(), "contract".len());
+
+        let narrow = lay(&book, &soft, &spec(plain * 0.7, Align::Left, false));
+        assert_eq!(narrow.len(), 2);
+        let g = *narrow[0].runs[0].glyphs.last().unwrap();
+        assert_eq!(g.id, hyphen);
+        assert_eq!(&narrow[0].runs[0].text[g.cluster as usize..], "\u{ad}");
+        assert_eq!(line_text(&narrow[1]), "tract");
+    }
+
+    #[test]
+    fn spans_make_runs_with_their_own_metrics() {
+        let book = FontBook::with_defaults();
+        let bold = book.select("sans", true, false).unwrap();
+        let mut big = span(&book, "Total: ");
+        big.font = bold;
+        big.size = 20.0;
+        let s = [big, span(&book, "42.00 EUR")];
+        let lines = lay(&book, &s, &spec(400.0, Align::Left, false));
+        assert_eq!(lines.len(), 1);
+        let runs = &lines[0].runs;
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].font, runs[0].size), (bold, 20.0));
+        assert_eq!(
+            (runs[0].text.as_str(), runs[1].text.as_str()),
+            ("Total: ", "42.00 EUR")
+        );
+        assert_eq!(runs[1].glyphs[0].cluster, 0);
+        assert!(runs[1].x > runs[0].x);
+        let f = book.font(bold);
+        assert!((lines[0].ascent - f.ascender() * 0.02).abs() < 1e-3);
+        let mut cx = TextContext::new();
+        assert!((cx.measure(&book, &s) - lines[0].width).abs() < 1e-3);
+    }
+
+    #[test]
+    fn fallback_glyphs_get_their_own_run_and_missing_chars_warn_once() {
+        let book = FontBook::with_defaults();
+        let c = crate::text::shape::tests::uncovered_char(&book);
+        let text = format!("a ⇒ b {c} {c}");
+        let mut cx = TextContext::new();
+        let mut out = Vec::new();
+        let s = [span(&book, &text)];
+        cx.layout_paragraph(&book, &s, &spec(400.0, Align::Left, false), &mut out);
+        let dv = book.fallbacks()[0];
+        assert!(out[0].runs.iter().any(|r| r.font == dv && r.text == "⇒"));
+        let joined: String = out[0].runs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(joined, text);
+        let w = cx.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains(&format!("U+{:04X}", c as u32)), "{}", w[0]);
+        assert!(w[0].contains("LiberationSans"));
+        assert!(cx.take_warnings().is_empty());
+        cx.layout_paragraph(&book, &s, &spec(400.0, Align::Left, false), &mut out);
+        assert_eq!(
+            cx.take_warnings().len(),
+            1,
+            "the next document is told again"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn lines_fit_keep_the_text_and_justify(
+            words in prop::collection::vec("[a-zA-Z]{1,14}", 1..40),
+            width in 20.0f32..300.0,
+            hyphenate in any::<bool>(),
+        ) {
+            let book = FontBook::with_defaults();
+            let text = words.join(" ");
+            let lines = lay(&book, &[span(&book, &text)], &spec(width, Align::Justify, hyphenate));
+            for l in &lines {
+                let glyphs: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
+                prop_assert!(l.width <= width + 0.01 || glyphs == 1, "{} > {}", l.width, width);
+            }
+            let joined: String = lines.iter().map(line_text).collect();
+            prop_assert_eq!(joined.replace(['-', ' '], ""), text.replace(' ', ""));
+            let (_, rest) = lines.split_last().unwrap();
+            for l in rest {
+                if line_text(l).contains(' ') {
+                    prop_assert!((drawn(l) - width).abs() < 0.01, "{} vs {}", drawn(l), width);
+                }
+            }
+        }
+    }
+}

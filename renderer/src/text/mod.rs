@@ -9,6 +9,8 @@ pub mod shape;
 use crate::layout::frame::TextRun;
 use crate::style::{Align, Color};
 use font::{FontBook, FontId};
+use linebreak::Breaker;
+use shape::{MissingChar, Shaper};
 
 /// A run of text in one font, size and colour.
 #[derive(Clone, Copy, Debug)]
@@ -47,23 +49,26 @@ pub struct LaidLine {
 
 /// Per-thread text scratch state: the shaping cache and reusable buffers.
 /// Cleared per document only where needed; never dropped between documents.
+#[derive(Debug, Default)]
 pub struct TextContext {
-    _private: (),
-}
-
-impl Default for TextContext {
-    fn default() -> Self {
-        Self::new()
-    }
+    shaper: Shaper,
+    breaker: Breaker,
+    missing: Vec<MissingChar>,
+    /// Characters already reported since the last [`TextContext::take_warnings`], sorted.
+    reported: Vec<char>,
+    warnings: Vec<String>,
 }
 
 impl TextContext {
     /// Creates an empty context.
     pub fn new() -> Self {
-        todo!("text stage")
+        Self::default()
     }
 
     /// Breaks `spans` into lines of at most `spec.width` and appends them to `out`.
+    ///
+    /// Text without any character still gives one empty line (with the first span's
+    /// metrics) so that an empty paragraph keeps its height; no spans give no line.
     pub fn layout_paragraph(
         &mut self,
         book: &FontBook,
@@ -71,18 +76,48 @@ impl TextContext {
         spec: &ParagraphSpec,
         out: &mut Vec<LaidLine>,
     ) {
-        let _ = (book, spans, spec, out);
-        todo!("text stage")
+        self.shaper.trim();
+        self.breaker
+            .layout(&mut self.shaper, book, spans, spec, out);
+        self.collect_warnings(book);
     }
 
     /// Returns the natural width in points of `spans` laid on one line.
+    ///
+    /// Mandatory breaks (such as `\n`) still end lines; the widest line is returned.
+    /// Trailing spaces take no width.
     pub fn measure(&mut self, book: &FontBook, spans: &[TextSpan<'_>]) -> f32 {
-        let _ = (book, spans);
-        todo!("text stage")
+        self.shaper.trim();
+        let w = self.breaker.measure(&mut self.shaper, book, spans);
+        self.collect_warnings(book);
+        w
     }
 
     /// Takes the warnings collected since the last call (e.g. a character no loaded font has).
+    ///
+    /// Each character is reported once between two calls; call it once per document.
     pub fn take_warnings(&mut self) -> Vec<String> {
-        todo!("text stage")
+        self.reported.clear();
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Returns the shaper (for benchmarks and direct shaping).
+    pub fn shaper(&mut self) -> &mut Shaper {
+        &mut self.shaper
+    }
+
+    fn collect_warnings(&mut self, book: &FontBook) {
+        self.shaper.take_missing(&mut self.missing);
+        for m in self.missing.drain(..) {
+            if let Err(i) = self.reported.binary_search(&m.ch) {
+                self.reported.insert(i, m.ch);
+                self.warnings.push(format!(
+                    "character U+{:04X} '{}' is in neither {} nor any fallback font",
+                    m.ch as u32,
+                    m.ch,
+                    book.font(m.font).postscript_name()
+                ));
+            }
+        }
     }
 }

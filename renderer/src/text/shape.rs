@@ -1,1 +1,533 @@
-//! Shaping with rustybuzz behind a per-thread word cache.
+//! Shaping with rustybuzz behind a per-thread word cache, with font fallback.
+//!
+//! The cache maps `(FontId, text)` to shaped glyphs. It is a small open-addressing hash
+//! table of its own: entries keep their key text in one string arena and their glyphs in
+//! one glyph arena, so a lookup by `&str` hashes the borrowed text, compares it against the
+//! arena, and allocates nothing. A hit costs one hash and one comparison.
+//!
+//! On a miss the text is itemised by font coverage: characters the chosen font lacks go
+//! to the first fallback font that has them; characters no font has are shaped as the
+//! chosen font's `.notdef` and reported (see [`Shaper::take_missing`]), never dropped.
+
+use std::hash::Hasher;
+
+use rustc_hash::FxHasher;
+use rustybuzz::{Direction, Script, ShapePlan, UnicodeBuffer};
+
+use super::font::{FontBook, FontId};
+
+/// A shaped glyph. Advance and offsets are in thousandths of an em (multiply by the font
+/// size / 1000 for points); `cluster` is the byte offset in the shaped text of the first
+/// character the glyph represents.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShapedGlyph {
+    /// The font the glyph id belongs to (the chosen font or a fallback).
+    pub font: FontId,
+    pub id: u16,
+    pub advance: f32,
+    pub dx: f32,
+    pub dy: f32,
+    pub cluster: u32,
+}
+
+/// A handle to a word in the shaper's glyph arena, valid until the cache is cleared or
+/// trimmed (see [`Shaper::trim`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WordRef {
+    start: u32,
+    len: u32,
+    /// Sum of the glyph advances in thousandths of an em.
+    pub advance: f32,
+}
+
+/// A character that no loaded font can display, with the font it was requested in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MissingChar {
+    pub ch: char,
+    pub font: FontId,
+}
+
+/// Words kept before the cache is cleared.
+const MAX_WORDS: usize = 50_000;
+/// Glyphs kept before the cache is cleared.
+const MAX_GLYPHS: usize = 1 << 20;
+/// Bytes of key text kept before the cache is cleared.
+const MAX_TEXT: usize = 4 << 20;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    hash: u64,
+    text_start: u32,
+    text_len: u32,
+    word: WordRef,
+    font: FontId,
+    /// Whether some character of the word is in no loaded font (re-reported on hits).
+    missing: bool,
+}
+
+struct Plan {
+    font: FontId,
+    direction: Direction,
+    script: Script,
+    plan: ShapePlan,
+}
+
+/// Shapes words with rustybuzz and caches the results per `(font, text)`.
+///
+/// One per worker thread; it is never shared. Results are deterministic: the cache only
+/// changes speed, never output.
+pub struct Shaper {
+    /// Open-addressing slots: 0 is empty, otherwise an index into `entries` plus one.
+    slots: Vec<u32>,
+    entries: Vec<Entry>,
+    text: String,
+    glyphs: Vec<ShapedGlyph>,
+    buffer: Option<UnicodeBuffer>,
+    plans: Vec<Plan>,
+    missing: Vec<MissingChar>,
+    /// Scratch: font runs `(start, end, font)` of the word being shaped.
+    items: Vec<(usize, usize, FontId)>,
+}
+
+impl Default for Shaper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Shaper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shaper")
+            .field("words", &self.entries.len())
+            .field("glyphs", &self.glyphs.len())
+            .finish()
+    }
+}
+
+impl Shaper {
+    /// Creates an empty shaper.
+    pub fn new() -> Self {
+        Shaper {
+            slots: vec![0; 1024],
+            entries: Vec::new(),
+            text: String::new(),
+            glyphs: Vec::new(),
+            buffer: Some(UnicodeBuffer::new()),
+            plans: Vec::new(),
+            missing: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Shapes `text` in `font` (cached) and returns its glyphs.
+    pub fn shape(&mut self, book: &FontBook, font: FontId, text: &str) -> &[ShapedGlyph] {
+        self.trim();
+        let word = self.shape_word(book, font, text);
+        self.glyphs(word)
+    }
+
+    /// Shapes `text` in `font` (cached) and returns a handle to its glyphs.
+    ///
+    /// Never clears the cache, so handles taken earlier stay valid until [`Shaper::trim`]
+    /// or [`Shaper::clear`].
+    pub fn shape_word(&mut self, book: &FontBook, font: FontId, text: &str) -> WordRef {
+        let hash = hash_key(font, text);
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                break;
+            }
+            let e = &self.entries[slot as usize - 1];
+            if e.hash == hash
+                && e.font == font
+                && &self.text[e.text_start as usize..(e.text_start + e.text_len) as usize] == text
+            {
+                let (word, missing) = (e.word, e.missing);
+                if missing {
+                    self.collect_missing(book, font, text);
+                }
+                return word;
+            }
+            i = (i + 1) & mask;
+        }
+        self.insert(book, font, text, hash, i)
+    }
+
+    /// Returns the glyphs of a word handle.
+    #[inline]
+    pub fn glyphs(&self, word: WordRef) -> &[ShapedGlyph] {
+        &self.glyphs[word.start as usize..(word.start + word.len) as usize]
+    }
+
+    /// Clears the cache if it has grown past its bounds (50,000 words, a million glyphs
+    /// or 4 MiB of text). Invalidates all [`WordRef`]s when it clears.
+    pub fn trim(&mut self) {
+        if self.entries.len() > MAX_WORDS
+            || self.glyphs.len() > MAX_GLYPHS
+            || self.text.len() > MAX_TEXT
+        {
+            self.clear();
+        }
+    }
+
+    /// Empties the word cache (keeping its memory). Invalidates all [`WordRef`]s.
+    pub fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = 0);
+        self.entries.clear();
+        self.text.clear();
+        self.glyphs.clear();
+    }
+
+    /// Returns the number of cached words.
+    pub fn cached_words(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Returns the number of glyphs in the arena.
+    pub fn cached_glyphs(&self) -> usize {
+        self.glyphs.len()
+    }
+
+    /// Drains the characters found in no loaded font since the last call (repeats included).
+    pub fn take_missing(&mut self, out: &mut Vec<MissingChar>) {
+        out.append(&mut self.missing);
+    }
+
+    fn insert(
+        &mut self,
+        book: &FontBook,
+        font: FontId,
+        text: &str,
+        hash: u64,
+        slot: usize,
+    ) -> WordRef {
+        let start = self.glyphs.len();
+        let missing = self.itemize(book, font, text);
+        let mut items = std::mem::take(&mut self.items);
+        for &(a, b, f) in &items {
+            self.shape_run(book, f, &text[a..b], a as u32);
+        }
+        items.clear();
+        self.items = items;
+        let advance = self.glyphs[start..].iter().map(|g| g.advance).sum();
+        let word = WordRef {
+            start: start as u32,
+            len: (self.glyphs.len() - start) as u32,
+            advance,
+        };
+        let text_start = self.text.len() as u32;
+        self.text.push_str(text);
+        self.entries.push(Entry {
+            hash,
+            text_start,
+            text_len: text.len() as u32,
+            word,
+            font,
+            missing,
+        });
+        self.slots[slot] = self.entries.len() as u32;
+        if self.entries.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        word
+    }
+
+    fn grow(&mut self) {
+        let n = self.slots.len() * 2;
+        self.slots.clear();
+        self.slots.resize(n, 0);
+        let mask = n - 1;
+        for (k, e) in self.entries.iter().enumerate() {
+            let mut i = e.hash as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = k as u32 + 1;
+        }
+    }
+
+    /// Splits `text` into runs of one font each (into `self.items`) and records
+    /// characters no font has. Returns whether there were any.
+    fn itemize(&mut self, book: &FontBook, font: FontId, text: &str) -> bool {
+        self.items.clear();
+        let mut any_missing = false;
+        let mut cur: Option<FontId> = None;
+        let mut run_start = 0;
+        for (i, c) in text.char_indices() {
+            let chosen = match cur {
+                Some(f) if inherits_font(c) || (is_mark(c) && book.font(f).has_char(c)) => f,
+                _ => match coverage(book, font, c) {
+                    Some(f) => f,
+                    None => {
+                        any_missing = true;
+                        self.missing.push(MissingChar { ch: c, font });
+                        font
+                    }
+                },
+            };
+            if cur != Some(chosen) {
+                if let Some(f) = cur {
+                    self.items.push((run_start, i, f));
+                }
+                cur = Some(chosen);
+                run_start = i;
+            }
+        }
+        if let Some(f) = cur {
+            self.items.push((run_start, text.len(), f));
+        }
+        any_missing
+    }
+
+    fn collect_missing(&mut self, book: &FontBook, font: FontId, text: &str) {
+        for c in text.chars() {
+            if !inherits_font(c) && coverage(book, font, c).is_none() {
+                self.missing.push(MissingChar { ch: c, font });
+            }
+        }
+    }
+
+    fn shape_run(&mut self, book: &FontBook, font: FontId, text: &str, offset: u32) {
+        let f = book.font(font);
+        let face = f.shaping_face();
+        let scale = f.scale();
+        let mut buffer = self.buffer.take().unwrap_or_default();
+        buffer.push_str(text);
+        buffer.guess_segment_properties();
+        let (direction, script) = (buffer.direction(), buffer.script());
+        let k = match self
+            .plans
+            .iter()
+            .position(|p| p.font == font && p.direction == direction && p.script == script)
+        {
+            Some(k) => k,
+            None => {
+                let plan = ShapePlan::new(face, direction, Some(script), None, &[]);
+                self.plans.push(Plan {
+                    font,
+                    direction,
+                    script,
+                    plan,
+                });
+                self.plans.len() - 1
+            }
+        };
+        let out = rustybuzz::shape_with_plan(face, &self.plans[k].plan, buffer);
+        self.glyphs
+            .extend(
+                out.glyph_infos()
+                    .iter()
+                    .zip(out.glyph_positions())
+                    .map(|(info, pos)| ShapedGlyph {
+                        font,
+                        id: info.glyph_id as u16,
+                        advance: pos.x_advance as f32 * scale,
+                        dx: pos.x_offset as f32 * scale,
+                        dy: pos.y_offset as f32 * scale,
+                        cluster: info.cluster + offset,
+                    }),
+            );
+        self.buffer = Some(out.clear());
+    }
+}
+
+fn hash_key(font: FontId, text: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u16(font.0);
+    h.write(text.as_bytes());
+    h.write_u8(0xff);
+    // Fx mixes into the high bits; fold them down for the slot index.
+    let x = h.finish();
+    x ^ (x >> 29) ^ (x >> 47)
+}
+
+/// Returns the font that displays `c`: the chosen one, else the first fallback with it.
+fn coverage(book: &FontBook, font: FontId, c: char) -> Option<FontId> {
+    if book.font(font).has_char(c) {
+        return Some(font);
+    }
+    book.fallbacks()
+        .iter()
+        .copied()
+        .find(|&f| book.font(f).has_char(c))
+}
+
+/// Characters that need no glyph of their own (controls and default ignorables such as
+/// the soft hyphen, joiners and variation selectors): they stay in the current font.
+fn inherits_font(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{61c}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
+}
+
+/// Common combining marks, kept with their base when its font has them.
+fn is_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{300}'..='\u{36f}'
+            | '\u{1ab0}'..='\u{1aff}'
+            | '\u{1dc0}'..='\u{1dff}'
+            | '\u{20d0}'..='\u{20ff}'
+            | '\u{fe20}'..='\u{fe2f}'
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn sans(book: &FontBook) -> FontId {
+        book.select("sans", false, false).unwrap()
+    }
+
+    #[test]
+    fn kerning_narrows_av() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let font = book.font(f);
+        let mut s = Shaper::new();
+        let av: f32 = s.shape(&book, f, "AV").iter().map(|g| g.advance).sum();
+        let a = font.glyph_advance(font.ttf().glyph_index('A').unwrap().0);
+        let v = font.glyph_advance(font.ttf().glyph_index('V').unwrap().0);
+        assert!(av < a + v - 10.0, "AV {av} vs {a} + {v}");
+    }
+
+    #[test]
+    fn ligature_maps_one_glyph_to_several_chars() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let g = s.shape(&book, f, "office").to_vec();
+        // Whether or not the font has an "ffi" ligature, clusters are increasing byte
+        // offsets that start at 0 and stay inside the text.
+        assert_eq!(g[0].cluster, 0);
+        assert!(g.windows(2).all(|w| w[0].cluster <= w[1].cluster));
+        assert!(g.iter().all(|x| (x.cluster as usize) < "office".len()));
+    }
+
+    #[test]
+    fn cache_hit_returns_identical_glyphs_without_growing() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let first = s.shape(&book, f, "Statement").to_vec();
+        let (words, glyphs) = (s.cached_words(), s.cached_glyphs());
+        let again = s.shape(&book, f, "Statement").to_vec();
+        assert_eq!(first, again);
+        assert_eq!((words, glyphs), (s.cached_words(), s.cached_glyphs()));
+        // Another font is another key.
+        let bold = book.select("sans", true, false).unwrap();
+        s.shape(&book, bold, "Statement");
+        assert_eq!(s.cached_words(), words + 1);
+        s.clear();
+        assert_eq!(s.cached_words(), 0);
+        assert_eq!(s.shape(&book, f, "Statement"), &first[..]);
+    }
+
+    #[test]
+    fn many_words_survive_table_growth() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let words: Vec<String> = (0..3000).map(|i| format!("w{i}")).collect();
+        let refs: Vec<WordRef> = words.iter().map(|w| s.shape_word(&book, f, w)).collect();
+        for (w, r) in words.iter().zip(&refs) {
+            assert_eq!(s.shape_word(&book, f, w), *r);
+        }
+        assert_eq!(s.cached_words(), 3000);
+    }
+
+    #[test]
+    fn greek_and_cyrillic_shape_without_notdef() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        for w in ["Λογαριασμός", "Выписка", "Ελλάδα", "Ёжик"] {
+            let g = s.shape(&book, f, w);
+            assert!(g.iter().all(|g| g.id != 0 && g.font == f), "{w}: {g:?}");
+            assert_eq!(g.len(), w.chars().count(), "{w}");
+        }
+        let mut m = Vec::new();
+        s.take_missing(&mut m);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn fallback_font_covers_what_the_primary_lacks() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let dv = book.fallbacks()[0];
+        let c = ['⇒', '∰', '⊕', '☎', '✓']
+            .into_iter()
+            .find(|&c| !book.font(f).has_char(c) && book.font(dv).has_char(c))
+            .expect("a symbol only DejaVu Sans has");
+        let text = format!("a{c}b");
+        let mut s = Shaper::new();
+        let g = s.shape(&book, f, &text).to_vec();
+        assert_eq!(g.len(), 3);
+        assert_eq!((g[0].font, g[1].font, g[2].font), (f, dv, f));
+        assert!(g.iter().all(|g| g.id != 0));
+        assert_eq!(g[1].cluster, 1);
+        assert_eq!(g[2].cluster, 1 + c.len_utf8() as u32);
+        let mut m = Vec::new();
+        s.take_missing(&mut m);
+        assert!(m.is_empty());
+    }
+
+    /// Returns a character neither Liberation Sans nor DejaVu Sans has (DejaVu Sans does
+    /// have U+1F600, so the emoji is no such character).
+    pub(crate) fn uncovered_char(book: &FontBook) -> char {
+        ['\u{1F9FF}', '\u{6F22}', '\u{1F600}', '\u{10FFFD}']
+            .into_iter()
+            .find(|&c| (0..book.len()).all(|i| !book.font(FontId(i as u16)).has_char(c)))
+            .expect("a character no embedded font has")
+    }
+
+    #[test]
+    fn a_character_no_font_has_is_notdef_and_reported_on_every_use() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let c = uncovered_char(&book);
+        let text = format!("ok{c}");
+        let mut s = Shaper::new();
+        let g = s.shape(&book, f, &text).to_vec();
+        assert_eq!(g.len(), 3);
+        assert_eq!((g[2].id, g[2].font), (0, f));
+        let mut m = Vec::new();
+        s.take_missing(&mut m);
+        assert_eq!(m, [MissingChar { ch: c, font: f }]);
+        s.shape(&book, f, &text);
+        s.take_missing(&mut m);
+        assert_eq!(m.len(), 2, "a cache hit reports again");
+    }
+
+    #[test]
+    fn soft_hyphen_has_no_width() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let plain: f32 = s.shape(&book, f, "state").iter().map(|g| g.advance).sum();
+        let shy: f32 = s
+            .shape(&book, f, "sta\u{ad}te")
+            .iter()
+            .map(|g| g.advance)
+            .sum();
+        assert!((plain - shy).abs() < 0.01, "{plain} vs {shy}");
+        let mut m = Vec::new();
+        s.take_missing(&mut m);
+        assert!(m.is_empty());
+    }
+}
