@@ -244,9 +244,7 @@ impl PdfFileWriter {
         let metadata = tagged.then(|| {
             let r = self.alloc();
             let xmp = xmp(meta);
-            self.pdf
-                .metadata(r, xmp.as_bytes())
-                .pair(Name(b"Subtype"), Name(b"XML"));
+            self.pdf.metadata(r, xmp.as_bytes());
             r
         });
         if tagged {
