@@ -1,0 +1,396 @@
+//! The PDF file writer: pages appended as they come, shared resources written once.
+//!
+//! Page objects and content streams go into the output buffer as soon as a document is
+//! appended; fonts and images get their object numbers on first use and are written by
+//! [`PdfFileWriter::finish`], each once per file, fonts subset to the glyphs the whole
+//! file uses. Object numbers are handed out in order of appearance, so a file is a pure
+//! function of the documents appended and the metadata.
+
+use std::collections::BTreeMap;
+
+use pdf_writer::types::TabOrder;
+use pdf_writer::{Filter, Finish, Name, Pdf, Rect, Ref, TextStr};
+use sha2::{Digest, Sha256};
+
+use super::tags::{TaggedDoc, TaggedPage, write_structure};
+use super::{EncodedDocument, PdfEnv, PdfOptions};
+use crate::doc::DocMeta;
+use crate::image::{ImageAsset, ImageColor, ImageData, ImageId};
+use crate::layout::frame::StructTree;
+use crate::text::font::FontId;
+
+/// A font used in the file: its Type0 object and the glyphs used, with their text.
+struct FileFont {
+    type0: Ref,
+    glyphs: BTreeMap<u16, String>,
+}
+
+/// Assembles encoded documents into one PDF file (a print file or a per-document PDF).
+pub struct PdfFileWriter {
+    env: PdfEnv,
+    opts: PdfOptions,
+    pdf: Pdf,
+    next_ref: i32,
+    catalog: Ref,
+    page_tree: Ref,
+    struct_root: Ref,
+    pages: Vec<Ref>,
+    fonts: BTreeMap<FontId, FileFont>,
+    images: BTreeMap<ImageId, Ref>,
+    tagged_docs: Vec<TaggedDoc>,
+    next_key: i32,
+    /// Hash over everything appended, for the file identifier.
+    hasher: Sha256,
+    name_buf: Vec<u8>,
+}
+
+impl PdfFileWriter {
+    /// Starts an empty file.
+    pub fn new(env: PdfEnv, opts: PdfOptions) -> Self {
+        let mut pdf = Pdf::new();
+        pdf.set_version(1, 7);
+        pdf.set_binary_marker(b"\xC0\xFF\xEE\xAB");
+        PdfFileWriter {
+            env,
+            opts,
+            pdf,
+            next_ref: 4,
+            catalog: Ref::new(1),
+            page_tree: Ref::new(2),
+            struct_root: Ref::new(3),
+            pages: Vec::new(),
+            fonts: BTreeMap::new(),
+            images: BTreeMap::new(),
+            tagged_docs: Vec::new(),
+            next_key: 0,
+            hasher: Sha256::new(),
+            name_buf: Vec::with_capacity(16),
+        }
+    }
+
+    fn alloc(&mut self) -> Ref {
+        let r = Ref::new(self.next_ref);
+        self.next_ref += 1;
+        r
+    }
+
+    /// Appends a document; returns the 1-based number of its first page in this file.
+    pub fn add_document(&mut self, doc: &EncodedDocument) -> u32 {
+        let first = self.pages.len() as u32 + 1;
+        self.hasher.update(b"doc");
+        self.hasher.update(doc.content_hash);
+
+        for usage in &doc.fonts {
+            if !self.fonts.contains_key(&usage.font) {
+                let type0 = self.alloc();
+                self.fonts.insert(
+                    usage.font,
+                    FileFont {
+                        type0,
+                        glyphs: BTreeMap::new(),
+                    },
+                );
+            }
+            let file_font = self.fonts.get_mut(&usage.font).expect("inserted above");
+            for (gid, text) in usage.glyphs() {
+                let entry = file_font.glyphs.entry(gid).or_default();
+                if entry.is_empty() {
+                    if let Some(t) = text {
+                        entry.push_str(t);
+                    }
+                }
+            }
+        }
+        for &img in &doc.images {
+            if !self.images.contains_key(&img) {
+                let r = self.alloc();
+                self.images.insert(img, r);
+            }
+        }
+
+        let tagged = self.opts.tagged && doc.structure.is_some();
+        let mut tagged_pages = Vec::new();
+        for page in &doc.pages {
+            let page_ref = self.alloc();
+            let content_ref = self.alloc();
+            self.pages.push(page_ref);
+            self.pdf
+                .stream(content_ref, &page.content)
+                .filter(Filter::FlateDecode);
+            let key = (tagged && !page.mcids.is_empty()).then(|| {
+                self.next_key += 1;
+                self.next_key - 1
+            });
+            let mut p = self.pdf.page(page_ref);
+            p.parent(self.page_tree)
+                .media_box(Rect::new(0.0, 0.0, page.width, page.height))
+                .contents(content_ref);
+            if let Some(k) = key {
+                p.struct_parents(k);
+            }
+            if tagged {
+                p.tab_order(TabOrder::StructureOrder);
+            }
+            let mut res = p.resources();
+            if !page.fonts.is_empty() {
+                let mut fonts = res.fonts();
+                for f in &page.fonts {
+                    self.name_buf.clear();
+                    self.name_buf.push(b'F');
+                    super::content::push_uint(&mut self.name_buf, u64::from(f.0));
+                    fonts.pair(Name(&self.name_buf), self.fonts[f].type0);
+                }
+            }
+            if !page.images.is_empty() {
+                let mut xobjects = res.x_objects();
+                for i in &page.images {
+                    self.name_buf.clear();
+                    self.name_buf.extend_from_slice(b"Im");
+                    super::content::push_uint(&mut self.name_buf, u64::from(i.0));
+                    xobjects.pair(Name(&self.name_buf), self.images[i]);
+                }
+            }
+            res.finish();
+            p.finish();
+            if tagged {
+                tagged_pages.push(TaggedPage {
+                    page: page_ref,
+                    key,
+                    mcids: page.mcids.clone(),
+                });
+            }
+        }
+        if tagged {
+            let structure = doc
+                .structure
+                .clone()
+                .filter(|s| !s.nodes.is_empty())
+                .unwrap_or_else(StructTree::new);
+            self.tagged_docs.push(TaggedDoc {
+                structure,
+                title: doc.title.clone(),
+                lang: doc.lang.clone(),
+                pages: tagged_pages,
+            });
+        }
+        first
+    }
+
+    /// Appends a blank page (the empty back of a sheet in duplex).
+    pub fn add_blank_page(&mut self, width: f32, height: f32) {
+        self.hasher.update(b"blank");
+        self.hasher.update(width.to_bits().to_le_bytes());
+        self.hasher.update(height.to_bits().to_le_bytes());
+        let page_ref = self.alloc();
+        self.pages.push(page_ref);
+        let mut p = self.pdf.page(page_ref);
+        p.parent(self.page_tree)
+            .media_box(Rect::new(0.0, 0.0, width, height));
+        p.resources();
+    }
+
+    /// Pages written so far.
+    pub fn page_count(&self) -> u32 {
+        self.pages.len() as u32
+    }
+
+    /// Writes fonts, images, structure and trailer; returns the file's bytes.
+    pub fn finish(mut self, meta: &DocMeta) -> Vec<u8> {
+        let level = self.opts.compression;
+        let fonts = std::mem::take(&mut self.fonts);
+        let env = self.env.clone();
+        for (id, file_font) in &fonts {
+            let font = env.fonts.font(*id);
+            let mut next = self.next_ref;
+            let mut alloc = || {
+                next += 1;
+                Ref::new(next - 1)
+            };
+            super::fonts::write_font(
+                &mut self.pdf,
+                &mut alloc,
+                font,
+                file_font.type0,
+                &file_font.glyphs,
+                level,
+            );
+            self.next_ref = next;
+        }
+        let images = std::mem::take(&mut self.images);
+        for (id, r) in &images {
+            let asset = env.images.get(*id);
+            let smask = match &asset.data {
+                ImageData::Flate { alpha: Some(_), .. } => Some(self.alloc()),
+                _ => None,
+            };
+            write_image(&mut self.pdf, asset, *r, smask);
+        }
+
+        let count = self.pages.len() as i32;
+        self.pdf
+            .pages(self.page_tree)
+            .kids(self.pages.iter().copied())
+            .count(count);
+
+        let info = self.alloc();
+        let mut di = self.pdf.document_info(info);
+        if !meta.title.is_empty() {
+            di.title(TextStr(&meta.title));
+        }
+        di.producer(TextStr("Pressrun"));
+        di.finish();
+
+        let tagged = self.opts.tagged;
+        let metadata = tagged.then(|| {
+            let r = self.alloc();
+            let xmp = xmp(meta);
+            self.pdf.metadata(r, xmp.as_bytes());
+            r
+        });
+        if tagged {
+            let docs = std::mem::take(&mut self.tagged_docs);
+            let mut next = self.next_ref;
+            let mut alloc = || {
+                next += 1;
+                Ref::new(next - 1)
+            };
+            write_structure(
+                &mut self.pdf,
+                &mut alloc,
+                self.struct_root,
+                &docs,
+                &meta.lang,
+            );
+            self.next_ref = next;
+        }
+
+        let mut cat = self.pdf.catalog(self.catalog);
+        cat.pages(self.page_tree);
+        if !meta.lang.is_empty() {
+            cat.lang(TextStr(&meta.lang));
+        }
+        if !meta.title.is_empty() {
+            cat.viewer_preferences().display_doc_title(true);
+        }
+        if tagged {
+            cat.pair(Name(b"StructTreeRoot"), self.struct_root);
+            cat.mark_info().marked(true);
+            if let Some(m) = metadata {
+                cat.metadata(m);
+            }
+        }
+        cat.finish();
+
+        self.hasher.update(b"meta");
+        self.hasher.update(meta.title.as_bytes());
+        self.hasher.update([0]);
+        self.hasher.update(meta.lang.as_bytes());
+        self.hasher.update([u8::from(tagged)]);
+        let digest = self.hasher.finalize();
+        let id = digest[..16].to_vec();
+        self.pdf.set_file_id((id.clone(), id));
+        self.pdf.finish()
+    }
+}
+
+/// Escapes text for XML character data.
+fn xml_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+}
+
+/// The XMP packet: title, language, producer and the PDF/UA-1 identification.
+fn xmp(meta: &DocMeta) -> String {
+    let mut title = String::new();
+    xml_escape(&meta.title, &mut title);
+    let mut lang = String::new();
+    xml_escape(
+        if meta.lang.is_empty() {
+            "x-default"
+        } else {
+            &meta.lang
+        },
+        &mut lang,
+    );
+    format!(
+        concat!(
+            "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n",
+            "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n",
+            "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n",
+            "<rdf:Description rdf:about=\"\"",
+            " xmlns:dc=\"http://purl.org/dc/elements/1.1/\"",
+            " xmlns:pdf=\"http://ns.adobe.com/pdf/1.3/\"",
+            " xmlns:pdfuaid=\"http://www.aiim.org/pdfua/ns/id/\">\n",
+            "<dc:title><rdf:Alt><rdf:li xml:lang=\"x-default\">{title}</rdf:li></rdf:Alt></dc:title>\n",
+            "<dc:language><rdf:Bag><rdf:li>{lang}</rdf:li></rdf:Bag></dc:language>\n",
+            "<dc:format>application/pdf</dc:format>\n",
+            "<pdf:Producer>Pressrun</pdf:Producer>\n",
+            "<pdfuaid:part>1</pdfuaid:part>\n",
+            "</rdf:Description>\n",
+            "</rdf:RDF>\n",
+            "</x:xmpmeta>\n",
+            "<?xpacket end=\"r\"?>"
+        ),
+        title = title,
+        lang = lang
+    )
+}
+
+/// Writes an image XObject (and its soft mask, at `smask`, if it has one).
+fn write_image(pdf: &mut Pdf, asset: &ImageAsset, id: Ref, smask: Option<Ref>) {
+    let color_name = |c: ImageColor| match c {
+        ImageColor::Gray => Name(b"DeviceGray"),
+        ImageColor::Rgb => Name(b"DeviceRGB"),
+        ImageColor::Cmyk => Name(b"DeviceCMYK"),
+    };
+    let (w, h) = (asset.width_px as i32, asset.height_px as i32);
+    match &asset.data {
+        ImageData::Jpeg {
+            bytes,
+            color,
+            inverted,
+        } => {
+            let mut x = pdf.image_xobject(id, bytes);
+            x.filter(Filter::DctDecode);
+            x.width(w)
+                .height(h)
+                .color_space_name(color_name(*color))
+                .bits_per_component(8);
+            if *inverted {
+                x.decode([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+            }
+        }
+        ImageData::Flate {
+            samples,
+            color,
+            alpha,
+        } => {
+            let mut x = pdf.image_xobject(id, samples);
+            x.filter(Filter::FlateDecode);
+            x.width(w)
+                .height(h)
+                .color_space_name(color_name(*color))
+                .bits_per_component(8);
+            if let Some(m) = smask {
+                x.s_mask(m);
+            }
+            x.finish();
+            if let (Some(a), Some(smask)) = (alpha, smask) {
+                let mut m = pdf.image_xobject(smask, a);
+                m.filter(Filter::FlateDecode);
+                m.width(w)
+                    .height(h)
+                    .color_space_name(Name(b"DeviceGray"))
+                    .bits_per_component(8);
+            }
+        }
+    }
+}
