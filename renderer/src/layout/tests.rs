@@ -354,3 +354,76 @@ fn layout_is_deterministic() {
     };
     assert_eq!(lay(&doc, &f), lay(&doc, &f));
 }
+
+#[test]
+fn a_laid_out_table_becomes_a_valid_pdf_with_the_header_on_every_page() {
+    use crate::pdf::{EncodeScratch, PdfEnv, PdfFileWriter, PdfOptions, encode_document};
+    use std::sync::Arc;
+    let f = fixture();
+    let doc = Document {
+        meta: DocMeta {
+            id: "t1".into(),
+            title: "Table test".into(),
+            lang: "en-GB".into(),
+        },
+        body: vec![para("Statement Ωμέγα Привет", 1), table(120)],
+        first: MasterContent {
+            footer: footer_page_x_of_y(),
+            ..Default::default()
+        },
+        rest: MasterContent {
+            footer: footer_page_x_of_y(),
+            ..Default::default()
+        },
+    };
+    let out = lay(&doc, &f);
+    let env = PdfEnv {
+        fonts: Arc::new(FontBook::with_defaults()),
+        images: Arc::new(ImageStore::default()),
+    };
+    let opts = PdfOptions {
+        tagged: true,
+        compression: 1,
+    };
+    let enc = encode_document(&out, &doc.meta, &env, &opts, &mut EncodeScratch::default());
+    let mut w = PdfFileWriter::new(env, opts);
+    w.add_document(&enc);
+    let bytes = w.finish(&doc.meta);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    if let Some(keep) = std::env::var_os("PRESSRUN_KEEP_PDF") {
+        std::fs::copy(&path, keep).unwrap();
+    }
+    let check = std::process::Command::new("qpdf")
+        .arg("--check")
+        .arg(&path)
+        .output()
+        .expect("qpdf is required (scripts/test.sh installs it)");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let n = out.pages.len();
+    for p in 1..=n {
+        let t = std::process::Command::new("pdftotext")
+            .args(["-f", &p.to_string(), "-l", &p.to_string()])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext is required (scripts/test.sh installs poppler-utils)");
+        let text = String::from_utf8_lossy(&t.stdout);
+        assert!(
+            text.contains("Description"),
+            "header missing on page {p}: {text}"
+        );
+        assert!(
+            text.contains(&format!("Page {p} of {n}")),
+            "footer on page {p}: {text}"
+        );
+        if p == 1 {
+            assert!(text.contains("Statement Ωμέγα Привет"), "{text}");
+        }
+    }
+}
