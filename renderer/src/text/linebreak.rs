@@ -96,6 +96,8 @@ struct RunBuilder {
     runs: Vec<TextRun>,
     text_start: u32,
     pen: f32,
+    /// End of the line's text: bounds the glyphs a new run can get (one allocation a run).
+    line_end: u32,
 }
 
 impl RunBuilder {
@@ -112,7 +114,7 @@ impl RunBuilder {
                 font: g.font,
                 size: span.size,
                 color: span.color,
-                glyphs: Vec::new(),
+                glyphs: Vec::with_capacity(self.line_end.saturating_sub(abs) as usize + 2),
                 text: String::new(),
             });
             self.text_start = abs;
@@ -190,7 +192,7 @@ impl Breaker {
                 end: pos as u32,
                 content_end: (prev + content.len()) as u32,
                 hard: opp == BreakOpportunity::Mandatory && pos < len,
-                soft: content.ends_with(SOFT_HYPHEN),
+                soft: opp == BreakOpportunity::Allowed && content.ends_with(SOFT_HYPHEN),
                 hyphenated: false,
             });
             prev = pos;
@@ -395,13 +397,15 @@ impl Breaker {
                 }
                 continue;
             }
-            if spec.hyphenate {
-                if let Some((head, tail)) = self.hyphenate(shaper, book, seg, room) {
-                    self.line.push(head);
-                    self.emit(shaper, book, spec, first, true, out);
-                    (first, width, pending) = (false, 0.0, Some(tail));
-                    continue;
-                }
+            if let Some((head, tail)) = spec
+                .hyphenate
+                .then(|| self.hyphenate(shaper, book, seg, room))
+                .flatten()
+            {
+                self.line.push(head);
+                self.emit(shaper, book, spec, first, true, out);
+                (first, width, pending) = (false, 0.0, Some(tail));
+                continue;
             }
             if !self.line.is_empty() {
                 self.emit(shaper, book, spec, first, true, out);
@@ -465,6 +469,7 @@ impl Breaker {
             runs: Vec::new(),
             text_start: 0,
             pen: 0.0,
+            line_end: self.line.last().map_or(0, |s| s.content_end),
         };
         let n = self.line.len();
         let mut limit = 0;

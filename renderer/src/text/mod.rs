@@ -10,7 +10,7 @@ use crate::layout::frame::TextRun;
 use crate::style::{Align, Color};
 use font::{FontBook, FontId};
 use linebreak::Breaker;
-use shape::{MissingChar, Shaper};
+pub use shape::{MissingChar, ShapedGlyph, Shaper, WordRef};
 
 /// A run of text in one font, size and colour.
 #[derive(Clone, Copy, Debug)]

@@ -293,6 +293,7 @@ impl Shaper {
         let f = book.font(font);
         let face = f.shaping_face();
         let scale = f.scale();
+        let first = self.glyphs.len();
         let mut buffer = self.buffer.take().unwrap_or_default();
         buffer.push_str(text);
         buffer.guess_segment_properties();
@@ -330,6 +331,32 @@ impl Shaper {
                     }),
             );
         self.buffer = Some(out.clear());
+        if text.chars().any(char::is_control) {
+            self.replace_controls(book, font, text, offset, first);
+        }
+    }
+
+    /// Gives control characters, which fonts rarely map, the space glyph instead of
+    /// `.notdef`: a tab as wide as a space, every other control without width.
+    fn replace_controls(
+        &mut self,
+        book: &FontBook,
+        font: FontId,
+        text: &str,
+        offset: u32,
+        first: usize,
+    ) {
+        let f = book.font(font);
+        let space = f.ttf().glyph_index(' ').map_or(0, |g| g.0);
+        let space_advance = f.glyph_advance(space);
+        for g in &mut self.glyphs[first..] {
+            let c = text[(g.cluster - offset) as usize..].chars().next();
+            if let Some(c) = c.filter(|c| c.is_control()) {
+                g.id = space;
+                g.advance = if c == '\t' { space_advance } else { 0.0 };
+                (g.dx, g.dy) = (0.0, 0.0);
+            }
+        }
     }
 }
 
@@ -512,6 +539,21 @@ pub(crate) mod tests {
         s.shape(&book, f, &text);
         s.take_missing(&mut m);
         assert_eq!(m.len(), 2, "a cache hit reports again");
+    }
+
+    #[test]
+    fn controls_become_spaces_not_notdef() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let space = s.shape(&book, f, " ")[0];
+        let g = s.shape(&book, f, "a\tb\r\n").to_vec();
+        assert!(g.iter().all(|g| g.id != 0), "{g:?}");
+        assert_eq!((g[1].id, g[1].advance), (space.id, space.advance));
+        assert_eq!((g[3].advance, g[4].advance), (0.0, 0.0));
+        let mut m = Vec::new();
+        s.take_missing(&mut m);
+        assert!(m.is_empty());
     }
 
     #[test]
