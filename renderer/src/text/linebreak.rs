@@ -792,6 +792,20 @@ mod tests {
         );
     }
 
+    fn check_runs_are_contiguous(l: &LaidLine) -> Result<(), TestCaseError> {
+        for w in l.runs.windows(2) {
+            let end =
+                w[0].x + w[0].glyphs.iter().map(|g| g.advance).sum::<f32>() * w[0].size / 1000.0;
+            prop_assert!((end - w[1].x).abs() < 1e-3, "{} vs {}", end, w[1].x);
+        }
+        for r in &l.runs {
+            prop_assert!(!r.glyphs.is_empty());
+            prop_assert!(r.glyphs.iter().all(|g| (g.cluster as usize) < r.text.len()));
+            prop_assert!(r.glyphs.windows(2).all(|g| g[0].cluster <= g[1].cluster));
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn lines_fit_keep_the_text_and_justify(
@@ -805,6 +819,7 @@ mod tests {
             for l in &lines {
                 let glyphs: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
                 prop_assert!(l.width <= width + 0.01 || glyphs == 1, "{} > {}", l.width, width);
+                check_runs_are_contiguous(l)?;
             }
             let joined: String = lines.iter().map(line_text).collect();
             prop_assert_eq!(joined.replace(['-', ' '], ""), text.replace(' ', ""));
@@ -812,6 +827,46 @@ mod tests {
             for l in rest {
                 if line_text(l).contains(' ') {
                     prop_assert!((drawn(l) - width).abs() < 0.01, "{} vs {}", drawn(l), width);
+                }
+            }
+        }
+
+        #[test]
+        fn mixed_spans_scripts_and_breaks_keep_every_character(
+            parts in prop::collection::vec(
+                ("[a-zA-Zαβγλοςжщыя0-9 ,.\u{ad}\n⇒]{0,24}", 0usize..3, 6.0f32..24.0),
+                1..8,
+            ),
+            width in 10.0f32..250.0,
+            align in prop::sample::select(vec![Align::Left, Align::Right, Align::Center, Align::Justify]),
+            hyphenate in any::<bool>(),
+            indent in -10.0f32..30.0,
+        ) {
+            let book = FontBook::with_defaults();
+            let fonts = [
+                book.select("sans", false, false).unwrap(),
+                book.select("sans", true, false).unwrap(),
+                book.select("sans", false, true).unwrap(),
+            ];
+            let spans: Vec<TextSpan<'_>> = parts
+                .iter()
+                .map(|(t, f, size)| TextSpan { text: t, font: fonts[*f], size: *size, color: Color::BLACK })
+                .collect();
+            let mut sp = spec(width, align, hyphenate);
+            sp.first_line_indent = indent;
+            let lines = lay(&book, &spans, &sp);
+            let source: String = parts.iter().map(|p| p.0.as_str()).collect();
+            let keep = |s: &str| s.chars().filter(|c| !matches!(c, ' ' | '\n' | '-' | '\u{ad}')).collect::<String>();
+            let joined: String = lines.iter().map(line_text).collect();
+            prop_assert_eq!(keep(&joined), keep(&source));
+            for (i, l) in lines.iter().enumerate() {
+                check_runs_are_contiguous(l)?;
+                let avail = width - if i == 0 { indent } else { 0.0 };
+                let clusters: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
+                prop_assert!(l.width <= avail + 0.01 || clusters <= 2, "line {} {} > {}", i, l.width, avail);
+                if let Some(r) = l.runs.first() {
+                    let x0 = if i == 0 { indent } else { 0.0 };
+                    prop_assert!(r.x >= x0 - 1e-3);
                 }
             }
         }
