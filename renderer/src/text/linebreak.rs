@@ -11,6 +11,7 @@
 use std::sync::OnceLock;
 
 use hyphenation::{Hyphenator, Language, Load, Standard};
+use rustc_hash::FxHashMap;
 use unicode_linebreak::{BreakOpportunity, linebreaks};
 
 use super::font::{FontBook, FontId};
@@ -64,6 +65,42 @@ pub(crate) struct Breaker {
     line: Vec<Seg>,
     /// Scratch: `(byte offset, prefix width)` of cluster boundaries for forced splits.
     bounds: Vec<(u32, f32)>,
+    hyphens: HyphenCache,
+}
+
+/// Words kept in the hyphenation cache before it is cleared.
+const MAX_HYPHENATED_WORDS: usize = 20_000;
+
+/// Hyphenation points per word: pattern matching costs more than laying out the rest of
+/// a line, and the same words end lines again and again in a run.
+#[derive(Debug, Default)]
+struct HyphenCache {
+    /// Word → range in `points`. Looked up by `&str` (no allocation on a hit), never
+    /// iterated.
+    map: FxHashMap<Box<str>, (usize, usize)>,
+    /// Byte offsets inside each word where it may be hyphenated, ascending.
+    points: Vec<u32>,
+}
+
+impl HyphenCache {
+    /// Returns the range in `self.points` of the hyphenation points of `word`.
+    fn lookup(&mut self, word: &str) -> (usize, usize) {
+        if let Some(&r) = self.map.get(word) {
+            return r;
+        }
+        if self.map.len() >= MAX_HYPHENATED_WORDS {
+            self.map.clear();
+            self.points.clear();
+        }
+        let first = self.points.len();
+        if let Some(hy) = hyphenator() {
+            let breaks = hy.hyphenate(word).breaks;
+            self.points.extend(breaks.iter().map(|&p| p as u32));
+        }
+        let r = (first, self.points.len());
+        self.map.insert(word.into(), r);
+        r
+    }
 }
 
 /// Whether `c` takes no width at the end of a line (spaces and line separators).
@@ -251,13 +288,12 @@ impl Breaker {
     /// Tries to split `seg` at a hyphenation point so that its head plus a hyphen fits
     /// `room` points. Returns the head and the tail.
     fn hyphenate(
-        &self,
+        &mut self,
         shaper: &mut Shaper,
         book: &FontBook,
         seg: Seg,
         room: f32,
     ) -> Option<(Seg, Seg)> {
-        let hy = hyphenator()?;
         let word = &self.text[seg.start as usize..seg.content_end as usize];
         let a = word.find(char::is_alphabetic)?;
         let b = word[a..]
@@ -266,9 +302,9 @@ impl Breaker {
         if word[a..b].chars().count() < 5 {
             return None;
         }
-        let breaks = hy.hyphenate(&word[a..b]).breaks;
-        for &p in breaks.iter().rev() {
-            let at = seg.start + (a + p) as u32;
+        let (first, end) = self.hyphens.lookup(&word[a..b]);
+        for k in (first..end).rev() {
+            let at = seg.start + a as u32 + self.hyphens.points[k];
             let (w, _) = self.widths(shaper, book, seg.start, at, at);
             if w + self.hyphen_width(shaper, book, at) <= room + EPS {
                 let head = Seg {
@@ -703,6 +739,19 @@ mod tests {
             joined.replace(' ', ""),
             "thetelecommunicationsinfrastructure"
         );
+    }
+
+    #[test]
+    fn hyphenation_points_are_cached_per_word() {
+        let mut c = HyphenCache::default();
+        let (a, b) = c.lookup("telecommunications");
+        assert!(b - a >= 3, "{:?}", &c.points[a..b]);
+        let points = c.points[a..b].to_vec();
+        assert!(points.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(c.lookup("telecommunications"), (a, b));
+        assert_eq!(c.points.len(), b);
+        let (x, y) = c.lookup("Telecommunications");
+        assert_eq!(&c.points[x..y], &points[..], "case-insensitive");
     }
 
     #[test]
