@@ -129,51 +129,78 @@ fn is_stretchable(text: &str, at: usize) -> bool {
     matches!(text.as_bytes().get(at), Some(b' ')) || text[at..].starts_with('\u{a0}')
 }
 
+/// Collects a line's glyphs into runs of one font, size and colour.
 struct RunBuilder {
     runs: Vec<TextRun>,
+    /// Glyphs of the open run, moved into it when it closes.
+    glyphs: Vec<PosGlyph>,
+    open: bool,
+    /// Span and font of the last glyph: the same pair means the same run (fast path).
+    span: usize,
+    font: FontId,
+    size: f32,
+    color: Color,
+    /// Left edge of the open run, points from the start of the line.
+    x: f32,
+    /// Advances of the open run, thousandths of an em.
+    units: f32,
     text_start: u32,
-    pen: f32,
     /// End of the line's text: bounds the glyphs a new run can get (one allocation a run).
     line_end: u32,
 }
 
 impl RunBuilder {
-    fn push(&mut self, text: &str, span: &SpanInfo, abs: u32, g: &ShapedGlyph) {
-        let same = self
-            .runs
-            .last()
-            .is_some_and(|r| r.font == g.font && r.size == span.size && r.color == span.color);
-        if !same {
-            self.close(text, abs);
-            self.runs.push(TextRun {
-                x: self.pen,
-                y: 0.0,
-                font: g.font,
-                size: span.size,
-                color: span.color,
-                glyphs: Vec::with_capacity(self.line_end.saturating_sub(abs) as usize + 2),
-                text: String::new(),
-            });
-            self.text_start = abs;
+    fn new(line_end: u32) -> Self {
+        RunBuilder {
+            runs: Vec::new(),
+            glyphs: Vec::new(),
+            open: false,
+            span: usize::MAX,
+            font: FontId(0),
+            size: 0.0,
+            color: Color::BLACK,
+            x: 0.0,
+            units: 0.0,
+            text_start: 0,
+            line_end,
         }
-        let run = self.runs.last_mut().expect("a run was just ensured");
-        run.glyphs.push(PosGlyph {
+    }
+
+    /// Returns the pen position in points from the start of the line.
+    fn pen(&self) -> f32 {
+        self.x + self.units * self.size / 1000.0
+    }
+
+    #[inline]
+    fn push(&mut self, text: &str, k: usize, span: &SpanInfo, abs: u32, g: &ShapedGlyph) {
+        if !(self.open && self.span == k && self.font == g.font) {
+            let same = self.open
+                && self.font == g.font
+                && self.size == span.size
+                && self.color == span.color;
+            if !same {
+                self.close(text, abs);
+                self.open = true;
+                (self.font, self.size, self.color) = (g.font, span.size, span.color);
+                self.text_start = abs;
+                self.glyphs = Vec::with_capacity(self.line_end.saturating_sub(abs) as usize + 2);
+            }
+            self.span = k;
+        }
+        self.glyphs.push(PosGlyph {
             id: g.id,
             advance: g.advance,
             dx: g.dx,
             dy: g.dy,
             cluster: abs,
         });
-        self.pen += g.advance * span.size / 1000.0;
+        self.units += g.advance;
     }
 
-    /// Gives the last run its text `text[text_start..end]` (plus any added hyphen) and
-    /// makes its clusters relative to that text.
+    /// Closes the open run: gives it its text `text[text_start..end]` (plus any added
+    /// hyphen) and makes its clusters relative to that text.
     fn close(&mut self, text: &str, end: u32) {
-        let Some(run) = self.runs.last_mut() else {
-            return;
-        };
-        if !run.text.is_empty() || run.glyphs.is_empty() {
+        if !self.open {
             return;
         }
         // A run that holds only an added hyphen has no source text.
@@ -182,19 +209,33 @@ impl RunBuilder {
         } else {
             self.text_start
         };
-        run.text.push_str(&text[start as usize..end as usize]);
+        let mut run_text = String::with_capacity((end - start) as usize + 1);
+        run_text.push_str(&text[start as usize..end as usize]);
+        let mut glyphs = std::mem::take(&mut self.glyphs);
         let mut added = false;
-        for g in &mut run.glyphs {
+        for g in &mut glyphs {
             if g.cluster == ADDED {
                 added = true;
-                g.cluster = run.text.len() as u32;
+                g.cluster = run_text.len() as u32;
             } else {
                 g.cluster -= start;
             }
         }
         if added {
-            run.text.push('-');
+            run_text.push('-');
         }
+        self.runs.push(TextRun {
+            x: self.x,
+            y: 0.0,
+            font: self.font,
+            size: self.size,
+            color: self.color,
+            glyphs,
+            text: run_text,
+        });
+        self.x = self.pen();
+        self.units = 0.0;
+        self.open = false;
     }
 }
 
@@ -501,12 +542,7 @@ impl Breaker {
         out: &mut Vec<LaidLine>,
     ) {
         let text = self.text.as_str();
-        let mut rb = RunBuilder {
-            runs: Vec::new(),
-            text_start: 0,
-            pen: 0.0,
-            line_end: self.line.last().map_or(0, |s| s.content_end),
-        };
+        let mut rb = RunBuilder::new(self.line.last().map_or(0, |s| s.content_end));
         let n = self.line.len();
         let mut limit = 0;
         for (i, seg) in self.line.iter().enumerate() {
@@ -523,14 +559,15 @@ impl Breaker {
                     if abs >= limit || text[abs as usize..].starts_with(SOFT_HYPHEN) {
                         continue;
                     }
-                    rb.push(text, &span, abs, g);
+                    rb.push(text, k, &span, abs, g);
                 }
                 a = b;
                 k += 1;
             }
             if last && (seg.soft || seg.hyphenated) {
                 let at = seg.content_end - 1;
-                let span = self.spans[self.span_at(at)];
+                let k = self.span_at(at);
+                let span = self.spans[k];
                 let abs = if seg.soft {
                     (seg.content_end as usize - SOFT_HYPHEN.len_utf8()) as u32
                 } else {
@@ -538,12 +575,12 @@ impl Breaker {
                 };
                 let w = shaper.shape_word(book, span.font, "-");
                 for g in shaper.glyphs(w) {
-                    rb.push(text, &span, abs, g);
+                    rb.push(text, k, &span, abs, g);
                 }
             }
         }
         rb.close(text, limit);
-        let width = rb.pen;
+        let width = rb.x;
         let mut runs = rb.runs;
 
         let indent = if first { spec.first_line_indent } else { 0.0 };
@@ -813,6 +850,22 @@ mod tests {
         assert!((lines[0].ascent - f.ascender() * 0.02).abs() < 1e-3);
         let mut cx = TextContext::new();
         assert!((cx.measure(&book, &s) - lines[0].width).abs() < 1e-3);
+    }
+
+    #[test]
+    fn adjacent_spans_of_one_style_share_a_run() {
+        let book = FontBook::with_defaults();
+        let s = [
+            span(&book, "Dear "),
+            span(&book, "Ms"),
+            span(&book, " Smith,"),
+        ];
+        let lines = lay(&book, &s, &spec(400.0, Align::Left, false));
+        assert_eq!(lines[0].runs.len(), 1);
+        let run = &lines[0].runs[0];
+        assert_eq!(run.text, "Dear Ms Smith,");
+        assert_eq!(run.glyphs.len(), run.text.len());
+        assert!(run.glyphs.iter().zip(0..).all(|(g, i)| g.cluster == i));
     }
 
     #[test]
