@@ -127,8 +127,8 @@ impl Shaper {
 
     /// Makes the cache valid for `book`: font ids are only meaningful within one book, so
     /// when the fonts or fallbacks differ from the book the cache was filled from, the
-    /// cache and the shape plans are cleared (and all [`WordRef`]s invalidated). Costs one comparison of the
-    /// fonts' hashes when the book is the same.
+    /// cache and the shape plans are cleared (and all [`WordRef`]s invalidated). Costs one
+    /// comparison of the fonts' hashes when the book is the same.
     pub fn bind(&mut self, book: &FontBook) {
         let same = self.bound.len() == book.len()
             && self.bound_fallbacks == book.fallbacks()
