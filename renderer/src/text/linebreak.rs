@@ -940,7 +940,9 @@ mod tests {
                 1..8,
             ),
             width in 10.0f32..250.0,
-            align in prop::sample::select(vec![Align::Left, Align::Right, Align::Center, Align::Justify]),
+            align in prop::sample::select(
+                vec![Align::Left, Align::Right, Align::Center, Align::Justify],
+            ),
             hyphenate in any::<bool>(),
             indent in -10.0f32..30.0,
         ) {
@@ -952,20 +954,32 @@ mod tests {
             ];
             let spans: Vec<TextSpan<'_>> = parts
                 .iter()
-                .map(|(t, f, size)| TextSpan { text: t, font: fonts[*f], size: *size, color: Color::BLACK })
+                .map(|(t, f, size)| TextSpan {
+                    text: t,
+                    font: fonts[*f],
+                    size: *size,
+                    color: Color::BLACK,
+                })
                 .collect();
             let mut sp = spec(width, align, hyphenate);
             sp.first_line_indent = indent;
             let lines = lay(&book, &spans, &sp);
             let source: String = parts.iter().map(|p| p.0.as_str()).collect();
-            let keep = |s: &str| s.chars().filter(|c| !matches!(c, ' ' | '\n' | '-' | '\u{ad}')).collect::<String>();
+            let keep = |s: &str| {
+                s.chars()
+                    .filter(|c| !matches!(c, ' ' | '\n' | '-' | '\u{ad}'))
+                    .collect::<String>()
+            };
             let joined: String = lines.iter().map(line_text).collect();
             prop_assert_eq!(keep(&joined), keep(&source));
             for (i, l) in lines.iter().enumerate() {
                 check_runs_are_contiguous(l)?;
                 let avail = width - if i == 0 { indent } else { 0.0 };
                 let clusters: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
-                prop_assert!(l.width <= avail + 0.01 || clusters <= 2, "line {} {} > {}", i, l.width, avail);
+                prop_assert!(
+                    l.width <= avail + 0.01 || clusters <= 2,
+                    "line {} {} > {}", i, l.width, avail
+                );
                 if let Some(r) = l.runs.first() {
                     let x0 = if i == 0 { indent } else { 0.0 };
                     prop_assert!(r.x >= x0 - 1e-3);
