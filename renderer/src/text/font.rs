@@ -172,11 +172,7 @@ impl FontBook {
     /// Creates a book with the embedded default family ("Liberation Sans", alias "sans")
     /// and the embedded fallback font (DejaVu Sans).
     pub fn with_defaults() -> Self {
-        let mut book = FontBook {
-            fonts: Vec::new(),
-            families: Vec::new(),
-            fallbacks: Vec::new(),
-        };
+        let mut book = FontBook::empty();
         let mut add = |d: &'static [u8]| {
             let font = Font::from_static(d).expect("embedded fonts parse");
             book.fonts.push(font);
@@ -193,6 +189,15 @@ impl FontBook {
         book.add_family("DejaVu Sans", dv, None, None, None);
         book.fallbacks = vec![dv];
         book
+    }
+
+    /// Creates a book without fonts or fallbacks (for templates that bring all their own).
+    pub fn empty() -> Self {
+        FontBook {
+            fonts: Vec::new(),
+            families: Vec::new(),
+            fallbacks: Vec::new(),
+        }
     }
 
     /// Adds a font file; the same bytes added twice give the same id.

@@ -11,6 +11,7 @@
 use std::sync::OnceLock;
 
 use hyphenation::{Hyphenator, Language, Load, Standard};
+use rustc_hash::FxHashMap;
 use unicode_linebreak::{BreakOpportunity, linebreaks};
 
 use super::font::{FontBook, FontId};
@@ -64,6 +65,42 @@ pub(crate) struct Breaker {
     line: Vec<Seg>,
     /// Scratch: `(byte offset, prefix width)` of cluster boundaries for forced splits.
     bounds: Vec<(u32, f32)>,
+    hyphens: HyphenCache,
+}
+
+/// Words kept in the hyphenation cache before it is cleared.
+const MAX_HYPHENATED_WORDS: usize = 20_000;
+
+/// Hyphenation points per word: pattern matching costs more than laying out the rest of
+/// a line, and the same words end lines again and again in a run.
+#[derive(Debug, Default)]
+struct HyphenCache {
+    /// Word → range in `points`. Looked up by `&str` (no allocation on a hit), never
+    /// iterated.
+    map: FxHashMap<Box<str>, (usize, usize)>,
+    /// Byte offsets inside each word where it may be hyphenated, ascending.
+    points: Vec<u32>,
+}
+
+impl HyphenCache {
+    /// Returns the range in `self.points` of the hyphenation points of `word`.
+    fn lookup(&mut self, word: &str) -> (usize, usize) {
+        if let Some(&r) = self.map.get(word) {
+            return r;
+        }
+        if self.map.len() >= MAX_HYPHENATED_WORDS {
+            self.map.clear();
+            self.points.clear();
+        }
+        let first = self.points.len();
+        if let Some(hy) = hyphenator() {
+            let breaks = hy.hyphenate(word).breaks;
+            self.points.extend(breaks.iter().map(|&p| p as u32));
+        }
+        let r = (first, self.points.len());
+        self.map.insert(word.into(), r);
+        r
+    }
 }
 
 /// Whether `c` takes no width at the end of a line (spaces and line separators).
@@ -92,49 +129,78 @@ fn is_stretchable(text: &str, at: usize) -> bool {
     matches!(text.as_bytes().get(at), Some(b' ')) || text[at..].starts_with('\u{a0}')
 }
 
+/// Collects a line's glyphs into runs of one font, size and colour.
 struct RunBuilder {
     runs: Vec<TextRun>,
+    /// Glyphs of the open run, moved into it when it closes.
+    glyphs: Vec<PosGlyph>,
+    open: bool,
+    /// Span and font of the last glyph: the same pair means the same run (fast path).
+    span: usize,
+    font: FontId,
+    size: f32,
+    color: Color,
+    /// Left edge of the open run, points from the start of the line.
+    x: f32,
+    /// Advances of the open run, thousandths of an em.
+    units: f32,
     text_start: u32,
-    pen: f32,
+    /// End of the line's text: bounds the glyphs a new run can get (one allocation a run).
+    line_end: u32,
 }
 
 impl RunBuilder {
-    fn push(&mut self, text: &str, span: &SpanInfo, abs: u32, g: &ShapedGlyph) {
-        let same = self
-            .runs
-            .last()
-            .is_some_and(|r| r.font == g.font && r.size == span.size && r.color == span.color);
-        if !same {
-            self.close(text, abs);
-            self.runs.push(TextRun {
-                x: self.pen,
-                y: 0.0,
-                font: g.font,
-                size: span.size,
-                color: span.color,
-                glyphs: Vec::new(),
-                text: String::new(),
-            });
-            self.text_start = abs;
+    fn new(line_end: u32) -> Self {
+        RunBuilder {
+            runs: Vec::new(),
+            glyphs: Vec::new(),
+            open: false,
+            span: usize::MAX,
+            font: FontId(0),
+            size: 0.0,
+            color: Color::BLACK,
+            x: 0.0,
+            units: 0.0,
+            text_start: 0,
+            line_end,
         }
-        let run = self.runs.last_mut().expect("a run was just ensured");
-        run.glyphs.push(PosGlyph {
+    }
+
+    /// Returns the pen position in points from the start of the line.
+    fn pen(&self) -> f32 {
+        self.x + self.units * self.size / 1000.0
+    }
+
+    #[inline]
+    fn push(&mut self, text: &str, k: usize, span: &SpanInfo, abs: u32, g: &ShapedGlyph) {
+        if !(self.open && self.span == k && self.font == g.font) {
+            let same = self.open
+                && self.font == g.font
+                && self.size == span.size
+                && self.color == span.color;
+            if !same {
+                self.close(text, abs);
+                self.open = true;
+                (self.font, self.size, self.color) = (g.font, span.size, span.color);
+                self.text_start = abs;
+                self.glyphs = Vec::with_capacity(self.line_end.saturating_sub(abs) as usize + 2);
+            }
+            self.span = k;
+        }
+        self.glyphs.push(PosGlyph {
             id: g.id,
             advance: g.advance,
             dx: g.dx,
             dy: g.dy,
             cluster: abs,
         });
-        self.pen += g.advance * span.size / 1000.0;
+        self.units += g.advance;
     }
 
-    /// Gives the last run its text `text[text_start..end]` (plus any added hyphen) and
-    /// makes its clusters relative to that text.
+    /// Closes the open run: gives it its text `text[text_start..end]` (plus any added
+    /// hyphen) and makes its clusters relative to that text.
     fn close(&mut self, text: &str, end: u32) {
-        let Some(run) = self.runs.last_mut() else {
-            return;
-        };
-        if !run.text.is_empty() || run.glyphs.is_empty() {
+        if !self.open {
             return;
         }
         // A run that holds only an added hyphen has no source text.
@@ -143,19 +209,33 @@ impl RunBuilder {
         } else {
             self.text_start
         };
-        run.text.push_str(&text[start as usize..end as usize]);
+        let mut run_text = String::with_capacity((end - start) as usize + 1);
+        run_text.push_str(&text[start as usize..end as usize]);
+        let mut glyphs = std::mem::take(&mut self.glyphs);
         let mut added = false;
-        for g in &mut run.glyphs {
+        for g in &mut glyphs {
             if g.cluster == ADDED {
                 added = true;
-                g.cluster = run.text.len() as u32;
+                g.cluster = run_text.len() as u32;
             } else {
                 g.cluster -= start;
             }
         }
         if added {
-            run.text.push('-');
+            run_text.push('-');
         }
+        self.runs.push(TextRun {
+            x: self.x,
+            y: 0.0,
+            font: self.font,
+            size: self.size,
+            color: self.color,
+            glyphs,
+            text: run_text,
+        });
+        self.x = self.pen();
+        self.units = 0.0;
+        self.open = false;
     }
 }
 
@@ -190,7 +270,7 @@ impl Breaker {
                 end: pos as u32,
                 content_end: (prev + content.len()) as u32,
                 hard: opp == BreakOpportunity::Mandatory && pos < len,
-                soft: content.ends_with(SOFT_HYPHEN),
+                soft: opp == BreakOpportunity::Allowed && content.ends_with(SOFT_HYPHEN),
                 hyphenated: false,
             });
             prev = pos;
@@ -249,13 +329,12 @@ impl Breaker {
     /// Tries to split `seg` at a hyphenation point so that its head plus a hyphen fits
     /// `room` points. Returns the head and the tail.
     fn hyphenate(
-        &self,
+        &mut self,
         shaper: &mut Shaper,
         book: &FontBook,
         seg: Seg,
         room: f32,
     ) -> Option<(Seg, Seg)> {
-        let hy = hyphenator()?;
         let word = &self.text[seg.start as usize..seg.content_end as usize];
         let a = word.find(char::is_alphabetic)?;
         let b = word[a..]
@@ -264,9 +343,9 @@ impl Breaker {
         if word[a..b].chars().count() < 5 {
             return None;
         }
-        let breaks = hy.hyphenate(&word[a..b]).breaks;
-        for &p in breaks.iter().rev() {
-            let at = seg.start + (a + p) as u32;
+        let (first, end) = self.hyphens.lookup(&word[a..b]);
+        for k in (first..end).rev() {
+            let at = seg.start + a as u32 + self.hyphens.points[k];
             let (w, _) = self.widths(shaper, book, seg.start, at, at);
             if w + self.hyphen_width(shaper, book, at) <= room + EPS {
                 let head = Seg {
@@ -395,13 +474,15 @@ impl Breaker {
                 }
                 continue;
             }
-            if spec.hyphenate {
-                if let Some((head, tail)) = self.hyphenate(shaper, book, seg, room) {
-                    self.line.push(head);
-                    self.emit(shaper, book, spec, first, true, out);
-                    (first, width, pending) = (false, 0.0, Some(tail));
-                    continue;
-                }
+            if let Some((head, tail)) = spec
+                .hyphenate
+                .then(|| self.hyphenate(shaper, book, seg, room))
+                .flatten()
+            {
+                self.line.push(head);
+                self.emit(shaper, book, spec, first, true, out);
+                (first, width, pending) = (false, 0.0, Some(tail));
+                continue;
             }
             if !self.line.is_empty() {
                 self.emit(shaper, book, spec, first, true, out);
@@ -461,11 +542,7 @@ impl Breaker {
         out: &mut Vec<LaidLine>,
     ) {
         let text = self.text.as_str();
-        let mut rb = RunBuilder {
-            runs: Vec::new(),
-            text_start: 0,
-            pen: 0.0,
-        };
+        let mut rb = RunBuilder::new(self.line.last().map_or(0, |s| s.content_end));
         let n = self.line.len();
         let mut limit = 0;
         for (i, seg) in self.line.iter().enumerate() {
@@ -482,14 +559,15 @@ impl Breaker {
                     if abs >= limit || text[abs as usize..].starts_with(SOFT_HYPHEN) {
                         continue;
                     }
-                    rb.push(text, &span, abs, g);
+                    rb.push(text, k, &span, abs, g);
                 }
                 a = b;
                 k += 1;
             }
             if last && (seg.soft || seg.hyphenated) {
                 let at = seg.content_end - 1;
-                let span = self.spans[self.span_at(at)];
+                let k = self.span_at(at);
+                let span = self.spans[k];
                 let abs = if seg.soft {
                     (seg.content_end as usize - SOFT_HYPHEN.len_utf8()) as u32
                 } else {
@@ -497,12 +575,12 @@ impl Breaker {
                 };
                 let w = shaper.shape_word(book, span.font, "-");
                 for g in shaper.glyphs(w) {
-                    rb.push(text, &span, abs, g);
+                    rb.push(text, k, &span, abs, g);
                 }
             }
         }
         rb.close(text, limit);
-        let width = rb.pen;
+        let width = rb.x;
         let mut runs = rb.runs;
 
         let indent = if first { spec.first_line_indent } else { 0.0 };
@@ -701,6 +779,19 @@ mod tests {
     }
 
     #[test]
+    fn hyphenation_points_are_cached_per_word() {
+        let mut c = HyphenCache::default();
+        let (a, b) = c.lookup("telecommunications");
+        assert!(b - a >= 3, "{:?}", &c.points[a..b]);
+        let points = c.points[a..b].to_vec();
+        assert!(points.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(c.lookup("telecommunications"), (a, b));
+        assert_eq!(c.points.len(), b);
+        let (x, y) = c.lookup("Telecommunications");
+        assert_eq!(&c.points[x..y], &points[..], "case-insensitive");
+    }
+
+    #[test]
     fn an_unbreakable_word_is_split_rather_than_overflowing() {
         let book = FontBook::with_defaults();
         let s = [span(&book, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
@@ -762,6 +853,22 @@ mod tests {
     }
 
     #[test]
+    fn adjacent_spans_of_one_style_share_a_run() {
+        let book = FontBook::with_defaults();
+        let s = [
+            span(&book, "Dear "),
+            span(&book, "Ms"),
+            span(&book, " Smith,"),
+        ];
+        let lines = lay(&book, &s, &spec(400.0, Align::Left, false));
+        assert_eq!(lines[0].runs.len(), 1);
+        let run = &lines[0].runs[0];
+        assert_eq!(run.text, "Dear Ms Smith,");
+        assert_eq!(run.glyphs.len(), run.text.len());
+        assert!(run.glyphs.iter().zip(0..).all(|(g, i)| g.cluster == i));
+    }
+
+    #[test]
     fn fallback_glyphs_get_their_own_run_and_missing_chars_warn_once() {
         let book = FontBook::with_defaults();
         let c = crate::text::shape::tests::uncovered_char(&book);
@@ -787,6 +894,20 @@ mod tests {
         );
     }
 
+    fn check_runs_are_contiguous(l: &LaidLine) -> Result<(), TestCaseError> {
+        for w in l.runs.windows(2) {
+            let end =
+                w[0].x + w[0].glyphs.iter().map(|g| g.advance).sum::<f32>() * w[0].size / 1000.0;
+            prop_assert!((end - w[1].x).abs() < 1e-3, "{} vs {}", end, w[1].x);
+        }
+        for r in &l.runs {
+            prop_assert!(!r.glyphs.is_empty());
+            prop_assert!(r.glyphs.iter().all(|g| (g.cluster as usize) < r.text.len()));
+            prop_assert!(r.glyphs.windows(2).all(|g| g[0].cluster <= g[1].cluster));
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn lines_fit_keep_the_text_and_justify(
@@ -800,6 +921,7 @@ mod tests {
             for l in &lines {
                 let glyphs: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
                 prop_assert!(l.width <= width + 0.01 || glyphs == 1, "{} > {}", l.width, width);
+                check_runs_are_contiguous(l)?;
             }
             let joined: String = lines.iter().map(line_text).collect();
             prop_assert_eq!(joined.replace(['-', ' '], ""), text.replace(' ', ""));
@@ -807,6 +929,60 @@ mod tests {
             for l in rest {
                 if line_text(l).contains(' ') {
                     prop_assert!((drawn(l) - width).abs() < 0.01, "{} vs {}", drawn(l), width);
+                }
+            }
+        }
+
+        #[test]
+        fn mixed_spans_scripts_and_breaks_keep_every_character(
+            parts in prop::collection::vec(
+                ("[a-zA-Zαβγλοςжщыя0-9 ,.\u{ad}\n⇒]{0,24}", 0usize..3, 6.0f32..24.0),
+                1..8,
+            ),
+            width in 10.0f32..250.0,
+            align in prop::sample::select(
+                vec![Align::Left, Align::Right, Align::Center, Align::Justify],
+            ),
+            hyphenate in any::<bool>(),
+            indent in -10.0f32..30.0,
+        ) {
+            let book = FontBook::with_defaults();
+            let fonts = [
+                book.select("sans", false, false).unwrap(),
+                book.select("sans", true, false).unwrap(),
+                book.select("sans", false, true).unwrap(),
+            ];
+            let spans: Vec<TextSpan<'_>> = parts
+                .iter()
+                .map(|(t, f, size)| TextSpan {
+                    text: t,
+                    font: fonts[*f],
+                    size: *size,
+                    color: Color::BLACK,
+                })
+                .collect();
+            let mut sp = spec(width, align, hyphenate);
+            sp.first_line_indent = indent;
+            let lines = lay(&book, &spans, &sp);
+            let source: String = parts.iter().map(|p| p.0.as_str()).collect();
+            let keep = |s: &str| {
+                s.chars()
+                    .filter(|c| !matches!(c, ' ' | '\n' | '-' | '\u{ad}'))
+                    .collect::<String>()
+            };
+            let joined: String = lines.iter().map(line_text).collect();
+            prop_assert_eq!(keep(&joined), keep(&source));
+            for (i, l) in lines.iter().enumerate() {
+                check_runs_are_contiguous(l)?;
+                let avail = width - if i == 0 { indent } else { 0.0 };
+                let clusters: usize = l.runs.iter().map(|r| r.glyphs.len()).sum();
+                prop_assert!(
+                    l.width <= avail + 0.01 || clusters <= 2,
+                    "line {} {} > {}", i, l.width, avail
+                );
+                if let Some(r) = l.runs.first() {
+                    let x0 = if i == 0 { indent } else { 0.0 };
+                    prop_assert!(r.x >= x0 - 1e-3);
                 }
             }
         }

@@ -10,7 +10,7 @@ use crate::layout::frame::TextRun;
 use crate::style::{Align, Color};
 use font::{FontBook, FontId};
 use linebreak::Breaker;
-use shape::{MissingChar, Shaper};
+pub use shape::{MissingChar, ShapedGlyph, Shaper, WordRef};
 
 /// A run of text in one font, size and colour.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +76,7 @@ impl TextContext {
         spec: &ParagraphSpec,
         out: &mut Vec<LaidLine>,
     ) {
+        self.shaper.bind(book);
         self.shaper.trim();
         self.breaker
             .layout(&mut self.shaper, book, spans, spec, out);
@@ -87,6 +88,7 @@ impl TextContext {
     /// Mandatory breaks (such as `\n`) still end lines; the widest line is returned.
     /// Trailing spaces take no width.
     pub fn measure(&mut self, book: &FontBook, spans: &[TextSpan<'_>]) -> f32 {
+        self.shaper.bind(book);
         self.shaper.trim();
         let w = self.breaker.measure(&mut self.shaper, book, spans);
         self.collect_warnings(book);

@@ -87,6 +87,10 @@ pub struct Shaper {
     missing: Vec<MissingChar>,
     /// Scratch: font runs `(start, end, font)` of the word being shaped.
     items: Vec<(usize, usize, FontId)>,
+    /// Content hashes of the fonts of the book the cache was filled from, by `FontId`.
+    bound: Vec<[u8; 32]>,
+    /// Fallback list of that book.
+    bound_fallbacks: Vec<FontId>,
 }
 
 impl Default for Shaper {
@@ -116,11 +120,37 @@ impl Shaper {
             plans: Vec::new(),
             missing: Vec::new(),
             items: Vec::new(),
+            bound: Vec::new(),
+            bound_fallbacks: Vec::new(),
+        }
+    }
+
+    /// Makes the cache valid for `book`: font ids are only meaningful within one book, so
+    /// when the fonts or fallbacks differ from the book the cache was filled from, the
+    /// cache and the shape plans are cleared (and all [`WordRef`]s invalidated). Costs one
+    /// comparison of the fonts' hashes when the book is the same.
+    pub fn bind(&mut self, book: &FontBook) {
+        let same = self.bound.len() == book.len()
+            && self.bound_fallbacks == book.fallbacks()
+            && self
+                .bound
+                .iter()
+                .enumerate()
+                .all(|(i, h)| h == book.font(FontId(i as u16)).hash());
+        if !same {
+            self.clear();
+            self.plans.clear();
+            self.bound.clear();
+            self.bound
+                .extend((0..book.len()).map(|i| *book.font(FontId(i as u16)).hash()));
+            self.bound_fallbacks.clear();
+            self.bound_fallbacks.extend_from_slice(book.fallbacks());
         }
     }
 
     /// Shapes `text` in `font` (cached) and returns its glyphs.
     pub fn shape(&mut self, book: &FontBook, font: FontId, text: &str) -> &[ShapedGlyph] {
+        self.bind(book);
         self.trim();
         let word = self.shape_word(book, font, text);
         self.glyphs(word)
@@ -128,8 +158,8 @@ impl Shaper {
 
     /// Shapes `text` in `font` (cached) and returns a handle to its glyphs.
     ///
-    /// Never clears the cache, so handles taken earlier stay valid until [`Shaper::trim`]
-    /// or [`Shaper::clear`].
+    /// Never clears the cache, so handles taken earlier stay valid until [`Shaper::trim`],
+    /// [`Shaper::bind`] or [`Shaper::clear`]. The caller binds the book first.
     pub fn shape_word(&mut self, book: &FontBook, font: FontId, text: &str) -> WordRef {
         let hash = hash_key(font, text);
         let mask = self.slots.len() - 1;
@@ -293,6 +323,7 @@ impl Shaper {
         let f = book.font(font);
         let face = f.shaping_face();
         let scale = f.scale();
+        let first = self.glyphs.len();
         let mut buffer = self.buffer.take().unwrap_or_default();
         buffer.push_str(text);
         buffer.guess_segment_properties();
@@ -330,6 +361,32 @@ impl Shaper {
                     }),
             );
         self.buffer = Some(out.clear());
+        if text.chars().any(char::is_control) {
+            self.replace_controls(book, font, text, offset, first);
+        }
+    }
+
+    /// Gives control characters, which fonts rarely map, the space glyph instead of
+    /// `.notdef`: a tab as wide as a space, every other control without width.
+    fn replace_controls(
+        &mut self,
+        book: &FontBook,
+        font: FontId,
+        text: &str,
+        offset: u32,
+        first: usize,
+    ) {
+        let f = book.font(font);
+        let space = f.ttf().glyph_index(' ').map_or(0, |g| g.0);
+        let space_advance = f.glyph_advance(space);
+        for g in &mut self.glyphs[first..] {
+            let c = text[(g.cluster - offset) as usize..].chars().next();
+            if let Some(c) = c.filter(|c| c.is_control()) {
+                g.id = space;
+                g.advance = if c == '\t' { space_advance } else { 0.0 };
+                (g.dx, g.dy) = (0.0, 0.0);
+            }
+        }
     }
 }
 
@@ -438,6 +495,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn another_book_with_other_fonts_clears_the_cache() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let a = s.shape(&book, f, "Total").to_vec();
+        s.shape(&book, f, "Due");
+        s.shape(&FontBook::with_defaults(), f, "Total");
+        assert_eq!(s.cached_words(), 2, "an equal book keeps the cache");
+
+        let mut other_fallbacks = FontBook::with_defaults();
+        other_fallbacks.add_fallback(FontId(1));
+        s.shape(&other_fallbacks, f, "Total");
+        assert_eq!(s.cached_words(), 1, "other fallbacks clear the cache");
+
+        // A book whose FontId(0) is DejaVu Sans: the same id now means another font.
+        let mut dejavu = FontBook::empty();
+        let dv = book.font(book.fallbacks()[0]).data().to_vec();
+        assert_eq!(dejavu.add_font(dv).unwrap(), FontId(0));
+        let b = s.shape(&dejavu, FontId(0), "Total").to_vec();
+        assert_eq!(s.cached_words(), 1);
+        assert_ne!(a, b);
+    }
+
+    #[test]
     fn many_words_survive_table_growth() {
         let book = FontBook::with_defaults();
         let f = sans(&book);
@@ -512,6 +593,21 @@ pub(crate) mod tests {
         s.shape(&book, f, &text);
         s.take_missing(&mut m);
         assert_eq!(m.len(), 2, "a cache hit reports again");
+    }
+
+    #[test]
+    fn controls_become_spaces_not_notdef() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        let space = s.shape(&book, f, " ")[0];
+        let g = s.shape(&book, f, "a\tb\r\n").to_vec();
+        assert!(g.iter().all(|g| g.id != 0), "{g:?}");
+        assert_eq!((g[1].id, g[1].advance), (space.id, space.advance));
+        assert_eq!((g[3].advance, g[4].advance), (0.0, 0.0));
+        let mut m = Vec::new();
+        s.take_missing(&mut m);
+        assert!(m.is_empty());
     }
 
     #[test]
