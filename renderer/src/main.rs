@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use renderer::example_data::{self, Example};
 use renderer::input::InputFormat;
+use renderer::run::shard::OutputParams;
 use renderer::run::{RunOptions, run};
 use renderer::template::{CompileOptions, compile};
 
@@ -233,16 +234,17 @@ fn render(args: RenderArgs) -> anyhow::Result<u8> {
         format: args.format,
         out: args.out.clone(),
         batch_records: args.batch_records,
-        batch_sheets: args.batch_sheets,
-        duplex: args.duplex,
-        print_files: !args.no_print_files,
-        per_document: args.per_document,
-        tagged_print: args.tagged_print,
         threads: args.threads,
         limit: args.limit,
-        run_date: run_date.clone(),
-        compression: args.compression,
-        ..RunOptions::default()
+        output: OutputParams {
+            run_date: run_date.clone(),
+            duplex: args.duplex,
+            batch_sheets: args.batch_sheets,
+            print_files: !args.no_print_files,
+            per_document: args.per_document,
+            tagged_print: args.tagged_print,
+            compression: args.compression,
+        },
     };
     tracing::info!(template = %template.id, version = %template.version, run_date = %run_date, "run starts");
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {

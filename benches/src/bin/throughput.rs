@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use renderer::example_data::{self, Example};
+use renderer::run::shard::OutputParams;
 use renderer::run::{RunOptions, run};
 
 #[global_allocator]
@@ -47,9 +48,12 @@ fn main() -> anyhow::Result<()> {
         data,
         out,
         threads: args.threads,
-        per_document: args.per_document,
-        tagged_print: args.tagged,
-        run_date: "2026-11-23".into(),
+        output: OutputParams {
+            per_document: args.per_document,
+            tagged_print: args.tagged,
+            run_date: "2026-11-23".into(),
+            ..OutputParams::default()
+        },
         ..RunOptions::default()
     };
     let summary = run(template, &opts, &|_| {}).context("run failed")?;
