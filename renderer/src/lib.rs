@@ -10,6 +10,7 @@
 //! 6. [`run`]: streams records through all of the above on every core.
 
 pub mod barcode;
+pub mod bundle;
 pub mod diag;
 pub mod doc;
 pub mod example_data;
