@@ -443,10 +443,9 @@ fn a_print_file_shares_fonts_and_adds_blank_pages() {
         {
             images += 1;
         }
-        if let Ok(ff) = dict.get(b"FontFile2").and_then(|o| o.as_reference()) {
-            if name_of(dict, b"FontName").ends_with(b"+LiberationSans") {
-                font_files.push(ff);
-            }
+        let ff = dict.get(b"FontFile2").and_then(|o| o.as_reference());
+        if let (Ok(ff), true) = (ff, name_of(dict, b"FontName").ends_with(b"+LiberationSans")) {
+            font_files.push(ff);
         }
     }
     assert_eq!(
@@ -646,4 +645,50 @@ fn a_tagged_print_file_has_one_part_per_document() {
     }
     // 3 documents x 2 pages carry marked content; the blank page has no StructParents.
     assert_eq!(root.get(b"ParentTreeNextKey").unwrap().as_i64().unwrap(), 6);
+}
+
+#[test]
+fn odd_inputs_still_give_valid_files() {
+    let env = env_with_images();
+    // A glyph id the font does not have, an empty run, an unpainted rect, and a
+    // structure reference outside the tree.
+    let mut bad = run(&env, FontId(0), "ok", 10.0, 20.0, 0.0);
+    bad.glyphs[0].id = u16::MAX;
+    let mut empty = run(&env, FontId(0), "", 10.0, 40.0, 0.0);
+    empty.glyphs.clear();
+    let doc = LaidOutDocument {
+        pages: vec![Page {
+            width: 200.0,
+            height: 100.0,
+            items: vec![
+                text_item(Tag::Struct(crate::layout::frame::StructId(99)), bad),
+                text_item(Tag::Artifact, empty),
+                Item {
+                    tag: Tag::Artifact,
+                    kind: ItemKind::Rect {
+                        x: 0.0,
+                        y: 0.0,
+                        w: 10.0,
+                        h: 10.0,
+                        fill: None,
+                        stroke: None,
+                    },
+                },
+            ],
+        }],
+        structure: StructTree::default(),
+    };
+    let opts = PdfOptions {
+        tagged: true,
+        compression: 9,
+    };
+    let bytes = single_pdf(&env, opts, &doc);
+    let dir = tempfile::tempdir().unwrap();
+    qpdf_check(&write_tmp(&dir, "odd.pdf", &bytes));
+
+    // A file of blank pages only.
+    let mut w = PdfFileWriter::new(env.clone(), PdfOptions::default());
+    w.add_blank_page(100.0, 100.0);
+    let bytes = w.finish(&DocMeta::default());
+    qpdf_check(&write_tmp(&dir, "blank.pdf", &bytes));
 }

@@ -94,10 +94,8 @@ impl PdfFileWriter {
             let file_font = self.fonts.get_mut(&usage.font).expect("inserted above");
             for (gid, text) in usage.glyphs() {
                 let entry = file_font.glyphs.entry(gid).or_default();
-                if entry.is_empty() {
-                    if let Some(t) = text {
-                        entry.push_str(t);
-                    }
+                if let (true, Some(t)) = (entry.is_empty(), text) {
+                    entry.push_str(t);
                 }
             }
         }
@@ -161,11 +159,11 @@ impl PdfFileWriter {
             }
         }
         if tagged {
-            let structure = doc
-                .structure
-                .clone()
-                .filter(|s| !s.nodes.is_empty())
-                .unwrap_or_else(StructTree::new);
+            // A tree without nodes still needs its root for the content to point at.
+            let structure = match &doc.structure {
+                Some(s) if !s.nodes.is_empty() => s.clone(),
+                _ => StructTree::new(),
+            };
             self.tagged_docs.push(TaggedDoc {
                 structure,
                 title: doc.title.clone(),
