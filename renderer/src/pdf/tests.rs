@@ -686,6 +686,25 @@ fn odd_inputs_still_give_valid_files() {
     let dir = tempfile::tempdir().unwrap();
     qpdf_check(&write_tmp(&dir, "odd.pdf", &bytes));
 
+    // A print file large enough for intermediate page tree nodes.
+    let mut scratch = EncodeScratch::default();
+    let plain = PdfOptions::default();
+    let enc = encode_document(&letter(&env, "x"), &meta("x"), &env, &plain, &mut scratch);
+    let mut w = PdfFileWriter::new(env.clone(), plain);
+    for i in 0..70 {
+        assert_eq!(w.add_document(&enc), 1 + 3 * i);
+        w.add_blank_page(595.28, 841.89);
+    }
+    let bytes = w.finish(&meta("big"));
+    let path = write_tmp(&dir, "big.pdf", &bytes);
+    qpdf_check(&path);
+    let (_, info) = tool("pdfinfo", &[], &path);
+    assert!(info.contains("Pages:           210"), "{info}");
+    let pdf = lopdf::Document::load_mem(&bytes).unwrap();
+    assert_eq!(pdf.get_pages().len(), 210);
+    let (ok, text) = tool_with("pdftotext", &["-f", "209", "-l", "209"], &path, &["-"]);
+    assert!(ok && text.contains("Seite zwei"), "{text}");
+
     // A file of blank pages only.
     let mut w = PdfFileWriter::new(env.clone(), PdfOptions::default());
     w.add_blank_page(100.0, 100.0);
