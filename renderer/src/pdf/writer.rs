@@ -88,7 +88,7 @@ impl PdfFileWriter {
         if n < FANOUT {
             return self.page_tree;
         }
-        if (n - FANOUT) % FANOUT == 0 {
+        if (n - FANOUT).is_multiple_of(FANOUT) {
             let node = self.alloc();
             self.page_nodes.push(node);
         }
