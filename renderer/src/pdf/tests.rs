@@ -264,6 +264,53 @@ fn two_pages_pass_qpdf_extract_text_and_embed_subsets() {
     assert!(info.contains("Title:           Statement"), "{info}");
 }
 
+/// Renders page 1 at 72 dpi in gray with poppler; returns (width, height, pixels).
+fn render_gray(path: &Path, dir: &tempfile::TempDir) -> (usize, usize, Vec<u8>) {
+    let prefix = dir.path().join("render");
+    let args = ["-r", "72", "-gray", "-f", "1", "-l", "1", "-singlefile"];
+    let (ok, out) = tool_with("pdftoppm", &args, path, &[prefix.to_str().unwrap()]);
+    assert!(ok, "pdftoppm failed: {out}");
+    let pgm = std::fs::read(prefix.with_extension("pgm")).unwrap();
+    // P5 header: magic, width, height, maxval, each followed by one whitespace byte.
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        let start = at;
+        while !pgm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&pgm[start..at]).to_string());
+        at += 1;
+    }
+    assert_eq!(fields[0], "P5");
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, pgm[at..].to_vec())
+}
+
+#[test]
+fn subset_glyphs_and_images_actually_render() {
+    let env = env_with_images();
+    let bytes = single_pdf(&env, PdfOptions::default(), &letter(&env, TEXT));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tmp(&dir, "render.pdf", &bytes);
+    let (w, h, px) = render_gray(&path, &dir);
+    assert_eq!((w, h), (596, 842), "595.28 x 841.89 pt at 72 dpi");
+    let dark_in = |x0: usize, y0: usize, x1: usize, y1: usize| {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| px[y * w + x] < 128)
+            .count()
+    };
+    // "Statement" (bold, baseline 90) and the greeting (baseline 120) have ink.
+    assert!(dark_in(72, 80, 140, 92) > 40, "heading did not render");
+    assert!(dark_in(72, 110, 180, 122) > 60, "greeting did not render");
+    // The table header box is light gray, the rule is dark-ish, empty paper stays white.
+    assert!(px[170 * w + 250] > 200 && px[170 * w + 250] < 250);
+    assert_eq!(dark_in(300, 300, 500, 500), 0);
+    // The PNG (x 400..460, y 60..110) is drawn: not white paper.
+    assert!(px[85 * w + 430] < 250, "image did not render");
+}
+
 #[test]
 fn the_same_input_gives_the_same_bytes() {
     let env = env_with_images();
