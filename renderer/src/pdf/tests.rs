@@ -758,3 +758,41 @@ fn odd_inputs_still_give_valid_files() {
     let bytes = w.finish(&DocMeta::default());
     qpdf_check(&write_tmp(&dir, "blank.pdf", &bytes));
 }
+
+#[test]
+fn documents_encoded_on_worker_threads_match_serial_encoding() {
+    let env = env_with_images();
+    let opts = PdfOptions {
+        tagged: true,
+        compression: 1,
+    };
+    let docs: Vec<LaidOutDocument> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|g| letter(&env, g))
+        .collect();
+    let mut scratch = EncodeScratch::default();
+    let serial: Vec<EncodedDocument> = docs
+        .iter()
+        .map(|d| encode_document(d, &meta("x"), &env, &opts, &mut scratch))
+        .collect();
+    let parallel: Vec<EncodedDocument> = std::thread::scope(|s| {
+        let handles: Vec<_> = docs
+            .chunks(2)
+            .map(|chunk| {
+                let env = env.clone();
+                s.spawn(move || {
+                    let mut scratch = EncodeScratch::default();
+                    chunk
+                        .iter()
+                        .map(|d| encode_document(d, &meta("x"), &env, &opts, &mut scratch))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(serial, parallel);
+}
