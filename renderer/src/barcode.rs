@@ -9,8 +9,11 @@ use crate::doc::BarcodeKind;
 /// A barcode as a grid of modules, row-major, `true` = dark. A 1D code has `height` 1.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BarcodeMatrix {
+    /// Columns, in modules.
     pub width: u32,
+    /// Rows, in modules (1 for linear codes).
     pub height: u32,
+    /// `width * height` modules, row by row.
     pub modules: Vec<bool>,
     /// Quiet zone in modules required on each side (not included in `width`).
     pub quiet_zone: u32,

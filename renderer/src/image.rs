@@ -43,12 +43,17 @@ pub(crate) enum ImageData {
 
 /// A decoded image ready to embed.
 pub struct ImageAsset {
+    /// The name the template refers to the image by.
     pub name: String,
+    /// Width in pixels.
     pub width_px: u32,
+    /// Height in pixels.
     pub height_px: u32,
     /// Resolution used for natural size (from the file, default 300 dpi).
     pub dpi: f32,
+    /// SHA-256 of the file's bytes.
     pub hash: [u8; 32],
+    /// What the PDF writer embeds.
     pub(crate) data: ImageData,
 }
 
@@ -248,6 +253,7 @@ fn load_png(name: &str, bytes: &[u8]) -> Result<Loaded, ImageError> {
 /// The images of a template.
 #[derive(Default)]
 pub struct ImageStore {
+    /// The images, indexed by [`ImageId`].
     pub images: Vec<ImageAsset>,
 }
 

@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(fmt(-0.0001), "0");
         assert_eq!(fmt(12.0), "12");
         assert_eq!(fmt(-0.5), "-0.5");
-        assert_eq!(fmt(3.14159), "3.142");
+        assert_eq!(fmt(1.23456), "1.235");
         assert_eq!(fmt(841.89), "841.89");
         assert_eq!(fmt(0.05), "0.05");
         assert_eq!(fmt(1_000_000.25), "1000000.25");

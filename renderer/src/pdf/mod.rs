@@ -53,7 +53,9 @@ impl Default for PdfOptions {
 /// The shared resources documents refer to.
 #[derive(Clone)]
 pub struct PdfEnv {
+    /// The fonts that `FontId`s in the documents index.
     pub fonts: Arc<FontBook>,
+    /// The images that `ImageId`s in the documents index.
     pub images: Arc<ImageStore>,
 }
 
@@ -110,6 +112,7 @@ pub struct EncodedDocument {
     /// SHA-256 over the document's uncompressed content, page sizes and the hashes of the
     /// fonts and images it uses: independent of the print file it lands in.
     pub content_hash: [u8; 32],
+    /// Number of pages (the length of `pages`).
     pub page_count: u32,
     /// The pages in order.
     pub pages: Vec<EncodedPage>,

@@ -274,8 +274,6 @@ mod tests {
         let face = font.ttf();
         // 'Ü' is a composite of 'U' and the dieresis in Liberation Sans.
         let u_uml = face.glyph_index('Ü').unwrap().0;
-        let glyf = table(font.data(), b"glyf").unwrap();
-        let _ = glyf;
         let out = subset_truetype(font.data(), &[u_uml]).unwrap();
         let sub = ttf_parser::Face::parse(&out, 0).unwrap();
         let mut sink = Vec::new();

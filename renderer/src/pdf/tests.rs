@@ -264,6 +264,53 @@ fn two_pages_pass_qpdf_extract_text_and_embed_subsets() {
     assert!(info.contains("Title:           Statement"), "{info}");
 }
 
+/// Renders page 1 at 72 dpi in gray with poppler; returns (width, height, pixels).
+fn render_gray(path: &Path, dir: &tempfile::TempDir) -> (usize, usize, Vec<u8>) {
+    let prefix = dir.path().join("render");
+    let args = ["-r", "72", "-gray", "-f", "1", "-l", "1", "-singlefile"];
+    let (ok, out) = tool_with("pdftoppm", &args, path, &[prefix.to_str().unwrap()]);
+    assert!(ok, "pdftoppm failed: {out}");
+    let pgm = std::fs::read(prefix.with_extension("pgm")).unwrap();
+    // P5 header: magic, width, height, maxval, each followed by one whitespace byte.
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        let start = at;
+        while !pgm[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&pgm[start..at]).to_string());
+        at += 1;
+    }
+    assert_eq!(fields[0], "P5");
+    let (w, h) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, pgm[at..].to_vec())
+}
+
+#[test]
+fn subset_glyphs_and_images_actually_render() {
+    let env = env_with_images();
+    let bytes = single_pdf(&env, PdfOptions::default(), &letter(&env, TEXT));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tmp(&dir, "render.pdf", &bytes);
+    let (w, h, px) = render_gray(&path, &dir);
+    assert_eq!((w, h), (596, 842), "595.28 x 841.89 pt at 72 dpi");
+    let dark_in = |x0: usize, y0: usize, x1: usize, y1: usize| {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| px[y * w + x] < 128)
+            .count()
+    };
+    // "Statement" (bold, baseline 90) and the greeting (baseline 120) have ink.
+    assert!(dark_in(72, 80, 140, 92) > 40, "heading did not render");
+    assert!(dark_in(72, 110, 180, 122) > 60, "greeting did not render");
+    // The table header box is light gray, the rule is dark-ish, empty paper stays white.
+    assert!(px[170 * w + 250] > 200 && px[170 * w + 250] < 250);
+    assert_eq!(dark_in(300, 300, 500, 500), 0);
+    // The PNG (x 400..460, y 60..110) is drawn: not white paper.
+    assert!(px[85 * w + 430] < 250, "image did not render");
+}
+
 #[test]
 fn the_same_input_gives_the_same_bytes() {
     let env = env_with_images();
@@ -443,10 +490,9 @@ fn a_print_file_shares_fonts_and_adds_blank_pages() {
         {
             images += 1;
         }
-        if let Ok(ff) = dict.get(b"FontFile2").and_then(|o| o.as_reference()) {
-            if name_of(dict, b"FontName").ends_with(b"+LiberationSans") {
-                font_files.push(ff);
-            }
+        let ff = dict.get(b"FontFile2").and_then(|o| o.as_reference());
+        if let (Ok(ff), true) = (ff, name_of(dict, b"FontName").ends_with(b"+LiberationSans")) {
+            font_files.push(ff);
         }
     }
     assert_eq!(
@@ -646,4 +692,107 @@ fn a_tagged_print_file_has_one_part_per_document() {
     }
     // 3 documents x 2 pages carry marked content; the blank page has no StructParents.
     assert_eq!(root.get(b"ParentTreeNextKey").unwrap().as_i64().unwrap(), 6);
+}
+
+#[test]
+fn odd_inputs_still_give_valid_files() {
+    let env = env_with_images();
+    // A glyph id the font does not have, an empty run, an unpainted rect, and a
+    // structure reference outside the tree.
+    let mut bad = run(&env, FontId(0), "ok", 10.0, 20.0, 0.0);
+    bad.glyphs[0].id = u16::MAX;
+    let mut empty = run(&env, FontId(0), "", 10.0, 40.0, 0.0);
+    empty.glyphs.clear();
+    let doc = LaidOutDocument {
+        pages: vec![Page {
+            width: 200.0,
+            height: 100.0,
+            items: vec![
+                text_item(Tag::Struct(crate::layout::frame::StructId(99)), bad),
+                text_item(Tag::Artifact, empty),
+                Item {
+                    tag: Tag::Artifact,
+                    kind: ItemKind::Rect {
+                        x: 0.0,
+                        y: 0.0,
+                        w: 10.0,
+                        h: 10.0,
+                        fill: None,
+                        stroke: None,
+                    },
+                },
+            ],
+        }],
+        structure: StructTree::default(),
+    };
+    let opts = PdfOptions {
+        tagged: true,
+        compression: 9,
+    };
+    let bytes = single_pdf(&env, opts, &doc);
+    let dir = tempfile::tempdir().unwrap();
+    qpdf_check(&write_tmp(&dir, "odd.pdf", &bytes));
+
+    // A print file large enough for intermediate page tree nodes.
+    let mut scratch = EncodeScratch::default();
+    let plain = PdfOptions::default();
+    let enc = encode_document(&letter(&env, "x"), &meta("x"), &env, &plain, &mut scratch);
+    let mut w = PdfFileWriter::new(env.clone(), plain);
+    for i in 0..70 {
+        assert_eq!(w.add_document(&enc), 1 + 3 * i);
+        w.add_blank_page(595.28, 841.89);
+    }
+    let bytes = w.finish(&meta("big"));
+    let path = write_tmp(&dir, "big.pdf", &bytes);
+    qpdf_check(&path);
+    let (_, info) = tool("pdfinfo", &[], &path);
+    assert!(info.contains("Pages:           210"), "{info}");
+    let pdf = lopdf::Document::load_mem(&bytes).unwrap();
+    assert_eq!(pdf.get_pages().len(), 210);
+    let (ok, text) = tool_with("pdftotext", &["-f", "209", "-l", "209"], &path, &["-"]);
+    assert!(ok && text.contains("Seite zwei"), "{text}");
+
+    // A file of blank pages only.
+    let mut w = PdfFileWriter::new(env.clone(), PdfOptions::default());
+    w.add_blank_page(100.0, 100.0);
+    let bytes = w.finish(&DocMeta::default());
+    qpdf_check(&write_tmp(&dir, "blank.pdf", &bytes));
+}
+
+#[test]
+fn documents_encoded_on_worker_threads_match_serial_encoding() {
+    let env = env_with_images();
+    let opts = PdfOptions {
+        tagged: true,
+        compression: 1,
+    };
+    let docs: Vec<LaidOutDocument> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|g| letter(&env, g))
+        .collect();
+    let mut scratch = EncodeScratch::default();
+    let serial: Vec<EncodedDocument> = docs
+        .iter()
+        .map(|d| encode_document(d, &meta("x"), &env, &opts, &mut scratch))
+        .collect();
+    let parallel: Vec<EncodedDocument> = std::thread::scope(|s| {
+        let handles: Vec<_> = docs
+            .chunks(2)
+            .map(|chunk| {
+                let env = env.clone();
+                s.spawn(move || {
+                    let mut scratch = EncodeScratch::default();
+                    chunk
+                        .iter()
+                        .map(|d| encode_document(d, &meta("x"), &env, &opts, &mut scratch))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(serial, parallel);
 }

@@ -19,6 +19,10 @@ use crate::image::{ImageAsset, ImageColor, ImageData, ImageId};
 use crate::layout::frame::StructTree;
 use crate::text::font::FontId;
 
+/// Pages directly under the page tree root; later pages go into intermediate nodes
+/// of this many pages each, so a print file of 100 000 pages has a root of ~1 600 kids.
+const FANOUT: usize = 64;
+
 /// A font used in the file: its Type0 object and the glyphs used, with their text.
 struct FileFont {
     type0: Ref,
@@ -35,6 +39,8 @@ pub struct PdfFileWriter {
     page_tree: Ref,
     struct_root: Ref,
     pages: Vec<Ref>,
+    /// Intermediate page tree nodes (pages after the first [`FANOUT`]).
+    page_nodes: Vec<Ref>,
     fonts: BTreeMap<FontId, FileFont>,
     images: BTreeMap<ImageId, Ref>,
     tagged_docs: Vec<TaggedDoc>,
@@ -59,6 +65,7 @@ impl PdfFileWriter {
             page_tree: Ref::new(2),
             struct_root: Ref::new(3),
             pages: Vec::new(),
+            page_nodes: Vec::new(),
             fonts: BTreeMap::new(),
             images: BTreeMap::new(),
             tagged_docs: Vec::new(),
@@ -72,6 +79,20 @@ impl PdfFileWriter {
         let r = Ref::new(self.next_ref);
         self.next_ref += 1;
         r
+    }
+
+    /// Returns the page tree node the next page goes into, opening a new one when the
+    /// current one is full.
+    fn next_page_parent(&mut self) -> Ref {
+        let n = self.pages.len();
+        if n < FANOUT {
+            return self.page_tree;
+        }
+        if (n - FANOUT).is_multiple_of(FANOUT) {
+            let node = self.alloc();
+            self.page_nodes.push(node);
+        }
+        *self.page_nodes.last().expect("pushed above")
     }
 
     /// Appends a document; returns the 1-based number of its first page in this file.
@@ -94,10 +115,8 @@ impl PdfFileWriter {
             let file_font = self.fonts.get_mut(&usage.font).expect("inserted above");
             for (gid, text) in usage.glyphs() {
                 let entry = file_font.glyphs.entry(gid).or_default();
-                if entry.is_empty() {
-                    if let Some(t) = text {
-                        entry.push_str(t);
-                    }
+                if let (true, Some(t)) = (entry.is_empty(), text) {
+                    entry.push_str(t);
                 }
             }
         }
@@ -111,6 +130,7 @@ impl PdfFileWriter {
         let tagged = self.opts.tagged && doc.structure.is_some();
         let mut tagged_pages = Vec::new();
         for page in &doc.pages {
+            let parent = self.next_page_parent();
             let page_ref = self.alloc();
             let content_ref = self.alloc();
             self.pages.push(page_ref);
@@ -122,7 +142,7 @@ impl PdfFileWriter {
                 self.next_key - 1
             });
             let mut p = self.pdf.page(page_ref);
-            p.parent(self.page_tree)
+            p.parent(parent)
                 .media_box(Rect::new(0.0, 0.0, page.width, page.height))
                 .contents(content_ref);
             if let Some(k) = key {
@@ -161,11 +181,11 @@ impl PdfFileWriter {
             }
         }
         if tagged {
-            let structure = doc
-                .structure
-                .clone()
-                .filter(|s| !s.nodes.is_empty())
-                .unwrap_or_else(StructTree::new);
+            // A tree without nodes still needs its root for the content to point at.
+            let structure = match &doc.structure {
+                Some(s) if !s.nodes.is_empty() => s.clone(),
+                _ => StructTree::new(),
+            };
             self.tagged_docs.push(TaggedDoc {
                 structure,
                 title: doc.title.clone(),
@@ -181,10 +201,11 @@ impl PdfFileWriter {
         self.hasher.update(b"blank");
         self.hasher.update(width.to_bits().to_le_bytes());
         self.hasher.update(height.to_bits().to_le_bytes());
+        let parent = self.next_page_parent();
         let page_ref = self.alloc();
         self.pages.push(page_ref);
         let mut p = self.pdf.page(page_ref);
-        p.parent(self.page_tree)
+        p.parent(parent)
             .media_box(Rect::new(0.0, 0.0, width, height));
         p.resources();
     }
@@ -227,10 +248,22 @@ impl PdfFileWriter {
         }
 
         let count = self.pages.len() as i32;
+        let direct = self.pages.len().min(FANOUT);
         self.pdf
             .pages(self.page_tree)
-            .kids(self.pages.iter().copied())
+            .kids(self.pages[..direct].iter().chain(&self.page_nodes).copied())
             .count(count);
+        for (node, kids) in self
+            .page_nodes
+            .iter()
+            .zip(self.pages[direct..].chunks(FANOUT))
+        {
+            self.pdf
+                .pages(*node)
+                .parent(self.page_tree)
+                .kids(kids.iter().copied())
+                .count(kids.len() as i32);
+        }
 
         let info = self.alloc();
         let mut di = self.pdf.document_info(info);
