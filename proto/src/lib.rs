@@ -13,8 +13,6 @@ pub mod pressrun {
     }
 }
 
-pub mod convert;
-
 pub use pressrun::v1;
 
 #[cfg(test)]

@@ -22,3 +22,4 @@ pub mod run;
 pub mod style;
 pub mod template;
 pub mod text;
+pub mod wire;

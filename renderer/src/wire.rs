@@ -1,13 +1,14 @@
-//! Conversions between the wire types and the composition core's plain data.
+//! Wire: conversions between the gRPC contracts (`pressrun-proto`) and the core's plain
+//! data. Only data mapping lives here; the engine stages never see a wire type.
 
 use std::sync::Arc;
 
-use renderer::input::{RawData, RawRecord};
-use renderer::run::shard::{
+use pressrun_proto::v1;
+
+use crate::input::{RawData, RawRecord};
+use crate::run::shard::{
     self, DocumentEntry, ExceptionEntry, OutputFile, ShardOutput, WarningEntry,
 };
-
-use crate::v1;
 
 impl From<&shard::OutputParams> for v1::OutputParams {
     fn from(p: &shard::OutputParams) -> Self {
