@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod node;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use renderer::example_data::{self, Example};
@@ -68,6 +70,18 @@ enum Command {
         /// Seed: the same seed gives the same records on every machine.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Serve the Renderer gRPC service (a stateless farm node) until SIGINT/SIGTERM.
+    Serve {
+        /// Address to listen on; port 0 picks a free port (the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// Render threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Seconds to drain in-flight shards after a shutdown signal.
+        #[arg(long, default_value_t = 30)]
+        drain_seconds: u64,
     },
     /// Compile a template and report every problem with file, line and column.
     Check {
@@ -208,6 +222,29 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             }
         },
         Command::Render(args) => render(args),
+        Command::Serve {
+            listen,
+            threads,
+            drain_seconds,
+        } => {
+            let threads = if threads == 0 {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            } else {
+                threads
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(node::serve(
+                listen,
+                threads,
+                std::time::Duration::from_secs(drain_seconds),
+            ))?;
+            Ok(exit::OK)
+        }
     }
 }
 
