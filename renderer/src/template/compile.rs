@@ -834,7 +834,12 @@ impl Compiler<'_> {
                 let hint = if INLINES.contains(&other) {
                     Some(format!("<{other}> is inline: put it inside a <p>"))
                 } else {
-                    hint
+                    hint.or_else(|| {
+                        Some(format!(
+                            "blocks are: <{}>",
+                            BLOCKS[..BLOCKS.len() - 1].join(">, <")
+                        ))
+                    })
                 };
                 self.diags.error_hint(
                     f,

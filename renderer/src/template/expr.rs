@@ -158,13 +158,19 @@ impl ExprCompiler {
         if mode != Mode::Test
             && let Some(fast) = parse_fast(src)
         {
-            return self.check_fast(fast, scope).map(Expr::Fast);
+            return self
+                .check_fast(fast, scope)
+                .map(Expr::Fast)
+                .map_err(|e| lead(src, e));
         }
         if mode == Mode::Test
             && let Some(fast) = parse_fast(src)
             && fast.filters.is_empty()
         {
-            return self.check_fast(fast, scope).map(Expr::Fast);
+            return self
+                .check_fast(fast, scope)
+                .map(Expr::Fast)
+                .map_err(|e| lead(src, e));
         }
         let (prefix, suffix) = match mode {
             Mode::Text => ("{{ ", " }}"),
@@ -259,6 +265,12 @@ impl ExprCompiler {
         }
         Ok(fast)
     }
+}
+
+/// Moves a path error past the expression's leading whitespace.
+fn lead(src: &str, mut e: ExprError) -> ExprError {
+    e.offset += src.len() - src.trim_start().len();
+    e
 }
 
 fn unknown_field(head: &str, path: &[Segment], index: usize, candidates: &[String]) -> ExprError {

@@ -453,3 +453,6 @@ impl Template {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
