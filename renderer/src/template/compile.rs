@@ -534,9 +534,9 @@ impl Compiler<'_> {
                     off,
                     format!("text directly inside <{}>", parent.tag_name().name()),
                 );
-                self.diags.errors.last_mut().map(|d| {
+                if let Some(d) = self.diags.errors.last_mut() {
                     d.hints.push("wrap the text in <p>…</p>".into());
-                });
+                }
                 open_if = None;
                 continue;
             }

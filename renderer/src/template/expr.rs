@@ -188,7 +188,10 @@ impl ExprCompiler {
         self.count += 1;
         let source = format!("{prefix}{src}{suffix}");
         match self.env.add_template_owned(name.to_string(), source) {
-            Ok(()) => Ok(Expr::Jinja(name)),
+            Ok(()) => {
+                self.check_names(&name, src, scope)?;
+                Ok(Expr::Jinja(name))
+            }
             Err(e) => {
                 let at = e.range().map(|r| r.start).unwrap_or(prefix.len());
                 let offset = at.saturating_sub(prefix.len()).min(src.len());
@@ -240,6 +243,40 @@ impl ExprCompiler {
         Ok(parts)
     }
 
+    /// Checks that the top-level names a MiniJinja expression reads are declared fields,
+    /// names in scope or MiniJinja globals.
+    fn check_names(&self, name: &str, src: &str, scope: &[ScopeEntry]) -> Result<(), ExprError> {
+        const GLOBALS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "self"];
+        let t = self.env.get_template(name).map_err(|e| ExprError {
+            offset: 0,
+            message: e.to_string(),
+            hint: None,
+        })?;
+        let mut names: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+        names.sort();
+        let FieldType::Object(fields) = &self.record else {
+            return Ok(());
+        };
+        for n in names {
+            let known = GLOBALS.contains(&n.as_str())
+                || scope.iter().any(|s| s.name == n)
+                || fields.iter().any(|f| f.name == n);
+            if !known {
+                let candidates = fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .chain(scope.iter().map(|s| s.name.as_str()));
+                return Err(ExprError {
+                    offset: find_word(src, &n).unwrap_or(0),
+                    message: format!("unknown field '{n}'"),
+                    hint: did_you_mean(&n, candidates)
+                        .or_else(|| Some("declare the field in [fields] of template.toml".into())),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn check_fast(&self, mut fast: FastExpr, scope: &[ScopeEntry]) -> Result<FastExpr, ExprError> {
         let Head::Record(head) = &fast.head else {
             unreachable!("parse_fast yields record heads")
@@ -265,6 +302,15 @@ impl ExprCompiler {
         }
         Ok(fast)
     }
+}
+
+/// Finds `word` in `src` as a whole identifier.
+fn find_word(src: &str, word: &str) -> Option<usize> {
+    src.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = src[..i].chars().next_back();
+        let after = src[i + word.len()..].chars().next();
+        !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
+    })
 }
 
 /// Moves a path error past the expression's leading whitespace.
@@ -418,16 +464,14 @@ fn parse_fast(src: &str) -> Option<FastExpr> {
     while c.eat('|') {
         let name = c.ident()?;
         let mut args = Vec::new();
-        if c.eat('(') {
-            if !c.eat(')') {
-                loop {
-                    args.push(c.literal()?);
-                    if c.eat(')') {
-                        break;
-                    }
-                    if !c.eat(',') {
-                        return None;
-                    }
+        if c.eat('(') && !c.eat(')') {
+            loop {
+                args.push(c.literal()?);
+                if c.eat(')') {
+                    break;
+                }
+                if !c.eat(',') {
+                    return None;
                 }
             }
         }
@@ -889,6 +933,14 @@ mod tests {
         let e = c.expr("customer.nmae", Mode::Text, &scope).unwrap_err();
         assert_eq!(e.message, "unknown field 'customer.nmae'");
         assert_eq!(e.hint.as_deref(), Some("did you mean 'name'?"));
+        let e = c
+            .expr("n > 0 and custmer.name", Mode::Test, &scope)
+            .unwrap_err();
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (10, "unknown field 'custmer'")
+        );
+        assert_eq!(e.hint.as_deref(), Some("did you mean 'customer'?"));
         let e = c.text("Total: {{ n | }}", &scope).unwrap_err();
         assert!(e.offset >= 10, "{e:?}");
         assert!(e.message.starts_with("bad expression"), "{}", e.message);

@@ -129,8 +129,10 @@ pub fn raw_offset(raw: &str, decoded_offset: usize) -> usize {
     let mut i = 0;
     let bytes = raw.as_bytes();
     while i < raw.len() && decoded < decoded_offset {
-        if bytes[i] == b'&' {
-            if let Some(end) = raw[i..].find(';') {
+        if bytes[i] == b'&'
+            && let Some(end) = raw[i..].find(';')
+        {
+            {
                 let ent = &raw[i + 1..i + end];
                 let expansion = match ent {
                     "lt" | "gt" | "amp" => 1,

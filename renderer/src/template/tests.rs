@@ -492,3 +492,65 @@ fn inline_styles_are_interned_at_compile_time() {
     assert_eq!(p.inlines.len(), 5);
     assert!(matches!(p.inlines[3], Inline::LineBreak));
 }
+
+#[test]
+fn example_manifests_satisfy_the_editor_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("docs/schema/template.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let props = |v: &Value| -> Vec<String> {
+        v["properties"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let required = |v: &Value| -> Vec<String> {
+        v["required"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let style_keys = props(&schema["definitions"]["style"]);
+    for name in ["statement", "insurance-letter"] {
+        let text = std::fs::read_to_string(examples().join(name).join("template.toml")).unwrap();
+        let manifest: toml::Table = toml::from_str(&text).unwrap();
+        for key in required(&schema) {
+            assert!(manifest.contains_key(&key), "{name}: missing [{key}]");
+        }
+        for key in manifest.keys() {
+            assert!(
+                props(&schema).contains(key),
+                "{name}: [{key}] not in schema"
+            );
+        }
+        let tschema = &schema["properties"]["template"];
+        let t = manifest["template"].as_table().unwrap();
+        for key in required(tschema) {
+            assert!(t.contains_key(&key), "{name}: missing template.{key}");
+        }
+        for key in t.keys() {
+            assert!(
+                props(tschema).contains(key),
+                "{name}: template.{key} not in schema"
+            );
+        }
+        let page = manifest["page"].as_table().unwrap();
+        let pschema = &schema["properties"]["page"];
+        for key in page.keys() {
+            assert!(
+                props(pschema).contains(key),
+                "{name}: page.{key} not in schema"
+            );
+        }
+        for (style, body) in manifest["styles"].as_table().unwrap() {
+            for key in body.as_table().unwrap().keys() {
+                assert!(
+                    style_keys.contains(key),
+                    "{name}: styles.{style}.{key} not in schema"
+                );
+            }
+        }
+    }
+}
