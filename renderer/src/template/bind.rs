@@ -329,7 +329,7 @@ fn table<'a>(
         scope.locals.pop();
         rows.push(r.map_err(|mut e| {
             if e.path.is_empty() {
-                e.path = format!("{}[{i}]", t.var);
+                e.path = format!("{}[{i}]", t.rows_path);
             }
             e
         })?);

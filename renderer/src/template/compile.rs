@@ -87,6 +87,8 @@ pub enum Node {
 #[derive(Clone, Debug)]
 pub struct TableNode {
     pub rows: Expr,
+    /// How errors name a row: the rows path (`transactions`) or the row name.
+    pub rows_path: String,
     pub var: String,
     /// Running total: name, start and addend.
     pub running: Option<(String, Expr, Expr)>,
@@ -1276,6 +1278,15 @@ impl Compiler<'_> {
         });
         Some(Node::Table(Box::new(TableNode {
             rows: rows?,
+            rows_path: n
+                .attribute("rows")
+                .map(str::trim)
+                .filter(|r| {
+                    r.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                })
+                .unwrap_or(&var)
+                .to_string(),
             var,
             running,
             columns,

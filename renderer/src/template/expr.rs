@@ -36,6 +36,10 @@ enum Filter {
     Upper,
     Lower,
     Default(Value),
+    /// The amount if positive, else nothing (money in).
+    Credit,
+    /// The negated amount if negative, else nothing (money out).
+    Debit,
 }
 
 /// Where a fast path starts.
@@ -516,6 +520,8 @@ fn fast_filter(name: &str, args: &[Value]) -> Option<Filter> {
         }
         ("upper", []) => Filter::Upper,
         ("lower", []) => Filter::Lower,
+        ("credit", []) => Filter::Credit,
+        ("debit", []) => Filter::Debit,
         ("default" | "d", [v]) => Filter::Default(v.clone()),
         _ => return None,
     })
@@ -558,6 +564,15 @@ fn register_filters(env: &mut Environment<'static>, fmt: &Fmt) {
             Ok(format_money(x, &cur, negative, &f.locale))
         },
     );
+    for (name, sign) in [("credit", 1.0), ("debit", -1.0)] {
+        env.add_filter(name, move |v: J| -> Result<J, Error> {
+            if missing(&v) {
+                return Ok(J::from(()));
+            }
+            let x = num(&v, name)? * sign;
+            Ok(if x > 0.0 { J::from(x) } else { J::from(()) })
+        });
+    }
     let f = fmt.clone();
     env.add_filter(
         "number",
@@ -800,8 +815,15 @@ impl<'a> Scope<'a> {
         if v.is_null() {
             return Ok(match filter {
                 Filter::Default(d) => d.clone(),
-                _ => Value::String(String::new()),
+                _ => Value::Null,
             });
+        }
+        if let Filter::Credit | Filter::Debit = filter {
+            let x = v
+                .as_f64()
+                .ok_or_else(|| err(format!("credit/debit expect a number, found {v}")))?;
+            let x = if *filter == Filter::Credit { x } else { -x };
+            return Ok(if x > 0.0 { Value::from(x) } else { Value::Null });
         }
         let num = |name: &str| {
             v.as_f64()
@@ -832,6 +854,7 @@ impl<'a> Scope<'a> {
                 }
             }
             Filter::Default(_) => return Ok(v.clone()),
+            Filter::Credit | Filter::Debit => unreachable!("handled above"),
         }))
     }
 }
@@ -908,6 +931,15 @@ mod tests {
                 &scope,
             )
             .unwrap();
+        let credit = c
+            .text("{{ n | credit | money }}|{{ n | debit | money }}", &scope)
+            .unwrap();
+        let credit_j = c
+            .text(
+                "{{ (n) | credit | money }}|{{ (n) | debit | money }}",
+                &scope,
+            )
+            .unwrap();
         let env = c.finish();
         let rec = json!({"customer": {"name": "Ann"}, "n": -1234.5, "tx": []});
         let s = Scope::new(
@@ -924,6 +956,39 @@ mod tests {
         assert_eq!(a, b);
         assert!(s.truthy(&test).unwrap());
         assert_eq!(s.text(&text).unwrap(), "Dear ANN, -1,234.5");
+        drop(s);
+        let mut rec2 = rec.clone();
+        rec2["n"] = json!(12.5);
+        let s = Scope::new(&rec2, json!({}), &env, &fmt);
+        assert!(!s.truthy(&test).unwrap());
+        assert_eq!(s.text(&credit).unwrap(), "£12.50|");
+        assert_eq!(s.text(&credit_j).unwrap(), "£12.50|");
+        let s = Scope::new(&rec, json!({}), &env, &fmt);
+        assert_eq!(s.text(&credit).unwrap(), "|£1,234.50");
+        assert_eq!(s.text(&credit_j).unwrap(), "|£1,234.50");
+    }
+
+    #[test]
+    fn locals_shadow_record_fields_on_both_paths() {
+        let (mut c, fmt) = compiler();
+        let mut scope = base_scope();
+        scope.push(ScopeEntry {
+            name: "n".into(),
+            ty: None,
+        });
+        let fast = c.expr("n | money", Mode::Text, &scope).unwrap();
+        let slow = c.expr("(n * 1) | money", Mode::Text, &scope).unwrap();
+        let run = c.expr("run.date", Mode::Text, &scope).unwrap();
+        let env = c.finish();
+        let rec = json!({"n": -1.0});
+        let mut s = Scope::new(&rec, json!({"date": "2024-01-02"}), &env, &fmt);
+        s.locals.push(("n", Local::Owned(json!(5))));
+        for e in [&fast, &slow] {
+            let mut out = String::new();
+            s.write(e, &mut out).unwrap();
+            assert_eq!(out, "£5.00");
+        }
+        assert_eq!(s.text(&[TextPart::Expr(run)]).unwrap(), "2024-01-02");
     }
 
     #[test]

@@ -215,6 +215,11 @@ fn statement_rules_follow_the_record() {
         .bind(&statement_record(5, "APAC", false), &params())
         .unwrap_err();
     assert!(e.reason.contains("no fragment named 'legal-apac'"), "{e}");
+    let mut bad = statement_record(5, "UK", false);
+    bad["transactions"][3]["date"] = json!("soon");
+    let e = t.bind(&bad, &params()).unwrap_err();
+    assert_eq!(e.path, "transactions[3]");
+    assert!(e.reason.contains("date expects YYYY-MM-DD"), "{e}");
     // Binding is deterministic.
     let r = statement_record(150, "EU", true);
     assert_eq!(
