@@ -104,6 +104,7 @@ impl Bundle {
             &template,
             &CompileOptions {
                 fragments: Some(fragments),
+                ..Default::default()
             },
         )
         .map_err(BundleError::Compile)

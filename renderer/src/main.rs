@@ -202,7 +202,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Check {
             template,
             fragments,
-        } => match compile(&template, &CompileOptions { fragments }) {
+        } => match compile(
+            &template,
+            &CompileOptions {
+                fragments,
+                ..Default::default()
+            },
+        ) {
             Ok(c) => {
                 for w in &c.warnings {
                     eprintln!("{w}");
@@ -253,6 +259,7 @@ fn render(args: RenderArgs) -> anyhow::Result<u8> {
         &args.template,
         &CompileOptions {
             fragments: args.fragments.clone(),
+            ..Default::default()
         },
     ) {
         Ok(c) => c,
