@@ -44,7 +44,9 @@ pub struct CompileOptions {
 
 /// A compiled template with the warnings compilation produced.
 pub struct Compiled {
+    /// The checked template.
     pub template: Template,
+    /// Problems that did not stop compilation (e.g. a dynamic fragment name matching nothing).
     pub warnings: Vec<Diagnostic>,
 }
 

@@ -615,3 +615,9 @@ fn example_rows_stay_on_the_fast_path() {
         );
     }
 }
+
+#[test]
+fn templates_are_shared_across_render_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Template>();
+}
