@@ -90,6 +90,7 @@ fn node<'a>(
         } => {
             let mut runs = Vec::with_capacity(inlines.len());
             bind_inlines(inlines, scope, &mut runs)?;
+            trim_runs(&mut runs);
             out.push(block(
                 BlockKind::Paragraph(Paragraph {
                     role: *role,
@@ -267,6 +268,19 @@ pub fn bind_inlines(
         }
     }
     Ok(())
+}
+
+/// Trims whitespace that empty values leave at the start and end of a paragraph.
+fn trim_runs(runs: &mut Vec<Inline>) {
+    if let Some(Inline::Text { text, .. }) = runs.first_mut() {
+        let n = text.len() - text.trim_start().len();
+        text.drain(..n);
+    }
+    if let Some(Inline::Text { text, .. }) = runs.last_mut() {
+        let n = text.trim_end().len();
+        text.truncate(n);
+    }
+    runs.retain(|r| !matches!(r, Inline::Text { text, .. } if text.is_empty()));
 }
 
 fn push_text(

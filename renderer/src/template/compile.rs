@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use roxmltree::Node as X;
 
 use super::expr::{Expr, ExprCompiler, ExprError, Mode, ScopeEntry, TextPart, base_scope};
-use super::manifest::{LENGTH_HINT, parse_align, parse_length};
+use super::manifest::{LENGTH_HINT, parse_length};
 use super::source::{Diags, SourceFile, did_you_mean, raw_offset};
+use super::styles::{Derive, Styles, parse_align};
 use crate::doc::{BarcodeKind, Rule, TableColumn, TableStyle, Width};
 use crate::image::{ImageAsset, ImageError, ImageId, ImageStore};
-use crate::style::{Align, Color, StyleId, StyleSheet};
+use crate::style::{Align, Color, StyleId};
 
 /// Inline content of a compiled paragraph.
 #[derive(Clone, Debug)]
@@ -121,102 +122,6 @@ pub struct Program {
     pub fragments: Vec<Vec<Node>>,
 }
 
-/// How derived styles are made from a base style.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Derive {
-    Bold,
-    Italic,
-    Underline,
-    Span(u32),
-    Align(u8),
-}
-
-/// Named styles and derived styles interned at compile time.
-pub struct Styles {
-    pub sheet: StyleSheet,
-    pub by_name: BTreeMap<String, StyleId>,
-    derived: BTreeMap<(u32, Derive), StyleId>,
-    pub fonts: std::sync::Arc<crate::text::font::FontBook>,
-}
-
-impl Styles {
-    /// Wraps the resolved named styles.
-    pub fn new(
-        sheet: StyleSheet,
-        by_name: BTreeMap<String, StyleId>,
-        fonts: std::sync::Arc<crate::text::font::FontBook>,
-    ) -> Self {
-        Self {
-            sheet,
-            by_name,
-            derived: BTreeMap::new(),
-            fonts,
-        }
-    }
-
-    fn derive(&mut self, base: StyleId, how: Derive) -> StyleId {
-        if let Some(id) = self.derived.get(&(base.0, how)) {
-            return *id;
-        }
-        let mut s = self.sheet.get(base).clone();
-        let suffix = match how {
-            Derive::Bold => {
-                s.bold = true;
-                "+b".to_string()
-            }
-            Derive::Italic => {
-                s.italic = true;
-                "+i".to_string()
-            }
-            Derive::Underline => {
-                s.underline = true;
-                "+u".to_string()
-            }
-            Derive::Span(id) => {
-                let src = self.sheet.get(StyleId(id));
-                s.family = src.family.clone();
-                s.bold = src.bold;
-                s.italic = src.italic;
-                s.size = src.size;
-                s.color = src.color;
-                s.underline = src.underline;
-                format!("+{}", src.name)
-            }
-            Derive::Align(a) => {
-                s.align = match a {
-                    0 => Align::Left,
-                    1 => Align::Right,
-                    2 => Align::Center,
-                    _ => Align::Justify,
-                };
-                format!("+align{a}")
-            }
-        };
-        if let Some(f) = self.fonts.select(&s.family, s.bold, s.italic) {
-            s.font = f;
-        }
-        if s == *self.sheet.get(base) {
-            self.derived.insert((base.0, how), base);
-            return base;
-        }
-        s.name.push_str(&suffix);
-        let id = StyleId(self.sheet.styles.len() as u32);
-        self.sheet.styles.push(s);
-        self.derived.insert((base.0, how), id);
-        id
-    }
-
-    fn aligned(&mut self, base: StyleId, align: Align) -> StyleId {
-        let a = match align {
-            Align::Left => 0,
-            Align::Right => 1,
-            Align::Center => 2,
-            Align::Justify => 3,
-        };
-        self.derive(base, Derive::Align(a))
-    }
-}
-
 /// Decodes image bytes; injectable so tests and tools can supply their own decoder.
 pub type ImageLoader = fn(&str, &[u8]) -> Result<ImageAsset, ImageError>;
 
@@ -295,22 +200,22 @@ const BLOCKS: [&str; 23] = [
 
 const INLINES: [&str; 7] = ["b", "i", "u", "span", "br", "page-number", "page-count"];
 
-fn is_blank(n: &X) -> bool {
+pub(super) fn is_blank(n: &X) -> bool {
     n.is_comment() || n.is_pi() || (n.is_text() && n.text().is_some_and(|t| t.trim().is_empty()))
 }
 
 impl Compiler<'_> {
-    fn err(&mut self, f: &SourceFile, off: usize, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, f: &SourceFile, off: usize, msg: impl Into<String>) {
         self.diags.error(f, off, msg);
     }
 
-    fn expr_err(&mut self, f: &SourceFile, base: usize, raw: &str, e: ExprError) {
+    pub(super) fn expr_err(&mut self, f: &SourceFile, base: usize, raw: &str, e: ExprError) {
         let off = base + raw_offset(raw, e.offset);
         self.diags.error_hint(f, off, e.message, e.hint);
     }
 
     /// Checks the attributes of an element against the allowed names.
-    fn check_attrs(&mut self, f: &SourceFile, n: X, allowed: &[&str]) {
+    pub(super) fn check_attrs(&mut self, f: &SourceFile, n: X, allowed: &[&str]) {
         for a in n.attributes() {
             if a.name() != "keep-with-next" && !allowed.contains(&a.name()) {
                 let known: Vec<&str> = allowed.iter().copied().chain(["keep-with-next"]).collect();
@@ -335,21 +240,21 @@ impl Compiler<'_> {
         }
     }
 
-    fn attr_off(n: X, name: &str) -> usize {
+    pub(super) fn attr_off(n: X, name: &str) -> usize {
         n.attribute_node(name)
             .map_or(n.range().start, |a| a.range_value().start)
     }
 
-    fn raw_attr<'a>(f: &'a SourceFile, n: X, name: &str) -> &'a str {
+    pub(super) fn raw_attr<'a>(f: &'a SourceFile, n: X, name: &str) -> &'a str {
         n.attribute_node(name)
             .map_or("", |a| &f.text[a.range_value()])
     }
 
-    fn keep(&mut self, f: &SourceFile, n: X) -> bool {
+    pub(super) fn keep(&mut self, f: &SourceFile, n: X) -> bool {
         self.flag(f, n, "keep-with-next")
     }
 
-    fn flag(&mut self, f: &SourceFile, n: X, name: &str) -> bool {
+    pub(super) fn flag(&mut self, f: &SourceFile, n: X, name: &str) -> bool {
         match n.attribute(name) {
             None | Some("false") => false,
             Some("true") => true,
@@ -365,7 +270,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn length_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Option<f32> {
+    pub(super) fn length_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Option<f32> {
         let v = n.attribute(name)?;
         let l = parse_length(v);
         if l.is_none() {
@@ -380,7 +285,7 @@ impl Compiler<'_> {
         l
     }
 
-    fn width_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Width {
+    pub(super) fn width_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Width {
         let Some(v) = n.attribute(name) else {
             return Width::Fraction(1.0);
         };
@@ -405,7 +310,7 @@ impl Compiler<'_> {
         Width::Fraction(1.0)
     }
 
-    fn color_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Option<Color> {
+    pub(super) fn color_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Option<Color> {
         let v = n.attribute(name)?;
         let c = Color::parse_hex(v);
         if c.is_none() {
@@ -421,7 +326,7 @@ impl Compiler<'_> {
     }
 
     /// Parses `"THICKNESS COLOR"` (colour optional, default black).
-    fn stroke_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Option<(Color, f32)> {
+    pub(super) fn stroke_attr(&mut self, f: &SourceFile, n: X, name: &str) -> Option<(Color, f32)> {
         let v = n.attribute(name)?;
         let mut it = v.split_whitespace();
         let t = it.next().and_then(parse_length);
@@ -444,7 +349,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn align_attr(&mut self, f: &SourceFile, n: X) -> Option<Align> {
+    pub(super) fn align_attr(&mut self, f: &SourceFile, n: X) -> Option<Align> {
         let v = n.attribute("align")?;
         let a = parse_align(v);
         if a.is_none() {
@@ -459,7 +364,7 @@ impl Compiler<'_> {
         a
     }
 
-    fn style_attr(&mut self, f: &SourceFile, n: X, default: &str) -> StyleId {
+    pub(super) fn style_attr(&mut self, f: &SourceFile, n: X, default: &str) -> StyleId {
         let name = n.attribute("style").unwrap_or(default);
         match self.styles.by_name.get(name) {
             Some(id) => *id,
@@ -473,7 +378,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn text_attr(
+    pub(super) fn text_attr(
         &mut self,
         f: &SourceFile,
         n: X,
@@ -494,7 +399,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn expr_attr(
+    pub(super) fn expr_attr(
         &mut self,
         f: &SourceFile,
         n: X,
@@ -587,7 +492,12 @@ impl Compiler<'_> {
         out
     }
 
-    fn block(&mut self, f: &SourceFile, n: X, scope: &mut Vec<ScopeEntry>) -> Option<Node> {
+    pub(super) fn block(
+        &mut self,
+        f: &SourceFile,
+        n: X,
+        scope: &mut Vec<ScopeEntry>,
+    ) -> Option<Node> {
         let name = n.tag_name().name();
         let keep = self.keep(f, n);
         Some(match name {
@@ -855,7 +765,11 @@ impl Compiler<'_> {
     }
 
     /// The element type of a list expression, when it is a plain declared path.
-    fn elem_type(&self, list: &str, scope: &[ScopeEntry]) -> Option<super::schema::FieldType> {
+    pub(super) fn elem_type(
+        &self,
+        list: &str,
+        scope: &[ScopeEntry],
+    ) -> Option<super::schema::FieldType> {
         use super::schema::{FieldType, Lookup, Segment, lookup_in};
         let list = list.trim();
         if !list
@@ -885,7 +799,7 @@ impl Compiler<'_> {
     }
 
     /// Compiles (once) and returns the index of a fragment.
-    fn fragment(&mut self, f: &SourceFile, off: usize, name: &str) -> Option<usize> {
+    pub(super) fn fragment(&mut self, f: &SourceFile, off: usize, name: &str) -> Option<usize> {
         if let Some(&i) = self.lib.index.get(name) {
             if i == usize::MAX {
                 self.err(f, off, format!("fragment '{name}' includes itself"));
@@ -939,7 +853,7 @@ impl Compiler<'_> {
         Some(i)
     }
 
-    fn image(&mut self, f: &SourceFile, n: X, src: &str) -> Option<ImageId> {
+    pub(super) fn image(&mut self, f: &SourceFile, n: X, src: &str) -> Option<ImageId> {
         if let Some((id, _)) = self.assets.get(src) {
             return Some(*id);
         }
@@ -973,7 +887,7 @@ impl Compiler<'_> {
     }
 
     /// Content of a list item or cell: blocks if it holds any block element, else one paragraph.
-    fn flow(
+    pub(super) fn flow(
         &mut self,
         f: &SourceFile,
         n: X,
@@ -996,7 +910,7 @@ impl Compiler<'_> {
     }
 
     /// Compiles the inline content of a paragraph, collapsing whitespace.
-    fn paragraph(
+    pub(super) fn paragraph(
         &mut self,
         f: &SourceFile,
         n: X,
@@ -1016,7 +930,7 @@ impl Compiler<'_> {
         out
     }
 
-    fn inlines(
+    pub(super) fn inlines(
         &mut self,
         f: &SourceFile,
         n: X,
@@ -1083,219 +997,6 @@ impl Compiler<'_> {
                 }
             }
         }
-    }
-
-    fn table(
-        &mut self,
-        f: &SourceFile,
-        n: X,
-        keep: bool,
-        scope: &mut Vec<ScopeEntry>,
-    ) -> Option<Node> {
-        self.check_attrs(
-            f,
-            n,
-            &[
-                "rows",
-                "as",
-                "style",
-                "header-style",
-                "padding",
-                "row-rule",
-                "border",
-                "header-fill",
-                "stripe-fill",
-                "footer-fill",
-                "running",
-                "running-start",
-                "running-add",
-            ],
-        );
-        let rows = self.expr_attr(f, n, "rows", Mode::Value, scope);
-        let var = n.attribute("as").unwrap_or("row").to_string();
-        let cell_style = self.style_attr(f, n, "cell");
-        let header_style = if n.has_attribute("header-style") {
-            let off = Self::attr_off(n, "header-style");
-            let name = n.attribute("header-style").unwrap_or_default();
-            match self.styles.by_name.get(name) {
-                Some(id) => *id,
-                None => {
-                    let hint = did_you_mean(name, self.styles.by_name.keys().map(String::as_str));
-                    self.diags
-                        .error_hint(f, off, format!("unknown style '{name}'"), hint);
-                    StyleId(0)
-                }
-            }
-        } else {
-            self.styles.by_name["table-header"]
-        };
-        let style = TableStyle {
-            padding: self.length_attr(f, n, "padding").unwrap_or(3.0),
-            row_rule: self.stroke_attr(f, n, "row-rule"),
-            border: self.stroke_attr(f, n, "border"),
-            header_fill: self.color_attr(f, n, "header-fill"),
-            stripe_fill: self.color_attr(f, n, "stripe-fill"),
-            footer_fill: self.color_attr(f, n, "footer-fill"),
-        };
-        let elem = n.attribute("rows").and_then(|r| self.elem_type(r, scope));
-        let depth = scope.len();
-        scope.push(ScopeEntry {
-            name: var.clone(),
-            ty: elem,
-        });
-        let running = match n.attribute("running") {
-            Some(name) => {
-                let start = self.expr_attr(f, n, "running-start", Mode::Value, scope);
-                let add = self.expr_attr(f, n, "running-add", Mode::Value, scope);
-                scope.push(ScopeEntry {
-                    name: name.to_string(),
-                    ty: Some(super::schema::FieldType::Scalar(
-                        super::schema::Scalar::Number,
-                    )),
-                });
-                start.zip(add).map(|(s, a)| (name.to_string(), s, a))
-            }
-            None => None,
-        };
-        let mut columns = Vec::new();
-        let mut header = Vec::new();
-        let mut any_header = false;
-        let mut body = Vec::new();
-        let mut footer = None;
-        for c in n.children().filter(|c| !is_blank(c)) {
-            let cname = if c.is_element() {
-                c.tag_name().name()
-            } else {
-                ""
-            };
-            match cname {
-                "column" => {
-                    self.check_attrs(f, c, &["width", "align", "header", "style"]);
-                    let width = self.width_attr(f, c, "width");
-                    let align = self.align_attr(f, c);
-                    let mut s = if c.has_attribute("style") {
-                        self.style_attr(f, c, "cell")
-                    } else {
-                        cell_style
-                    };
-                    let mut hs = header_style;
-                    if let Some(a) = align {
-                        s = self.styles.aligned(s, a);
-                        hs = self.styles.aligned(hs, a);
-                    }
-                    columns.push(TableColumn {
-                        width,
-                        align: align.unwrap_or_default(),
-                    });
-                    // Header text sees only the enclosing scope, not the row.
-                    let outer: Vec<ScopeEntry> = scope[..depth].to_vec();
-                    let h = self.text_attr(f, c, "header", &outer);
-                    any_header |= c.has_attribute("header");
-                    header.push(CellNode {
-                        blocks: vec![Node::Para {
-                            role: crate::doc::ParagraphRole::Paragraph,
-                            style: hs,
-                            inlines: h
-                                .into_iter()
-                                .map(|p| match p {
-                                    TextPart::Lit(t) => INode::Text(t, hs),
-                                    TextPart::Expr(e) => INode::Expr(e, hs),
-                                })
-                                .collect(),
-                            keep: false,
-                        }],
-                        align: None,
-                        fill: None,
-                    });
-                    body.push(CellNode {
-                        blocks: self.flow(f, c, s, scope),
-                        align: None,
-                        fill: None,
-                    });
-                }
-                "footer" => {
-                    self.check_attrs(f, c, &[]);
-                    let mut cells = Vec::new();
-                    for (i, cell) in c.children().filter(|x| !is_blank(x)).enumerate() {
-                        if !(cell.is_element() && cell.tag_name().name() == "cell") {
-                            self.err(f, cell.range().start, "<footer> holds only <cell> elements");
-                            continue;
-                        }
-                        self.check_attrs(f, cell, &["align", "fill", "style"]);
-                        let align = self.align_attr(f, cell);
-                        let fill = self.color_attr(f, cell, "fill");
-                        let mut s = if cell.has_attribute("style") {
-                            self.style_attr(f, cell, "cell")
-                        } else {
-                            cell_style
-                        };
-                        if let Some(a) =
-                            align.or_else(|| columns.get(i).map(|c: &TableColumn| c.align))
-                        {
-                            s = self.styles.aligned(s, a);
-                        }
-                        let outer: Vec<ScopeEntry> = scope[..depth].to_vec();
-                        let mut outer = outer;
-                        cells.push(CellNode {
-                            blocks: self.flow(f, cell, s, &mut outer),
-                            align,
-                            fill,
-                        });
-                    }
-                    footer = Some((c.range().start, cells));
-                }
-                _ => {
-                    self.diags.error_hint(
-                        f,
-                        c.range().start,
-                        if cname.is_empty() {
-                            "text directly inside <table>".to_string()
-                        } else {
-                            format!("unknown element <{cname}> in <table>")
-                        },
-                        Some("a table holds <column> and <footer> elements".into()),
-                    );
-                }
-            }
-        }
-        scope.truncate(depth);
-        if columns.is_empty() {
-            self.err(f, n.range().start, "<table> needs at least one <column>");
-        }
-        let footer = footer.map(|(off, cells)| {
-            if cells.len() != columns.len() {
-                self.err(
-                    f,
-                    off,
-                    format!(
-                        "<footer> has {} cells but the table has {} columns",
-                        cells.len(),
-                        columns.len()
-                    ),
-                );
-            }
-            cells
-        });
-        Some(Node::Table(Box::new(TableNode {
-            rows: rows?,
-            rows_path: n
-                .attribute("rows")
-                .map(str::trim)
-                .filter(|r| {
-                    r.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                })
-                .unwrap_or(&var)
-                .to_string(),
-            var,
-            running,
-            columns,
-            header: any_header.then_some(header),
-            body,
-            footer,
-            style,
-            keep,
-        })))
     }
 }
 

@@ -1,16 +1,12 @@
 //! `template.toml`: identity, fonts, record schema, page geometry and named styles.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
 use super::schema::{Field, FieldType};
 use super::source::{Diags, SourceFile, did_you_mean};
-use crate::style::{
-    Align, Color, FixedRegion, Margins, PageMaster, PageMasters, Style, StyleId, StyleSheet,
-};
-use crate::text::font::FontBook;
+use crate::style::{FixedRegion, Margins, PageMaster, PageMasters};
 
 /// A TOML value with its span, detached from the parser's lifetimes.
 #[derive(Clone, Debug)]
@@ -230,7 +226,13 @@ pub fn parse(file: &SourceFile, diags: &mut Diags) -> Option<Manifest> {
     Some(m)
 }
 
-fn unknown_key(file: &SourceFile, off: usize, key: &str, known: &[&str], diags: &mut Diags) {
+pub(super) fn unknown_key(
+    file: &SourceFile,
+    off: usize,
+    key: &str,
+    known: &[&str],
+    diags: &mut Diags,
+) {
     diags.error_hint(
         file,
         off,
@@ -240,7 +242,7 @@ fn unknown_key(file: &SourceFile, off: usize, key: &str, known: &[&str], diags: 
     );
 }
 
-fn table<'a>(
+pub(super) fn table<'a>(
     file: &SourceFile,
     v: &'a TVal,
     diags: &mut Diags,
@@ -258,7 +260,7 @@ fn table<'a>(
     }
 }
 
-fn string(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<Located> {
+pub(super) fn string(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<Located> {
     match v.as_str() {
         Some(s) => Some(Located {
             text: s.to_string(),
@@ -275,7 +277,7 @@ fn string(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<Located> {
     }
 }
 
-fn boolean(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<bool> {
+pub(super) fn boolean(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<bool> {
     match v.kind {
         TKind::Bool(b) => Some(b),
         _ => {
@@ -289,7 +291,7 @@ fn boolean(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<bool> {
     }
 }
 
-fn length(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<f32> {
+pub(super) fn length(file: &SourceFile, v: &TVal, diags: &mut Diags) -> Option<f32> {
     let s = string(file, v, diags)?;
     let l = parse_length(&s.text);
     if l.is_none() {
@@ -751,351 +753,6 @@ fn geometry_key(
             false
         }
     }
-}
-
-/// Styles resolved by name, for lookups during compilation only.
-pub struct ResolvedStyles {
-    pub sheet: StyleSheet,
-    pub by_name: BTreeMap<String, StyleId>,
-}
-
-fn builtin_default(fonts: &FontBook) -> Style {
-    Style {
-        name: "default".into(),
-        family: "Liberation Sans".into(),
-        bold: false,
-        italic: false,
-        font: fonts
-            .select("Liberation Sans", false, false)
-            .expect("the default family is embedded"),
-        size: 10.0,
-        leading: 12.0,
-        color: Color::BLACK,
-        align: Align::Left,
-        space_before: 0.0,
-        space_after: 0.0,
-        indent_left: 0.0,
-        indent_right: 0.0,
-        first_line_indent: 0.0,
-        hyphenate: false,
-        underline: false,
-    }
-}
-
-/// Built-in styles `(name, props)` used when the manifest does not declare them.
-fn builtin_props(name: &str) -> Option<Vec<(&'static str, BuiltinVal)>> {
-    use BuiltinVal::*;
-    let heading = |size: f32| {
-        vec![
-            ("bold", B(true)),
-            ("size", L(size)),
-            ("leading", L(size * 1.2)),
-            ("space-before", L(4.0)),
-            ("space-after", L(3.0)),
-        ]
-    };
-    Some(match name {
-        "h1" => heading(18.0),
-        "h2" => heading(15.0),
-        "h3" => heading(13.0),
-        "h4" => heading(11.5),
-        "h5" => heading(10.5),
-        "h6" => heading(10.0),
-        "table-header" => vec![("bold", B(true))],
-        "cell" => vec![],
-        "small" | "footer" => vec![("size", L(8.0)), ("leading", L(9.6))],
-        _ => return None,
-    })
-}
-
-enum BuiltinVal {
-    B(bool),
-    L(f32),
-}
-
-const BUILTINS: [&str; 10] = [
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "table-header",
-    "cell",
-    "small",
-    "footer",
-];
-
-const STYLE_KEYS: [&str; 15] = [
-    "base",
-    "family",
-    "bold",
-    "italic",
-    "underline",
-    "size",
-    "leading",
-    "color",
-    "align",
-    "space-before",
-    "space-after",
-    "indent-left",
-    "indent-right",
-    "first-line-indent",
-    "hyphenate",
-];
-
-/// Parses an alignment keyword.
-pub fn parse_align(s: &str) -> Option<Align> {
-    Some(match s {
-        "left" => Align::Left,
-        "right" => Align::Right,
-        "center" | "centre" => Align::Center,
-        "justify" => Align::Justify,
-        _ => return None,
-    })
-}
-
-/// Resolves every declared and built-in style into a sheet (index 0 = `default`).
-pub fn resolve_styles(
-    file: &SourceFile,
-    decls: &[StyleDecl],
-    fonts: &FontBook,
-    families: &[String],
-    diags: &mut Diags,
-) -> ResolvedStyles {
-    let mut sheet = StyleSheet::default();
-    let mut by_name = BTreeMap::new();
-    let root = builtin_default(fonts);
-    let decl_of = |n: &str| decls.iter().find(|d| d.name == n);
-    // Order: default, declared (in key order), remaining built-ins.
-    let mut order: Vec<String> = vec!["default".into()];
-    order.extend(
-        decls
-            .iter()
-            .filter(|d| d.name != "default")
-            .map(|d| d.name.clone()),
-    );
-    order.extend(
-        BUILTINS
-            .iter()
-            .filter(|b| decl_of(b).is_none())
-            .map(|b| b.to_string()),
-    );
-    for name in &order {
-        let mut visiting = Vec::new();
-        resolve_one(
-            name,
-            file,
-            decls,
-            fonts,
-            families,
-            &root,
-            &mut sheet,
-            &mut by_name,
-            &mut visiting,
-            diags,
-        );
-    }
-    ResolvedStyles { sheet, by_name }
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a recursive helper over one resolution context"
-)]
-fn resolve_one(
-    name: &str,
-    file: &SourceFile,
-    decls: &[StyleDecl],
-    fonts: &FontBook,
-    families: &[String],
-    root: &Style,
-    sheet: &mut StyleSheet,
-    by_name: &mut BTreeMap<String, StyleId>,
-    visiting: &mut Vec<String>,
-    diags: &mut Diags,
-) -> Option<StyleId> {
-    if let Some(id) = by_name.get(name) {
-        return Some(*id);
-    }
-    if visiting.iter().any(|v| v == name) {
-        return None;
-    }
-    visiting.push(name.to_string());
-    let decl = decls.iter().find(|d| d.name == name);
-    let mut style = if let Some(d) = decl {
-        let base = d.props.iter().find(|(k, _, _)| k == "base");
-        let base_name = match base {
-            Some((_, _, v)) => v.as_str().map(str::to_string),
-            None if name == "default" => None,
-            None => Some("default".to_string()),
-        };
-        match base_name {
-            None => root.clone(),
-            Some(b) => {
-                let exists = decls.iter().any(|d| d.name == b)
-                    || b == "default"
-                    || BUILTINS.contains(&b.as_str());
-                let (_, _, bv) = base.cloned().unwrap_or_else(|| {
-                    (
-                        String::new(),
-                        0..0,
-                        TVal {
-                            span: d.offset..d.offset,
-                            kind: TKind::Other,
-                        },
-                    )
-                });
-                if !exists {
-                    let names = decls
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .chain(BUILTINS)
-                        .chain(["default"]);
-                    diags.error_hint(
-                        file,
-                        bv.content_offset(&file.text),
-                        format!("unknown base style '{b}'"),
-                        did_you_mean(&b, names),
-                    );
-                    root.clone()
-                } else {
-                    match resolve_one(
-                        &b, file, decls, fonts, families, root, sheet, by_name, visiting, diags,
-                    ) {
-                        Some(id) => sheet.get(id).clone(),
-                        None => {
-                            diags.error(
-                                file,
-                                d.offset,
-                                format!("style '{name}' inherits from itself through '{b}'"),
-                            );
-                            root.clone()
-                        }
-                    }
-                }
-            }
-        }
-    } else if let Some(props) = builtin_props(name) {
-        let mut s = if name == "default" {
-            root.clone()
-        } else {
-            let id = resolve_one(
-                "default", file, decls, fonts, families, root, sheet, by_name, visiting, diags,
-            )?;
-            sheet.get(id).clone()
-        };
-        for (k, v) in props {
-            match (k, v) {
-                ("bold", BuiltinVal::B(b)) => s.bold = b,
-                ("size", BuiltinVal::L(l)) => s.size = l,
-                ("leading", BuiltinVal::L(l)) => s.leading = l,
-                ("space-before", BuiltinVal::L(l)) => s.space_before = l,
-                ("space-after", BuiltinVal::L(l)) => s.space_after = l,
-                _ => {}
-            }
-        }
-        s
-    } else if name == "default" {
-        root.clone()
-    } else {
-        visiting.pop();
-        return None;
-    };
-    style.name = name.to_string();
-    if let Some(d) = decl {
-        let mut leading_set = false;
-        let mut size_set = false;
-        for (k, ks, v) in &d.props {
-            match k.as_str() {
-                "base" => {}
-                "family" => {
-                    if let Some(s) = string(file, v, diags) {
-                        if fonts.select(&s.text, false, false).is_none() {
-                            diags.error_hint(
-                                file,
-                                s.offset,
-                                format!("unknown font family '{}'", s.text),
-                                did_you_mean(&s.text, families.iter().map(String::as_str)),
-                            );
-                        } else {
-                            style.family = s.text;
-                        }
-                    }
-                }
-                "bold" => style.bold = boolean(file, v, diags).unwrap_or(style.bold),
-                "italic" => style.italic = boolean(file, v, diags).unwrap_or(style.italic),
-                "underline" => style.underline = boolean(file, v, diags).unwrap_or(style.underline),
-                "hyphenate" => style.hyphenate = boolean(file, v, diags).unwrap_or(style.hyphenate),
-                "size" => {
-                    if let Some(l) = length(file, v, diags) {
-                        style.size = l;
-                        size_set = true;
-                    }
-                }
-                "leading" => {
-                    if let Some(l) = length(file, v, diags) {
-                        style.leading = l;
-                        leading_set = true;
-                    }
-                }
-                "space-before" => {
-                    style.space_before = length(file, v, diags).unwrap_or(style.space_before)
-                }
-                "space-after" => {
-                    style.space_after = length(file, v, diags).unwrap_or(style.space_after)
-                }
-                "indent-left" => {
-                    style.indent_left = length(file, v, diags).unwrap_or(style.indent_left)
-                }
-                "indent-right" => {
-                    style.indent_right = length(file, v, diags).unwrap_or(style.indent_right)
-                }
-                "first-line-indent" => {
-                    style.first_line_indent =
-                        length(file, v, diags).unwrap_or(style.first_line_indent)
-                }
-                "color" => {
-                    if let Some(s) = string(file, v, diags) {
-                        match Color::parse_hex(&s.text) {
-                            Some(c) => style.color = c,
-                            None => diags.error_hint(
-                                file,
-                                s.offset,
-                                format!("bad colour '{}'", s.text),
-                                Some("write #rrggbb or #rgb".into()),
-                            ),
-                        }
-                    }
-                }
-                "align" => {
-                    if let Some(s) = string(file, v, diags) {
-                        match parse_align(&s.text) {
-                            Some(a) => style.align = a,
-                            None => diags.error_hint(
-                                file,
-                                s.offset,
-                                format!("bad alignment '{}'", s.text),
-                                Some("use left, right, center or justify".into()),
-                            ),
-                        }
-                    }
-                }
-                other => unknown_key(file, ks.start, other, &STYLE_KEYS, diags),
-            }
-        }
-        if size_set && !leading_set {
-            style.leading = style.size * 1.2;
-        }
-    }
-    style.font = fonts
-        .select(&style.family, style.bold, style.italic)
-        .unwrap_or(root.font);
-    let id = StyleId(sheet.styles.len() as u32);
-    sheet.styles.push(style);
-    by_name.insert(name.to_string(), id);
-    visiting.pop();
-    Some(id)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ mod format;
 mod manifest;
 mod schema;
 mod source;
+mod styles;
+mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,9 +28,10 @@ pub use format::{Locale, Negative, format_date, format_money, format_number, par
 pub use manifest::parse_length;
 pub use schema::{Field, FieldType, Scalar};
 
-use compile::{Compiler, FragmentLib, Program, Styles};
+use compile::{Compiler, FragmentLib, Program};
 use expr::{ExprCompiler, Fmt, Scope, TextPart};
 use source::{Diags, SourceFile};
+use styles::Styles;
 
 /// Options for [`compile`].
 #[derive(Clone, Debug, Default)]
@@ -41,7 +44,9 @@ pub struct CompileOptions {
 
 /// A compiled template with the warnings compilation produced.
 pub struct Compiled {
+    /// The checked template.
     pub template: Template,
+    /// Problems that did not stop compilation (e.g. a dynamic fragment name matching nothing).
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -146,7 +151,7 @@ fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option
         }
     }
     let fonts = Arc::new(book);
-    let resolved = manifest::resolve_styles(&toml_file, &m.styles, &fonts, &families, diags);
+    let resolved = styles::resolve_styles(&toml_file, &m.styles, &fonts, &families, diags);
     let mut styles = Styles::new(resolved.sheet, resolved.by_name, fonts.clone());
 
     let fmt = Fmt {

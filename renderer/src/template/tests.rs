@@ -215,6 +215,14 @@ fn statement_rules_follow_the_record() {
         .bind(&statement_record(5, "APAC", false), &params())
         .unwrap_err();
     assert!(e.reason.contains("no fragment named 'legal-apac'"), "{e}");
+    let mut untitled = statement_record(5, "UK", false);
+    untitled["customer"]
+        .as_object_mut()
+        .unwrap()
+        .remove("title");
+    t.validate(&untitled).unwrap();
+    let doc = t.bind(&untitled, &params()).unwrap();
+    assert!(all_text(&doc.first.regions[0].1).starts_with("Ada Lovelace\n"));
     let mut bad = statement_record(5, "UK", false);
     bad["transactions"][3]["date"] = json!("soon");
     let e = t.bind(&bad, &params()).unwrap_err();
@@ -558,4 +566,58 @@ fn example_manifests_satisfy_the_editor_schema() {
             }
         }
     }
+}
+
+/// Counts per-row expressions in table bodies that need MiniJinja.
+fn jinja_in_rows(nodes: &[compile::Node], in_row: bool, count: &mut (usize, usize)) {
+    use compile::{INode, Node};
+    for n in nodes {
+        match n {
+            Node::Para { inlines, .. } if in_row => {
+                for i in inlines {
+                    if let INode::Expr(e, _) = i {
+                        count.0 += 1;
+                        count.1 += usize::from(matches!(e, expr::Expr::Jinja(_)));
+                    }
+                }
+            }
+            Node::Table(t) => {
+                for c in &t.body {
+                    jinja_in_rows(&c.blocks, true, count);
+                }
+            }
+            Node::Columns { columns, .. } => {
+                for (_, b) in columns {
+                    jinja_in_rows(b, in_row, count);
+                }
+            }
+            Node::Keep(b, _) => jinja_in_rows(b, in_row, count),
+            Node::If(branches) => {
+                for (_, b) in branches {
+                    jinja_in_rows(b, in_row, count);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn example_rows_stay_on_the_fast_path() {
+    for name in ["statement", "insurance-letter"] {
+        let t = compile_example(name);
+        let mut count = (0, 0);
+        jinja_in_rows(&t.program.body, false, &mut count);
+        assert!(count.0 >= 2, "{name}: {count:?}");
+        assert_eq!(
+            count.1, 0,
+            "{name}: per-row expressions must not need MiniJinja"
+        );
+    }
+}
+
+#[test]
+fn templates_are_shared_across_render_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Template>();
 }
