@@ -104,7 +104,6 @@ impl Bundle {
             &template,
             &CompileOptions {
                 fragments: Some(fragments),
-                ..Default::default()
             },
         )
         .map_err(BundleError::Compile)

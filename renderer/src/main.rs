@@ -202,13 +202,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Check {
             template,
             fragments,
-        } => match compile(
-            &template,
-            &CompileOptions {
-                fragments,
-                ..Default::default()
-            },
-        ) {
+        } => match compile(&template, &CompileOptions { fragments }) {
             Ok(c) => {
                 for w in &c.warnings {
                     eprintln!("{w}");
@@ -259,7 +253,6 @@ fn render(args: RenderArgs) -> anyhow::Result<u8> {
         &args.template,
         &CompileOptions {
             fragments: args.fragments.clone(),
-            ..Default::default()
         },
     ) {
         Ok(c) => c,

@@ -10,7 +10,7 @@ use super::manifest::{LENGTH_HINT, parse_length};
 use super::source::{Diags, SourceFile, did_you_mean, raw_offset};
 use super::styles::{Derive, Styles, parse_align};
 use crate::doc::{BarcodeKind, Rule, TableColumn, TableStyle, Width};
-use crate::image::{ImageAsset, ImageError, ImageId, ImageStore};
+use crate::image::{ImageAsset, ImageId, ImageStore};
 use crate::style::{Align, Color, StyleId};
 
 /// Inline content of a compiled paragraph.
@@ -123,7 +123,6 @@ pub struct Program {
 }
 
 /// Decodes image bytes; injectable so tests and tools can supply their own decoder.
-pub type ImageLoader = fn(&str, &[u8]) -> Result<ImageAsset, ImageError>;
 
 /// A fragment library: names (sorted) and their files.
 pub struct FragmentLib {
@@ -164,7 +163,6 @@ pub struct Compiler<'c> {
     pub styles: &'c mut Styles,
     pub exprs: &'c mut ExprCompiler,
     pub images: &'c mut ImageStore,
-    pub image_loader: ImageLoader,
     /// Image sources by relative path with their bytes (for the content hash).
     pub assets: BTreeMap<String, (ImageId, Vec<u8>)>,
     pub dir: &'c Path,
@@ -873,7 +871,7 @@ impl Compiler<'_> {
                 return None;
             }
         };
-        match (self.image_loader)(src, &bytes) {
+        match ImageAsset::load(src, &bytes) {
             Ok(asset) => {
                 let id = self.images.add(asset);
                 self.assets.insert(src.to_string(), (id, bytes));

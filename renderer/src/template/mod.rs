@@ -19,11 +19,10 @@ use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::doc::{DocMeta, Document, MasterContent};
-use crate::image::{ImageAsset, ImageStore};
+use crate::image::ImageStore;
 use crate::style::{PageMasters, StyleSheet};
 use crate::text::font::FontBook;
 
-pub use compile::ImageLoader;
 pub use format::{Locale, Negative, format_date, format_money, format_number, parse_date};
 pub use manifest::parse_length;
 pub use schema::{Field, FieldType, Scalar};
@@ -38,8 +37,6 @@ use styles::Styles;
 pub struct CompileOptions {
     /// Fragment library folder; overrides the manifest's `fragments` path.
     pub fragments: Option<PathBuf>,
-    /// Image decoder; `None` uses [`ImageAsset::load`].
-    pub image_loader: Option<ImageLoader>,
 }
 
 /// A compiled template with the warnings compilation produced.
@@ -174,7 +171,6 @@ fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option
         styles: &mut styles,
         exprs: &mut ex,
         images: &mut images,
-        image_loader: opts.image_loader.unwrap_or(ImageAsset::load),
         assets: BTreeMap::new(),
         dir,
         lib: FragmentLib::open(frag_dir),

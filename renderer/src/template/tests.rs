@@ -6,28 +6,9 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::doc::{Block, BlockKind, Inline};
-use crate::image::ImageError;
-
-/// Reads width and height from a PNG header (the real decoder lives in `image.rs`).
-fn png_loader(name: &str, bytes: &[u8]) -> Result<ImageAsset, ImageError> {
-    if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" {
-        return Err(ImageError(format!("{name}: not a PNG")));
-    }
-    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-    Ok(ImageAsset {
-        name: name.to_string(),
-        width_px: be(16),
-        height_px: be(20),
-        dpi: 300.0,
-        hash: Sha256::digest(bytes).into(),
-    })
-}
 
 fn opts() -> CompileOptions {
-    CompileOptions {
-        fragments: None,
-        image_loader: Some(png_loader),
-    }
+    CompileOptions::default()
 }
 
 fn examples() -> PathBuf {

@@ -91,6 +91,34 @@ pub struct Shaper {
     bound: Vec<[u8; 32]>,
     /// Fallback list of that book.
     bound_fallbacks: Vec<FontId>,
+    /// Per font: which amount-and-date characters shape context-free (see [`SimpleTable`]).
+    simple: Vec<SimpleTable>,
+}
+
+/// Characters that usually shape without context: digits, spaces, and the punctuation
+/// and currency signs of amounts and dates. Every amount in a statement is a different
+/// string, so these would miss the word cache and cost a full rustybuzz call each.
+const SIMPLE: [char; 29] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ' ', '.', ',', ':', ';', '-', '+', '(', ')',
+    '/', '%', '\'', '£', '€', '$', '¥', '\u{a0}', '\u{202f}', '#',
+];
+
+fn simple_index(c: char) -> Option<usize> {
+    match c {
+        '0'..='9' => Some(c as usize - '0' as usize),
+        _ => SIMPLE[10..].iter().position(|&s| s == c).map(|i| i + 10),
+    }
+}
+
+/// For one font: the glyph and advance of each [`SIMPLE`] character shaped alone, and
+/// which ordered pairs shape exactly as their two characters alone (no kerning, no
+/// ligature, no offsets). Built once per font and thread by shaping every pair with
+/// rustybuzz, so the fast path gives the glyphs rustybuzz gives: a string of these
+/// characters whose every adjacent pair is independent is shaped by table lookup.
+struct SimpleTable {
+    font: FontId,
+    glyphs: [Option<(u16, f32)>; SIMPLE.len()],
+    independent: [[bool; SIMPLE.len()]; SIMPLE.len()],
 }
 
 impl Default for Shaper {
@@ -122,6 +150,7 @@ impl Shaper {
             items: Vec::new(),
             bound: Vec::new(),
             bound_fallbacks: Vec::new(),
+            simple: Vec::new(),
         }
     }
 
@@ -140,6 +169,7 @@ impl Shaper {
         if !same {
             self.clear();
             self.plans.clear();
+            self.simple.clear();
             self.bound.clear();
             self.bound
                 .extend((0..book.len()).map(|i| *book.font(FontId(i as u16)).hash()));
@@ -234,13 +264,18 @@ impl Shaper {
         slot: usize,
     ) -> WordRef {
         let start = self.glyphs.len();
-        let missing = self.itemize(book, font, text);
-        let mut items = std::mem::take(&mut self.items);
-        for &(a, b, f) in &items {
-            self.shape_run(book, f, &text[a..b], a as u32);
-        }
-        items.clear();
-        self.items = items;
+        let missing = if self.shape_simple(book, font, text) {
+            false
+        } else {
+            let missing = self.itemize(book, font, text);
+            let mut items = std::mem::take(&mut self.items);
+            for &(a, b, f) in &items {
+                self.shape_run(book, f, &text[a..b], a as u32);
+            }
+            items.clear();
+            self.items = items;
+            missing
+        };
         let advance = self.glyphs[start..].iter().map(|g| g.advance).sum();
         let word = WordRef {
             start: start as u32,
@@ -262,6 +297,83 @@ impl Shaper {
             self.grow();
         }
         word
+    }
+
+    /// Shapes `text` by table lookup if every character is a [`SIMPLE`] one the font has
+    /// and every adjacent pair is independent; returns whether it did.
+    fn shape_simple(&mut self, book: &FontBook, font: FontId, text: &str) -> bool {
+        let k = match self.simple.iter().position(|t| t.font == font) {
+            Some(k) => k,
+            None => {
+                let table = self.build_simple(book, font);
+                self.simple.push(table);
+                self.simple.len() - 1
+            }
+        };
+        let table = &self.simple[k];
+        let mut prev: Option<usize> = None;
+        for c in text.chars() {
+            let Some(i) = simple_index(c).filter(|&i| table.glyphs[i].is_some()) else {
+                return false;
+            };
+            if prev.is_some_and(|p| !table.independent[p][i]) {
+                return false;
+            }
+            prev = Some(i);
+        }
+        for (offset, c) in text.char_indices() {
+            let (id, advance) = table.glyphs[simple_index(c).expect("checked")].expect("checked");
+            self.glyphs.push(ShapedGlyph {
+                font,
+                id,
+                advance,
+                dx: 0.0,
+                dy: 0.0,
+                cluster: offset as u32,
+            });
+        }
+        true
+    }
+
+    fn build_simple(&mut self, book: &FontBook, font: FontId) -> SimpleTable {
+        let mut table = SimpleTable {
+            font,
+            glyphs: [None; SIMPLE.len()],
+            independent: [[false; SIMPLE.len()]; SIMPLE.len()],
+        };
+        let f = book.font(font);
+        let mut buf = [0u8; 8];
+        for (i, &c) in SIMPLE.iter().enumerate() {
+            if !f.has_char(c) {
+                continue;
+            }
+            let mark = self.glyphs.len();
+            self.shape_run(book, font, c.encode_utf8(&mut buf), 0);
+            if let [g] = &self.glyphs[mark..] {
+                if g.dx == 0.0 && g.dy == 0.0 {
+                    table.glyphs[i] = Some((g.id, g.advance));
+                }
+            }
+            self.glyphs.truncate(mark);
+        }
+        let mut pair = String::new();
+        for (a, &ca) in SIMPLE.iter().enumerate() {
+            for (b, &cb) in SIMPLE.iter().enumerate() {
+                let (Some(ga), Some(gb)) = (table.glyphs[a], table.glyphs[b]) else {
+                    continue;
+                };
+                pair.clear();
+                pair.push(ca);
+                pair.push(cb);
+                let mark = self.glyphs.len();
+                self.shape_run(book, font, &pair, 0);
+                table.independent[a][b] = matches!(&self.glyphs[mark..], [x, y]
+                    if (x.id, x.advance, y.id, y.advance) == (ga.0, ga.1, gb.0, gb.1)
+                        && x.dx == 0.0 && x.dy == 0.0 && y.dx == 0.0 && y.dy == 0.0);
+                self.glyphs.truncate(mark);
+            }
+        }
+        table
     }
 
     fn grow(&mut self) {
@@ -625,5 +737,53 @@ pub(crate) mod tests {
         let mut m = Vec::new();
         s.take_missing(&mut m);
         assert!(m.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod simple_tests {
+    use super::*;
+
+    /// The table-lookup path must give exactly what rustybuzz gives.
+    #[test]
+    fn amounts_shape_the_same_by_table_as_by_rustybuzz() {
+        let book = FontBook::with_defaults();
+        let samples = [
+            "£1,234.56",
+            "(€12.00)",
+            "-$0.07",
+            "19/05/2026",
+            "12:30",
+            "100%",
+            "1 234,50 €",
+            "2026-11-23",
+            "#42",
+            "(£381.25)",
+            "¥7",
+        ];
+        for bold in [false, true] {
+            let font = book.select("sans", bold, false).unwrap();
+            let mut fast = Shaper::new();
+            let mut slow = Shaper::new();
+            for s in samples {
+                let a = fast.shape(&book, font, s).to_vec();
+                slow.bind(&book);
+                let mark = slow.glyphs.len();
+                slow.shape_run(&book, font, s, 0);
+                let b = slow.glyphs[mark..].to_vec();
+                assert_eq!(a, b, "{s:?} bold={bold}");
+            }
+            assert!(fast.simple.iter().any(|t| t.font == font));
+        }
+    }
+
+    #[test]
+    fn letters_never_take_the_table_path() {
+        let book = FontBook::with_defaults();
+        let font = book.select("sans", false, false).unwrap();
+        let mut s = Shaper::new();
+        s.bind(&book);
+        assert!(!s.shape_simple(&book, font, "AV"));
+        assert!(s.shape_simple(&book, font, "1,234.56"));
     }
 }
