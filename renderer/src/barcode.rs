@@ -68,17 +68,31 @@ fn code128(data: &str) -> Result<BarcodeMatrix, BarcodeError> {
     })
 }
 
+/// Encodes a QR code (error correction M) with the optimal segmentation of the `qrcode`
+/// crate but a fixed mask pattern (000, checkerboard) instead of scoring all eight: the
+/// mask is recorded in the format information, so every decoder reads it (ISO/IEC 18004
+/// lets the encoder choose), and it saves about 90 % of the encoding time, which matters
+/// with a code on every document. The tests decode the result with an independent reader.
 fn qr(data: &str) -> Result<BarcodeMatrix, BarcodeError> {
-    let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|e| {
-            BarcodeError(format!(
-                "cannot encode {} bytes as a QR code: {e}; shorten the data",
-                data.len()
-            ))
-        })?;
-    let w = code.width() as u32;
-    let modules: Vec<bool> = code
-        .to_colors()
+    use qrcode::canvas::{Canvas, MaskPattern};
+    let err = |e: qrcode::types::QrError| {
+        BarcodeError(format!(
+            "cannot encode {} bytes as a QR code: {e}; shorten the data",
+            data.len()
+        ))
+    };
+    let ec_level = qrcode::EcLevel::M;
+    let bits = qrcode::bits::encode_auto(data.as_bytes(), ec_level).map_err(err)?;
+    let version = bits.version();
+    let (codewords, ec) =
+        qrcode::ec::construct_codewords(&bits.into_bytes(), version, ec_level).map_err(err)?;
+    let mut canvas = Canvas::new(version, ec_level);
+    canvas.draw_all_functional_patterns();
+    canvas.draw_data(&codewords, &ec);
+    canvas.apply_mask(MaskPattern::Checkerboard);
+    let w = version.width() as u32;
+    let modules: Vec<bool> = canvas
+        .into_colors()
         .into_iter()
         .map(|c| c == qrcode::Color::Dark)
         .collect();
@@ -171,5 +185,35 @@ mod tests {
         let too_long = "9".repeat(5000);
         assert!(encode(BarcodeKind::DataMatrix, &too_long).is_err());
         assert!(encode(BarcodeKind::Qr, &"x".repeat(5000)).is_err());
+    }
+
+    #[test]
+    fn qr_codes_decode_with_an_independent_reader() {
+        for data in [
+            "PR1|J42|000001|2/3|01",
+            "https://pay.example/iban/GB29NWBK60161331926819?amount=17347.87",
+            "Grüße Ωμέγα",
+        ] {
+            let m = encode(BarcodeKind::Qr, data).unwrap();
+            let scale = 4u32;
+            let side = (m.width + 2 * m.quiet_zone) * scale;
+            let img = image::GrayImage::from_fn(side, side, |x, y| {
+                let (mx, my) = (
+                    (x / scale) as i64 - m.quiet_zone as i64,
+                    (y / scale) as i64 - m.quiet_zone as i64,
+                );
+                let dark = mx >= 0
+                    && my >= 0
+                    && (mx as u32) < m.width
+                    && (my as u32) < m.height
+                    && m.modules[(my as u32 * m.width + mx as u32) as usize];
+                image::Luma([if dark { 0 } else { 255 }])
+            });
+            let mut prepared = rqrr::PreparedImage::prepare(img);
+            let grids = prepared.detect_grids();
+            assert_eq!(grids.len(), 1, "{data}");
+            let (_, content) = grids[0].decode().unwrap();
+            assert_eq!(content, data);
+        }
     }
 }

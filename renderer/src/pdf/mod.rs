@@ -19,9 +19,6 @@ mod writer;
 
 use std::sync::Arc;
 
-use miniz_oxide::deflate::core::{
-    CompressorOxide, TDEFLFlush, TDEFLStatus, compress_to_output, create_comp_flags_from_zip_params,
-};
 use sha2::{Digest, Sha256};
 
 use crate::doc::DocMeta;
@@ -334,38 +331,42 @@ impl GlyphTracker {
 /// A zlib compressor kept per thread (its tables are large; allocating them per page
 /// would cost more than compressing a small page).
 pub(crate) struct Deflater {
-    inner: Box<CompressorOxide>,
+    inner: Option<(u8, flate2::Compress)>,
 }
 
 impl Default for Deflater {
     fn default() -> Self {
-        Deflater {
-            inner: Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(
-                1, 15, 0,
-            ))),
-        }
+        Deflater { inner: None }
     }
 }
 
 impl Deflater {
     /// Appends the zlib stream of `input` at `level` (clamped to 1..=9) to `out`.
     pub(crate) fn compress(&mut self, input: &[u8], level: u8, out: &mut Vec<u8>) {
-        let d = &mut self.inner;
-        d.reset();
-        d.set_format_and_level(miniz_oxide::DataFormat::Zlib, level.clamp(1, 9));
-        let mut rest = input;
+        let level = level.clamp(1, 9);
+        let c = match &mut self.inner {
+            Some((l, c)) if *l == level => {
+                c.reset();
+                c
+            }
+            slot => {
+                &mut slot
+                    .insert((
+                        level,
+                        flate2::Compress::new(flate2::Compression::new(level as u32), true),
+                    ))
+                    .1
+            }
+        };
+        out.reserve(input.len() / 2 + 64);
         loop {
-            let (status, used) = compress_to_output(d, rest, TDEFLFlush::Finish, |chunk| {
-                out.extend_from_slice(chunk);
-                true
-            });
-            rest = &rest[used..];
+            let consumed = c.total_in() as usize;
+            let status = c
+                .compress_vec(&input[consumed..], out, flate2::FlushCompress::Finish)
+                .expect("deflate of an in-memory buffer cannot fail");
             match status {
-                TDEFLStatus::Done => break,
-                TDEFLStatus::Okay => continue,
-                // Only reachable through misuse of the compressor state, which `reset`
-                // rules out.
-                other => panic!("deflate failed: {other:?}"),
+                flate2::Status::StreamEnd => break,
+                _ => out.reserve(out.capacity().max(4096)),
             }
         }
     }
@@ -373,7 +374,9 @@ impl Deflater {
 
 /// Compresses bytes with zlib at `level` (used for fonts, images and other streams).
 pub(crate) fn deflate(input: &[u8], level: u8) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec_zlib(input, level.clamp(1, 9))
+    let mut out = Vec::new();
+    Deflater::default().compress(input, level, &mut out);
+    out
 }
 
 #[cfg(test)]
