@@ -21,11 +21,17 @@ fn bench(c: &mut Criterion) {
     let mut pages = 0u64;
     for raw in &raws {
         let v = parse_record(&t, raw).unwrap();
-        pages += compose(&t, &v, &pressrun_benches::params(raw.number), &mut worker)
-            .unwrap()
-            .laid_out
-            .pages
-            .len() as u64;
+        pages += compose(
+            &t,
+            &v,
+            &pressrun_benches::params(raw.number),
+            false,
+            &mut worker,
+        )
+        .unwrap()
+        .laid_out
+        .pages
+        .len() as u64;
     }
     let mut g = c.benchmark_group("document");
     g.throughput(Throughput::Elements(pages));
@@ -35,8 +41,14 @@ fn bench(c: &mut Criterion) {
             let mut n = 0;
             for raw in &raws {
                 let v = parse_record(&t, raw).unwrap();
-                let composed =
-                    compose(&t, &v, &pressrun_benches::params(raw.number), &mut worker).unwrap();
+                let composed = compose(
+                    &t,
+                    &v,
+                    &pressrun_benches::params(raw.number),
+                    false,
+                    &mut worker,
+                )
+                .unwrap();
                 n += encode(&t, &composed, &opts, &mut worker).page_count;
             }
             n

@@ -10,6 +10,7 @@ fn bench(c: &mut Criterion) {
         images: &t.images,
         styles: &t.styles,
         masters: &t.masters,
+        structure: true,
     };
     let mut g = c.benchmark_group("layout");
     // A long statement: the transactions table spans several pages.

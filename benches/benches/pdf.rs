@@ -11,6 +11,7 @@ fn bench(c: &mut Criterion) {
         images: &t.images,
         styles: &t.styles,
         masters: &t.masters,
+        structure: true,
     };
     let mut ctx = LayoutContext::new();
     let docs: Vec<_> = pressrun_benches::statements(20, 9)

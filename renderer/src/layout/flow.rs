@@ -71,6 +71,9 @@ impl<'a, 'c> Flow<'a, 'c> {
         role: Role,
         alt: Option<String>,
     ) -> Option<StructId> {
+        if !self.env.structure {
+            return parent.map(|_| StructId(0));
+        }
         parent.map(|p| self.structure.push(p, role, alt))
     }
 

@@ -29,6 +29,9 @@ pub struct LayoutEnv<'a> {
     pub images: &'a ImageStore,
     pub styles: &'a StyleSheet,
     pub masters: &'a PageMasters,
+    /// Build the structure tree (for tagged PDF). Off, every item is tagged with the root
+    /// and no tree is built: print streams that are not tagged skip that work.
+    pub structure: bool,
 }
 
 /// A document that cannot be laid out (for example barcode data the symbology cannot hold).

@@ -196,6 +196,7 @@ fn lay(doc: &Document, f: &Fixture) -> super::frame::LaidOutDocument {
         images: &f.images,
         styles: &f.styles,
         masters: &f.masters,
+        structure: true,
     };
     layout_document(doc, &env, &mut LayoutContext::new()).unwrap()
 }

@@ -53,7 +53,13 @@ pub struct PdfFileWriter {
 impl PdfFileWriter {
     /// Starts an empty file.
     pub fn new(env: PdfEnv, opts: PdfOptions) -> Self {
-        let mut pdf = Pdf::new();
+        Self::with_capacity(env, opts, 0)
+    }
+
+    /// Starts an empty file whose buffer holds `bytes` before it grows (a print file of
+    /// thousands of pages otherwise reallocates and copies itself a dozen times).
+    pub fn with_capacity(env: PdfEnv, opts: PdfOptions, bytes: usize) -> Self {
+        let mut pdf = Pdf::with_capacity(bytes);
         pdf.set_version(1, 7);
         pdf.set_binary_marker(b"\xC0\xFF\xEE\xAB");
         PdfFileWriter {

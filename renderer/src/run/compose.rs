@@ -13,6 +13,8 @@ use crate::template::{BindParams, FieldError, Template};
 pub struct Worker {
     pub layout: LayoutContext,
     pub encode: EncodeScratch,
+    /// Bytes per document of the last print file, to size the next one's buffer.
+    pub print_bytes_per_document: usize,
 }
 
 /// A record that could not become a document.
@@ -67,11 +69,12 @@ pub fn parse_record(template: &Template, raw: &RawRecord) -> Result<serde_json::
     Ok(value)
 }
 
-/// Binds and lays out a parsed record.
+/// Binds and lays out a parsed record; `structure` builds the tree tagged PDF needs.
 pub fn compose(
     template: &Template,
     record: &serde_json::Value,
     params: &BindParams,
+    structure: bool,
     worker: &mut Worker,
 ) -> Result<Composed, Rejection> {
     let doc = template.bind(record, params)?;
@@ -80,6 +83,7 @@ pub fn compose(
         images: &template.images,
         styles: &template.styles,
         masters: &template.masters,
+        structure,
     };
     let laid_out = layout_document(&doc, &env, &mut worker.layout).map_err(|e| Rejection {
         field: String::new(),

@@ -131,7 +131,8 @@ pub fn render_shard(
         records: records.len() as u64,
         ..ShardOutput::default()
     };
-    let mut print = PrintFile::new(shard, env.clone(), print_opts, template);
+    let capacity = worker.print_bytes_per_document * records.len() * 11 / 10;
+    let mut print = PrintFile::new(shard, env.clone(), print_opts, template, capacity);
     for raw in records {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             document(template, raw, params, &env, worker)
@@ -164,7 +165,7 @@ pub fn render_shard(
                 };
                 if let Some(enc) = &doc.print {
                     if params.batch_sheets.is_some_and(|m| print.sheets >= m) {
-                        print.finish_into(&mut out.files);
+                        print.finish_into(&mut out.files, worker);
                         print.next_part(template);
                     }
                     let first = print.writer.add_document(enc);
@@ -174,6 +175,7 @@ pub fn render_shard(
                             .add_blank_page(doc.last_page.0, doc.last_page.1);
                     }
                     print.sheets += entry.sheets;
+                    print.documents += 1;
                     entry.print_file = Some(print.name.clone());
                     entry.first_page = Some(first);
                 }
@@ -204,7 +206,7 @@ pub fn render_shard(
             }),
         }
     }
-    print.finish_into(&mut out.files);
+    print.finish_into(&mut out.files, worker);
     out
 }
 
@@ -231,7 +233,13 @@ fn document(
         run_date: params.run_date.clone(),
     };
     let value = parse_record(template, raw)?;
-    let composed = compose(template, &value, &bind, worker)?;
+    let composed = compose(
+        template,
+        &value,
+        &bind,
+        params.tagged_print || params.per_document,
+        worker,
+    )?;
     let pages = composed.laid_out.pages.len() as u32;
     let last_page = composed
         .laid_out
@@ -290,11 +298,18 @@ struct PrintFile {
     env: PdfEnv,
     opts: PdfOptions,
     sheets: u32,
+    documents: usize,
     meta: DocMeta,
 }
 
 impl PrintFile {
-    fn new(shard: u64, env: PdfEnv, opts: PdfOptions, template: &Template) -> Self {
+    fn new(
+        shard: u64,
+        env: PdfEnv,
+        opts: PdfOptions,
+        template: &Template,
+        capacity: usize,
+    ) -> Self {
         let name = print_file_name(shard, 0);
         let meta = DocMeta {
             id: name.clone(),
@@ -304,25 +319,26 @@ impl PrintFile {
         Self {
             shard,
             part: 0,
-            writer: PdfFileWriter::new(env.clone(), opts),
+            writer: PdfFileWriter::with_capacity(env.clone(), opts, capacity),
             name,
             env,
             opts,
             sheets: 0,
+            documents: 0,
             meta,
         }
     }
 
     fn next_part(&mut self, template: &Template) {
         let part = self.part + 1;
-        *self = PrintFile::new(self.shard, self.env.clone(), self.opts, template);
+        *self = PrintFile::new(self.shard, self.env.clone(), self.opts, template, 0);
         self.part = part;
         self.name = print_file_name(self.shard, part);
         self.meta.id = self.name.clone();
         self.meta.title = format!("{} {} {}", template.id, template.version, self.name);
     }
 
-    fn finish_into(&mut self, files: &mut Vec<OutputFile>) {
+    fn finish_into(&mut self, files: &mut Vec<OutputFile>, worker: &mut Worker) {
         if self.writer.page_count() == 0 {
             return;
         }
@@ -330,9 +346,13 @@ impl PrintFile {
             &mut self.writer,
             PdfFileWriter::new(self.env.clone(), self.opts),
         );
+        let bytes = writer.finish(&self.meta);
+        if self.documents > 0 {
+            worker.print_bytes_per_document = bytes.len() / self.documents;
+        }
         files.push(OutputFile {
             name: self.name.clone(),
-            bytes: writer.finish(&self.meta),
+            bytes,
         });
     }
 }

@@ -36,6 +36,8 @@ pub struct ShapedGlyph {
 pub struct WordRef {
     start: u32,
     len: u32,
+    /// In the per-paragraph scratch arena (uncached words) rather than the cache's.
+    scratch: bool,
     /// Sum of the glyph advances in thousandths of an em.
     pub advance: f32,
 }
@@ -93,6 +95,8 @@ pub struct Shaper {
     bound_fallbacks: Vec<FontId>,
     /// Per font: which amount-and-date characters shape context-free (see [`SimpleTable`]).
     simple: Vec<SimpleTable>,
+    /// Glyphs of uncached words, cleared at every [`Shaper::trim`] (paragraph start).
+    scratch: Vec<ShapedGlyph>,
 }
 
 /// Characters that usually shape without context: digits, spaces, and the punctuation
@@ -151,6 +155,7 @@ impl Shaper {
             bound: Vec::new(),
             bound_fallbacks: Vec::new(),
             simple: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -191,6 +196,19 @@ impl Shaper {
     /// Never clears the cache, so handles taken earlier stay valid until [`Shaper::trim`],
     /// [`Shaper::bind`] or [`Shaper::clear`]. The caller binds the book first.
     pub fn shape_word(&mut self, book: &FontBook, font: FontId, text: &str) -> WordRef {
+        // Amounts and dates are nearly all different: shape them by table into the
+        // scratch arena instead of filling the cache with strings never seen again.
+        let start = self.scratch.len();
+        if self.shape_simple(book, font, text) {
+            let glyphs = &self.scratch[start..];
+            let advance = glyphs.iter().map(|g| g.advance).sum();
+            return WordRef {
+                start: start as u32,
+                len: glyphs.len() as u32,
+                scratch: true,
+                advance,
+            };
+        }
         let hash = hash_key(font, text);
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
@@ -218,12 +236,18 @@ impl Shaper {
     /// Returns the glyphs of a word handle.
     #[inline]
     pub fn glyphs(&self, word: WordRef) -> &[ShapedGlyph] {
-        &self.glyphs[word.start as usize..(word.start + word.len) as usize]
+        let arena = if word.scratch {
+            &self.scratch
+        } else {
+            &self.glyphs
+        };
+        &arena[word.start as usize..(word.start + word.len) as usize]
     }
 
     /// Clears the cache if it has grown past its bounds (50,000 words, a million glyphs
     /// or 4 MiB of text). Invalidates all [`WordRef`]s when it clears.
     pub fn trim(&mut self) {
+        self.scratch.clear();
         if self.entries.len() > MAX_WORDS
             || self.glyphs.len() > MAX_GLYPHS
             || self.text.len() > MAX_TEXT
@@ -264,22 +288,18 @@ impl Shaper {
         slot: usize,
     ) -> WordRef {
         let start = self.glyphs.len();
-        let missing = if self.shape_simple(book, font, text) {
-            false
-        } else {
-            let missing = self.itemize(book, font, text);
-            let mut items = std::mem::take(&mut self.items);
-            for &(a, b, f) in &items {
-                self.shape_run(book, f, &text[a..b], a as u32);
-            }
-            items.clear();
-            self.items = items;
-            missing
-        };
+        let missing = self.itemize(book, font, text);
+        let mut items = std::mem::take(&mut self.items);
+        for &(a, b, f) in &items {
+            self.shape_run(book, f, &text[a..b], a as u32);
+        }
+        items.clear();
+        self.items = items;
         let advance = self.glyphs[start..].iter().map(|g| g.advance).sum();
         let word = WordRef {
             start: start as u32,
             len: (self.glyphs.len() - start) as u32,
+            scratch: false,
             advance,
         };
         let text_start = self.text.len() as u32;
@@ -323,7 +343,7 @@ impl Shaper {
         }
         for (offset, c) in text.char_indices() {
             let (id, advance) = table.glyphs[simple_index(c).expect("checked")].expect("checked");
-            self.glyphs.push(ShapedGlyph {
+            self.scratch.push(ShapedGlyph {
                 font,
                 id,
                 advance,
@@ -785,5 +805,9 @@ mod simple_tests {
         s.bind(&book);
         assert!(!s.shape_simple(&book, font, "AV"));
         assert!(s.shape_simple(&book, font, "1,234.56"));
+        // Amounts go to the scratch arena: they never fill the word cache.
+        s.shape(&book, font, "£9,876.54");
+        s.shape(&book, font, "Statement");
+        assert_eq!(s.cached_words(), 1);
     }
 }
