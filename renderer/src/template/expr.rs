@@ -2,7 +2,6 @@
 //! our filters, MiniJinja for everything else) and evaluated per record.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -63,8 +62,9 @@ pub struct FastExpr {
 #[derive(Clone, Debug)]
 pub enum Expr {
     Fast(FastExpr),
-    /// A MiniJinja template in the environment, by name, and how its result is read.
-    Jinja(Arc<str>),
+    /// A MiniJinja template in the environment, by name, with the top-level record fields
+    /// it names (only those are converted for it, never the whole record).
+    Jinja(Arc<str>, Arc<[String]>),
 }
 
 /// A text template: literal text and interpolated expressions.
@@ -193,8 +193,8 @@ impl ExprCompiler {
         let source = format!("{prefix}{src}{suffix}");
         match self.env.add_template_owned(name.to_string(), source) {
             Ok(()) => {
-                self.check_names(&name, src, scope)?;
-                Ok(Expr::Jinja(name))
+                let roots = self.check_names(&name, src, scope)?;
+                Ok(Expr::Jinja(name, roots.into()))
             }
             Err(e) => {
                 let at = e.range().map(|r| r.start).unwrap_or(prefix.len());
@@ -249,7 +249,13 @@ impl ExprCompiler {
 
     /// Checks that the top-level names a MiniJinja expression reads are declared fields,
     /// names in scope or MiniJinja globals.
-    fn check_names(&self, name: &str, src: &str, scope: &[ScopeEntry]) -> Result<(), ExprError> {
+    /// Checks that every name an expression uses is known; returns the record fields it uses.
+    fn check_names(
+        &self,
+        name: &str,
+        src: &str,
+        scope: &[ScopeEntry],
+    ) -> Result<Vec<String>, ExprError> {
         const GLOBALS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "self"];
         let t = self.env.get_template(name).map_err(|e| ExprError {
             offset: 0,
@@ -259,9 +265,13 @@ impl ExprCompiler {
         let mut names: Vec<String> = t.undeclared_variables(false).into_iter().collect();
         names.sort();
         let FieldType::Object(fields) = &self.record else {
-            return Ok(());
+            return Ok(names);
         };
+        let mut roots = Vec::new();
         for n in names {
+            if !scope.iter().any(|s| s.name == n) && fields.iter().any(|f| f.name == n) {
+                roots.push(n.clone());
+            }
             let known = GLOBALS.contains(&n.as_str())
                 || scope.iter().any(|s| s.name == n)
                 || fields.iter().any(|f| f.name == n);
@@ -278,7 +288,7 @@ impl ExprCompiler {
                 });
             }
         }
-        Ok(())
+        Ok(roots)
     }
 
     fn check_fast(&self, mut fast: FastExpr, scope: &[ScopeEntry]) -> Result<FastExpr, ExprError> {
@@ -634,7 +644,6 @@ impl Local<'_> {
 pub struct Scope<'a> {
     pub record: &'a Value,
     pub locals: Vec<(&'a str, Local<'a>)>,
-    jrecord: OnceCell<minijinja::Value>,
     env: &'a Environment<'static>,
     fmt: &'a Fmt,
 }
@@ -654,7 +663,6 @@ impl<'a> Scope<'a> {
         Self {
             record,
             locals: vec![(RUN, Local::Owned(run))],
-            jrecord: OnceCell::new(),
             env,
             fmt,
         }
@@ -701,16 +709,20 @@ impl<'a> Scope<'a> {
         v
     }
 
-    fn jinja_ctx(&self) -> minijinja::Value {
-        let rec = self
-            .jrecord
-            .get_or_init(|| minijinja::Value::from_serialize(self.record))
-            .clone();
-        let mut locals = BTreeMap::new();
+    /// The context of a MiniJinja expression: the locals, and only the record fields the
+    /// expression names (converting a statement's 150 transactions for a test on its
+    /// balance would cost more than the rest of the document's binding).
+    fn jinja_ctx(&self, roots: &[String]) -> minijinja::Value {
+        let mut map: BTreeMap<String, minijinja::Value> = BTreeMap::new();
         for (name, v) in &self.locals {
-            locals.insert(*name, minijinja::Value::from_serialize(v.get()));
+            map.insert(name.to_string(), minijinja::Value::from_serialize(v.get()));
         }
-        minijinja::context! { ..minijinja::Value::from(locals), ..rec }
+        for r in roots {
+            if let (false, Some(v)) = (map.contains_key(r), self.record.get(r)) {
+                map.insert(r.clone(), minijinja::Value::from_serialize(v));
+            }
+        }
+        minijinja::Value::from(map)
     }
 
     fn jinja_err(&self, e: minijinja::Error) -> FieldError {
@@ -726,9 +738,11 @@ impl<'a> Scope<'a> {
     pub fn write(&self, e: &Expr, out: &mut String) -> Result<(), FieldError> {
         match e {
             Expr::Fast(f) => self.write_fast(f, out),
-            Expr::Jinja(name) => {
+            Expr::Jinja(name, roots) => {
                 let t = self.env.get_template(name).map_err(|e| self.jinja_err(e))?;
-                let s = t.render(self.jinja_ctx()).map_err(|e| self.jinja_err(e))?;
+                let s = t
+                    .render(self.jinja_ctx(roots))
+                    .map_err(|e| self.jinja_err(e))?;
                 out.push_str(&s);
                 Ok(())
             }
@@ -764,9 +778,11 @@ impl<'a> Scope<'a> {
                 Value::Array(a) => !a.is_empty(),
                 Value::Object(o) => !o.is_empty(),
             }),
-            Expr::Jinja(name) => {
+            Expr::Jinja(name, roots) => {
                 let t = self.env.get_template(name).map_err(|e| self.jinja_err(e))?;
-                Ok(t.render(self.jinja_ctx()).map_err(|e| self.jinja_err(e))? == "1")
+                Ok(t.render(self.jinja_ctx(roots))
+                    .map_err(|e| self.jinja_err(e))?
+                    == "1")
             }
         }
     }
@@ -780,10 +796,10 @@ impl<'a> Scope<'a> {
                 self.write_fast(f, &mut s)?;
                 Ok(Cow::Owned(Value::String(s)))
             }
-            Expr::Jinja(name) => {
+            Expr::Jinja(name, roots) => {
                 let t = self.env.get_template(name).map_err(|e| self.jinja_err(e))?;
                 let captured = t
-                    .render_captured(self.jinja_ctx())
+                    .render_captured(self.jinja_ctx(roots))
                     .map_err(|e| self.jinja_err(e))?;
                 let v = captured.state().lookup("__v").unwrap_or_default();
                 if v.is_undefined() {
@@ -921,7 +937,7 @@ mod tests {
         let fast = c.expr("n | money", Mode::Text, &scope).unwrap();
         assert!(matches!(fast, Expr::Fast(_)));
         let slow = c.expr("(n) | money", Mode::Text, &scope).unwrap();
-        assert!(matches!(slow, Expr::Jinja(_)));
+        assert!(matches!(slow, Expr::Jinja(..)));
         let test = c
             .expr("n < 0 and customer.name", Mode::Test, &scope)
             .unwrap();

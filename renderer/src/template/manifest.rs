@@ -115,6 +115,8 @@ pub struct Manifest {
     pub lang: String,
     pub locale: String,
     pub currency: String,
+    /// `currency` as a text template (`"{{ account.currency }}"`), evaluated per document.
+    pub currency_template: Option<Located>,
     pub document_id: Option<Located>,
     pub fragments: Option<Located>,
     pub fonts: Vec<FontDecl>,
@@ -174,6 +176,7 @@ pub fn parse(file: &SourceFile, diags: &mut Diags) -> Option<Manifest> {
         lang: "en-GB".into(),
         locale: String::new(),
         currency: "GBP".into(),
+        currency_template: None,
         document_id: None,
         fragments: None,
         fonts: Vec::new(),
@@ -359,6 +362,7 @@ fn parse_template_section(file: &SourceFile, v: &TVal, m: &mut Manifest, diags: 
                 }
                 m.locale = s.text;
             }
+            "currency" if s.text.contains("{{") => m.currency_template = Some(s),
             "currency" => {
                 if s.text.len() != 3 || !s.text.chars().all(|c| c.is_ascii_uppercase()) {
                     diags.error(

@@ -158,6 +158,7 @@ fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option
     let mut ex = ExprCompiler::new(&fmt, FieldType::Object(m.fields.clone()));
     let title = manifest_text(&mut ex, &toml_file, m.title.as_ref(), diags);
     let doc_id = manifest_text(&mut ex, &toml_file, m.document_id.as_ref(), diags);
+    let currency = manifest_text(&mut ex, &toml_file, m.currency_template.as_ref(), diags);
 
     let frag_dir = match (&opts.fragments, &m.fragments) {
         (Some(p), _) => p.clone(),
@@ -227,6 +228,7 @@ fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option
         lang: m.lang,
         title,
         doc_id,
+        currency,
         fields: m.fields,
         fmt,
         env: Arc::new(ex.finish()),
@@ -380,6 +382,8 @@ pub struct Template {
     pub lang: String,
     title: Vec<TextPart>,
     doc_id: Vec<TextPart>,
+    /// Per-document default currency (empty: the manifest's fixed `currency`).
+    currency: Vec<TextPart>,
     fields: Vec<Field>,
     fmt: Fmt,
     env: Arc<minijinja::Environment<'static>>,
@@ -417,7 +421,25 @@ impl Template {
             "record_number": params.record_number,
             "date": params.run_date,
         });
-        let mut scope = Scope::new(record, run, &self.env, &self.fmt);
+        let doc_fmt;
+        let fmt = if self.currency.is_empty() {
+            &self.fmt
+        } else {
+            let code =
+                Scope::new(record, run.clone(), &self.env, &self.fmt).text(&self.currency)?;
+            if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
+                return Err(FieldError {
+                    path: String::new(),
+                    reason: format!("currency '{code}' is not an ISO 4217 code like GBP"),
+                });
+            }
+            doc_fmt = Fmt {
+                locale: self.fmt.locale,
+                currency: code,
+            };
+            &doc_fmt
+        };
+        let mut scope = Scope::new(record, run, &self.env, fmt);
         let p: &Program = &self.program;
         let id = if self.doc_id.is_empty() {
             params.record_number.to_string()

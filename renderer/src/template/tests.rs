@@ -558,7 +558,7 @@ fn jinja_in_rows(nodes: &[compile::Node], in_row: bool, count: &mut (usize, usiz
                 for i in inlines {
                     if let INode::Expr(e, _) = i {
                         count.0 += 1;
-                        count.1 += usize::from(matches!(e, expr::Expr::Jinja(_)));
+                        count.1 += usize::from(matches!(e, expr::Expr::Jinja(..)));
                     }
                 }
             }
