@@ -60,14 +60,17 @@ pub(crate) fn push_uint(buf: &mut Vec<u8>, mut v: u64) {
     buf.extend_from_slice(&tmp[i..]);
 }
 
-fn push_hex_u16(buf: &mut Vec<u8>, v: u16) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    buf.extend_from_slice(&[
-        HEX[(v >> 12) as usize],
-        HEX[((v >> 8) & 15) as usize],
-        HEX[((v >> 4) & 15) as usize],
-        HEX[(v & 15) as usize],
-    ]);
+/// Appends a 2-byte glyph id inside a literal string: half the bytes of a hex string
+/// for the hasher and the compressor. `(`, `)` and `\\` are escaped, and CR too, because
+/// a reader turns an unescaped CR inside a literal string into LF.
+fn push_glyph_u16(buf: &mut Vec<u8>, v: u16) {
+    for b in v.to_be_bytes() {
+        match b {
+            b'(' | b')' | b'\\' => buf.extend_from_slice(&[b'\\', b]),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            _ => buf.push(b),
+        }
+    }
 }
 
 fn same_color(a: Option<Color>, b: Color) -> bool {
@@ -298,7 +301,7 @@ impl<'a> PageWriter<'a> {
         self.op(b"Tm\n");
 
         let em = run.size / 1000.0;
-        // Whether a TJ array / a hex string is open.
+        // Whether a TJ array / a glyph string is open.
         let mut in_array = false;
         let mut in_hex = false;
         // Adjustment (thousandths of an em, TJ sign convention) waiting to be written.
@@ -307,7 +310,7 @@ impl<'a> PageWriter<'a> {
             let rise = g.dy * em;
             if rise != self.state.rise {
                 if in_hex {
-                    self.buf.push(b'>');
+                    self.buf.push(b')');
                     in_hex = false;
                 }
                 if in_array {
@@ -327,14 +330,14 @@ impl<'a> PageWriter<'a> {
             pending -= g.dx;
             self.flush_adjust(&mut pending, &mut in_hex);
             if !in_hex {
-                self.buf.push(b'<');
+                self.buf.push(b'(');
                 in_hex = true;
             }
-            push_hex_u16(self.buf, g.id);
+            push_glyph_u16(self.buf, g.id);
             pending += font.glyph_advance(g.id) + g.dx - g.advance;
         }
         if in_hex {
-            self.buf.push(b'>');
+            self.buf.push(b')');
         }
         self.op(b"] TJ\nET\n");
     }
@@ -343,7 +346,7 @@ impl<'a> PageWriter<'a> {
     fn flush_adjust(&mut self, pending: &mut f32, in_hex: &mut bool) {
         if pending.abs() >= 0.0005 {
             if *in_hex {
-                self.buf.push(b'>');
+                self.buf.push(b')');
                 *in_hex = false;
             }
             self.buf.push(b' ');
@@ -375,5 +378,19 @@ mod tests {
         assert_eq!(fmt(0.05), "0.05");
         assert_eq!(fmt(1_000_000.25), "1000000.25");
         assert_eq!(fmt(f32::NAN), "0");
+    }
+}
+
+#[cfg(test)]
+mod glyph_string_tests {
+    use super::push_glyph_u16;
+
+    #[test]
+    fn delimiters_and_carriage_returns_are_escaped() {
+        let mut b = Vec::new();
+        for g in [0x2829u16, 0x5C0D, 0x0041] {
+            push_glyph_u16(&mut b, g);
+        }
+        assert_eq!(b, b"\\(\\)\\\\\\r\x00A");
     }
 }
