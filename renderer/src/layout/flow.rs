@@ -21,6 +21,8 @@ pub struct Flow<'a, 'c> {
     /// Header rows of the tables laid out so far, already marked as artifacts,
     /// for pagination to repeat.
     pub(crate) headers: Vec<Unit>,
+    /// Reused by table rows for their cells' units.
+    pub(crate) cell_units: Vec<Unit>,
 }
 
 /// Resolves column widths: points first, the rest shared in proportion to fractions.
@@ -57,6 +59,7 @@ impl<'a, 'c> Flow<'a, 'c> {
             structure,
             page_info,
             headers: Vec::new(),
+            cell_units: Vec::new(),
         }
     }
 
@@ -86,11 +89,24 @@ impl<'a, 'c> Flow<'a, 'c> {
         parent: Option<StructId>,
         align: Option<Align>,
     ) -> Result<Vec<Unit>, LayoutError> {
-        let mut out: Vec<Unit> = Vec::new();
+        let mut out = Vec::new();
+        self.blocks_into(blocks, width, parent, align, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Flow::blocks`], appending to `out` (so callers can reuse one vector).
+    pub fn blocks_into(
+        &mut self,
+        blocks: &[Block],
+        width: f32,
+        parent: Option<StructId>,
+        align: Option<Align>,
+        out: &mut Vec<Unit>,
+    ) -> Result<(), LayoutError> {
         let mut pending_after = 0.0f32;
         for block in blocks {
             let start = out.len();
-            let after = self.block(block, width, parent, align, &mut out)?;
+            let after = self.block(block, width, parent, align, out)?;
             if let Some(first) = out.get_mut(start) {
                 first.space_before = first.space_before.max(pending_after);
                 pending_after = after;
@@ -108,7 +124,7 @@ impl<'a, 'c> Flow<'a, 'c> {
                 last.keep_with_next = true;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Lays out one block, appending units; returns the space wanted after it.

@@ -3,7 +3,7 @@
 use super::LayoutError;
 use super::flow::{Flow, resolve_widths};
 use super::frame::{Item, ItemKind, Role, Stroke, StructId, Tag};
-use super::unit::{TableInfo, Unit, as_artifact, stack};
+use super::unit::{TableInfo, Unit, as_artifact, translate};
 use crate::doc::{Row, Table};
 use crate::style::{Align, Color};
 
@@ -115,52 +115,67 @@ fn row(
 ) -> Result<Unit, LayoutError> {
     let pad = t.style.padding;
     let tr = flow.node(group, Role::TR, None);
-    let mut cells = Vec::with_capacity(r.cells.len());
+    let table_w: f32 = widths.iter().take(r.cells.len()).sum();
+    let mut unit = Unit::default();
+    // Fills are painted first; their height is set once the row's height is known.
+    let fill_rect = |x: f32, w: f32, fill: Color| Item {
+        tag: Tag::Artifact,
+        kind: ItemKind::Rect {
+            x,
+            y: 0.0,
+            w,
+            h: 0.0,
+            fill: Some(fill),
+            stroke: None,
+        },
+    };
+    let mut fills: Vec<usize> = Vec::new();
+    if let Some(fill) = row_fill {
+        fills.push(unit.items.len());
+        unit.items.push(fill_rect(0.0, table_w, fill));
+    }
+    // Cell content goes straight into the row's items (no stacked unit per cell).
+    let mut units = std::mem::take(&mut flow.cell_units);
     let mut height: f32 = 0.0;
     let mut x = 0.0;
     for (i, cell) in r.cells.iter().enumerate() {
         let w = widths.get(i).copied().unwrap_or(0.0);
         let align = cell.align.or(aligns.get(i).copied());
         let node = flow.node(tr, cell_role, None);
-        let units = flow.blocks(&cell.blocks, (w - 2.0 * pad).max(1.0), node, align)?;
-        let content = stack(units);
-        height = height.max(content.height + 2.0 * pad);
-        cells.push((x, w, cell.fill, content));
+        if let Some(fill) = cell.fill {
+            fills.push(unit.items.len());
+            unit.items.push(fill_rect(x, w, fill));
+        }
+        units.clear();
+        flow.blocks_into(
+            &cell.blocks,
+            (w - 2.0 * pad).max(1.0),
+            node,
+            align,
+            &mut units,
+        )?;
+        let mut y = 0.0;
+        for (k, u) in units.drain(..).enumerate() {
+            if k > 0 {
+                y += u.space_before;
+            }
+            if unit.first_baseline.is_none() {
+                unit.first_baseline = u.first_baseline.map(|b| b + y + pad);
+            }
+            for mut item in u.items {
+                translate(&mut item, x + pad, y + pad);
+                unit.items.push(item);
+            }
+            y += u.height;
+        }
+        height = height.max(y + 2.0 * pad);
         x += w;
     }
-    let table_w = x;
-    let mut unit = Unit {
-        height,
-        ..Unit::default()
-    };
-    if let Some(fill) = row_fill {
-        unit.items.push(Item {
-            tag: Tag::Artifact,
-            kind: ItemKind::Rect {
-                x: 0.0,
-                y: 0.0,
-                w: table_w,
-                h: height,
-                fill: Some(fill),
-                stroke: None,
-            },
-        });
-    }
-    for (x, w, fill, content) in cells {
-        if let Some(fill) = fill {
-            unit.items.push(Item {
-                tag: Tag::Artifact,
-                kind: ItemKind::Rect {
-                    x,
-                    y: 0.0,
-                    w,
-                    h: height,
-                    fill: Some(fill),
-                    stroke: None,
-                },
-            });
+    flow.cell_units = units;
+    for i in fills {
+        if let ItemKind::Rect { h, .. } = &mut unit.items[i].kind {
+            *h = height;
         }
-        unit.append_at(content, x + pad, pad);
     }
     unit.height = height;
     if let Some((color, width)) = t.style.row_rule {

@@ -38,6 +38,8 @@ pub struct Font {
     ascender: f32,
     descender: f32,
     cap_height: f32,
+    /// hmtx advance of every glyph in thousandths of an em (read once, used per glyph).
+    advances: Vec<f32>,
 }
 
 impl std::fmt::Debug for Font {
@@ -91,6 +93,9 @@ impl Font {
             .capital_height()
             .map(|c| c as f32 * scale)
             .unwrap_or(ascender * 0.7);
+        let advances = (0..ttf.number_of_glyphs())
+            .map(|g| ttf.glyph_hor_advance(ttf_parser::GlyphId(g)).unwrap_or(0) as f32 * scale)
+            .collect();
         Ok(Font {
             data,
             face,
@@ -100,6 +105,7 @@ impl Font {
             ascender,
             descender,
             cap_height,
+            advances,
         })
     }
 
@@ -140,11 +146,9 @@ impl Font {
         self.cap_height
     }
     /// Horizontal advance of a glyph in thousandths of an em (the hmtx width).
+    #[inline]
     pub fn glyph_advance(&self, gid: u16) -> f32 {
-        self.face
-            .glyph_hor_advance(ttf_parser::GlyphId(gid))
-            .unwrap_or(0) as f32
-            * self.scale
+        self.advances.get(gid as usize).copied().unwrap_or(0.0)
     }
     /// Whether the font maps `c` to a glyph.
     pub fn has_char(&self, c: char) -> bool {
