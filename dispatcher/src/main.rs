@@ -1,6 +1,236 @@
-//! The `dispatcher` binary: control plane and operator CLI (filled by the rendering-farm issue).
+//! The `dispatcher` binary: runs statement batches in-process or across renderer nodes,
+//! with run state in SQLite so a killed run resumes where it stopped.
 
-fn main() {
-    eprintln!("dispatcher: not built yet; use `renderer render` for local runs");
-    std::process::exit(2);
+mod farm;
+mod state;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use renderer::input::InputFormat;
+use renderer::run::shard::OutputParams;
+use renderer::run::{Progress, RunOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit codes, as for `renderer`.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const REJECTED: u8 = 3;
+    pub const TEMPLATE: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "dispatcher",
+    version,
+    about = "Pressrun control plane: shards runs over renderer nodes, exactly once, resumable",
+    long_about = "Pressrun control plane. `dispatcher run` cuts the input into shards of consecutive \
+records and renders them in-process (no --renderer) or on renderer nodes (`renderer serve`) over gRPC, \
+with a bounded number of shards in flight per node. A node that fails, hangs or answers garbage has its \
+shards re-sent elsewhere. Shards are committed in input order, exactly once, and the run state lives in \
+SQLite: a dispatcher killed mid-run and started again with the same arguments resumes without redoing \
+committed shards. The output is byte-identical to `renderer render` with the same options.\n\n\
+Exit codes: 0 all records rendered; 1 run failed; 2 bad command line; 3 completed with rejected records; \
+4 template does not compile."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level filter (also RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    /// Write logs as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a template over a data file, in-process or across renderer nodes.
+    Run(RunArgs),
+    /// List the runs recorded in a state database.
+    Runs {
+        /// Run-state database.
+        #[arg(long)]
+        state: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Template folder.
+    #[arg(long)]
+    template: PathBuf,
+    /// Fragment library folder (overrides the template's `fragments` setting).
+    #[arg(long)]
+    fragments: Option<PathBuf>,
+    /// Input records (.jsonl or .csv).
+    #[arg(long)]
+    data: PathBuf,
+    /// Input format when the file name does not tell.
+    #[arg(long, value_enum)]
+    format: Option<InputFormat>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Renderer node address host:port (repeatable); none = render in-process on all cores.
+    #[arg(long = "renderer")]
+    renderers: Vec<String>,
+    /// Run-state database (default: OUT/run-state.sqlite).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Records per shard (= per print file).
+    #[arg(long, default_value_t = 1000)]
+    batch_records: u64,
+    /// Also cut a shard's print file after the document that reaches this many sheets.
+    #[arg(long)]
+    batch_sheets: Option<u32>,
+    /// Duplex: every document starts on a new sheet.
+    #[arg(long)]
+    duplex: bool,
+    /// Write one tagged PDF per document under OUT/documents/.
+    #[arg(long)]
+    per_document: bool,
+    /// Do not write print files.
+    #[arg(long)]
+    no_print_files: bool,
+    /// Tag print files as well.
+    #[arg(long)]
+    tagged_print: bool,
+    /// In-process render threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Stop after this many records.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Run date YYYY-MM-DD (visible to templates as run.date).
+    #[arg(long, default_value = "1970-01-01")]
+    run_date: String,
+    /// Deflate level 1..=9.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
+    compression: u8,
+    /// Seconds a node may take for one shard before it is re-sent elsewhere.
+    #[arg(long, default_value_t = 120)]
+    shard_timeout_seconds: u64,
+    /// Shards in flight per node.
+    #[arg(long, default_value_t = 2)]
+    credits: usize,
+    /// Attempts before one shard fails the run.
+    #[arg(long, default_value_t = 8)]
+    max_attempts: u32,
+    /// No progress line even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    match real_main(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.downcast_ref::<farm::TemplateError>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(exit::TEMPLATE)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Runs { state } => {
+            for r in state::State::open(&state)?.runs()? {
+                println!(
+                    "{}  {:<9}  shards committed {}  {}",
+                    r.id, r.status, r.committed, r.description
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Run(a) => {
+            let state = a
+                .state
+                .clone()
+                .unwrap_or_else(|| a.out.join("run-state.sqlite"));
+            let opts = farm::FarmOptions {
+                template_dir: a.template,
+                fragments: a.fragments,
+                run: RunOptions {
+                    data: a.data,
+                    format: a.format,
+                    out: a.out.clone(),
+                    batch_records: a.batch_records,
+                    threads: a.threads,
+                    limit: a.limit,
+                    output: OutputParams {
+                        run_date: a.run_date,
+                        duplex: a.duplex,
+                        batch_sheets: a.batch_sheets,
+                        print_files: !a.no_print_files,
+                        per_document: a.per_document,
+                        tagged_print: a.tagged_print,
+                        compression: a.compression,
+                    },
+                },
+                renderers: a.renderers,
+                state,
+                shard_timeout: Duration::from_secs(a.shard_timeout_seconds),
+                credits: a.credits,
+                max_attempts: a.max_attempts,
+            };
+            let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(200));
+                bar
+            });
+            let bar_for_progress = bar.clone();
+            let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
+                if let Some(bar) = &bar_for_progress {
+                    bar.set_message(format!(
+                        "records {} · documents {} · pages {} · rejected {}",
+                        p.records, p.documents, p.pages, p.rejected
+                    ));
+                }
+            });
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let summary = rt.block_on(farm::run(opts, progress))?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let report = serde_json::json!({ "summary": summary, "elapsed_seconds": summary.elapsed.as_secs_f64() });
+            std::fs::write(
+                a.out.join("summary.json"),
+                serde_json::to_vec_pretty(&report)?,
+            )?;
+            println!("{}", summary.line());
+            Ok(if summary.rejected > 0 {
+                exit::REJECTED
+            } else {
+                exit::OK
+            })
+        }
+    }
 }

@@ -2,15 +2,12 @@
 //! core. Templates arrive as content-addressed bundles and are cached in memory by hash;
 //! the node keeps no state on disk and may be killed at any moment.
 
-pub mod pool;
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pool::{Job, RenderPool};
 use pressrun_proto::v1::renderer_server::{Renderer, RendererServer};
 use pressrun_proto::v1::{
     MissingBundlesRequest, MissingBundlesResponse, PutBundleResponse, RenderDocumentRequest,
@@ -18,6 +15,7 @@ use pressrun_proto::v1::{
     TemplateBundle, render_document_response,
 };
 use renderer::bundle::Bundle;
+use renderer::run::pool::{Job, RenderPool};
 use renderer::run::shard::{OutputParams, ShardOutput};
 use renderer::template::Template;
 use renderer::wire;
@@ -68,7 +66,9 @@ impl Node {
             shard,
             records,
             params,
-            reply,
+            reply: Box::new(move |out| {
+                let _ = reply.send(out);
+            }),
         };
         if self.pool.try_submit(job).is_err() {
             return Err(Status::resource_exhausted(format!(

@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod output;
+pub mod pool;
 pub mod shard;
 
 use std::collections::BTreeMap;
@@ -57,7 +58,7 @@ impl Default for RunOptions {
 }
 
 /// Counts of a finished run. `records == documents + rejected` always holds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct RunSummary {
     pub records: u64,
     pub documents: u64,
@@ -237,6 +238,15 @@ pub fn run(
     })
 }
 
+/// Where a run's index files ended after a committed shard, and the counts then.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub documents_len: u64,
+    pub exceptions_len: u64,
+    pub warnings_len: u64,
+    pub summary: RunSummary,
+}
+
 /// Commits shard output to the output folder, in order.
 pub struct Committer {
     dir: PathBuf,
@@ -247,6 +257,41 @@ pub struct Committer {
 }
 
 impl Committer {
+    /// Reopens the index files of a run at a checkpoint, with the counts it had then.
+    pub fn resume(opts: &RunOptions, at: &Checkpoint) -> Result<Self, RunError> {
+        let out_err = |source: std::io::Error| RunError::Output {
+            path: opts.out.display().to_string(),
+            source,
+        };
+        Ok(Self {
+            dir: opts.out.clone(),
+            index: JsonLines::open_at(&opts.out.join("documents.jsonl"), at.documents_len)
+                .map_err(out_err)?,
+            exceptions: JsonLines::open_at(&opts.out.join("exceptions.jsonl"), at.exceptions_len)
+                .map_err(out_err)?,
+            warnings: JsonLines::open_at(&opts.out.join("warnings.jsonl"), at.warnings_len)
+                .map_err(out_err)?,
+            summary: at.summary.clone(),
+        })
+    }
+
+    /// Flushes the index files and returns where they end: a point to resume from.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, RunError> {
+        let err = |source: std::io::Error| RunError::Output {
+            path: self.dir.display().to_string(),
+            source,
+        };
+        self.index.flush().map_err(err)?;
+        self.exceptions.flush().map_err(err)?;
+        self.warnings.flush().map_err(err)?;
+        Ok(Checkpoint {
+            documents_len: self.index.len(),
+            exceptions_len: self.exceptions.len(),
+            warnings_len: self.warnings.len(),
+            summary: self.summary.clone(),
+        })
+    }
+
     /// Creates (truncates) the index files in `opts.out`.
     pub fn create(opts: &RunOptions) -> Result<Self, RunError> {
         let out_err = |source: std::io::Error| RunError::Output {

@@ -30,6 +30,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// A JSON Lines file written through a buffer.
 pub struct JsonLines {
     out: BufWriter<File>,
+    /// Bytes in the file once the buffer is flushed.
+    len: u64,
 }
 
 impl JsonLines {
@@ -37,13 +39,44 @@ impl JsonLines {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
             out: BufWriter::with_capacity(1 << 16, File::create(path)?),
+            len: 0,
         })
+    }
+
+    /// Opens the file for appending after cutting it to `len` bytes (resuming a run
+    /// after its last checkpoint: lines written after it are discarded).
+    pub fn open_at(path: &Path, len: u64) -> std::io::Result<Self> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(path)?;
+        f.set_len(len)?;
+        let mut f = f;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(len))?;
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 16, f),
+            len,
+        })
+    }
+
+    /// Bytes written so far (flushed or not).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Appends one value as a line.
     pub fn write<T: Serialize>(&mut self, value: &T) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")
+        let line = serde_json::to_vec(value)?;
+        self.out.write_all(&line)?;
+        self.out.write_all(b"\n")?;
+        self.len += line.len() as u64 + 1;
+        Ok(())
     }
 
     /// Flushes the buffer.

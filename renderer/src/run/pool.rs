@@ -1,25 +1,27 @@
-//! The render pool: compositions run on dedicated threads, never on the async runtime.
+//! The render pool: shards render on dedicated threads, each with its own reusable
+//! [`Worker`], behind a bounded queue. Async callers hand in a reply callback and never
+//! block their runtime; when the queue is full the job is handed back (back-pressure
+//! instead of an unbounded queue).
 
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
-use renderer::input::RawRecord;
-use renderer::run::compose::Worker;
-use renderer::run::shard::{OutputParams, ShardOutput, render_shard};
-use renderer::template::Template;
-use tokio::sync::oneshot;
 
-/// A unit of rendering work.
+use super::compose::Worker;
+use super::shard::{OutputParams, ShardOutput, render_shard};
+use crate::input::RawRecord;
+use crate::template::Template;
+
+/// A unit of rendering work and where its result goes.
 pub struct Job {
     pub template: Arc<Template>,
     pub shard: u64,
     pub records: Vec<RawRecord>,
     pub params: OutputParams,
-    pub reply: oneshot::Sender<ShardOutput>,
+    pub reply: Box<dyn FnOnce(ShardOutput) + Send>,
 }
 
-/// Fixed threads, each with its own reusable [`Worker`], fed by a bounded queue: when the
-/// queue is full the node answers "busy" instead of queueing without bound.
+/// Fixed render threads fed by a bounded queue.
 pub struct RenderPool {
     tx: Sender<Job>,
 }
@@ -28,7 +30,7 @@ impl RenderPool {
     /// Starts `threads` render threads behind a queue of `queue` jobs.
     pub fn new(threads: usize, queue: usize) -> Self {
         let (tx, rx) = bounded::<Job>(queue);
-        for i in 0..threads {
+        for i in 0..threads.max(1) {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("render-{i}"))
@@ -48,7 +50,7 @@ impl RenderPool {
                             &job.params,
                             &mut worker,
                         );
-                        let _ = job.reply.send(out);
+                        (job.reply)(out);
                     }
                 })
                 .expect("render threads start");
@@ -62,6 +64,11 @@ impl RenderPool {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(Box::new(job)),
         }
+    }
+
+    /// Queues a job, waiting for room.
+    pub fn submit(&self, job: Job) {
+        let _ = self.tx.send(job);
     }
 
     /// Jobs waiting for a thread.

@@ -1,0 +1,335 @@
+//! End-to-end: the dispatcher sharding runs over real renderer node processes on 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pressrun_tests::{bin, jsonl, root, run};
+
+/// A renderer node process, killed when dropped.
+struct NodeProc {
+    child: Child,
+    addr: String,
+}
+
+impl NodeProc {
+    fn start() -> NodeProc {
+        let mut child = Command::new(bin("renderer"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+                "--drain-seconds",
+                "2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("renderer serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("renderer listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        NodeProc { child, addr }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn statements(dir: &Path, n: u64) -> PathBuf {
+    let out = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "statement",
+        "--records",
+        &n.to_string(),
+        "--seed",
+        "5",
+    ]));
+    assert!(out.status.success());
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    // Two bad records: counts must still reconcile.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "{ not json";
+    lines[17] = "{\"customer\": {}}";
+    text = lines.join("\n") + "\n";
+    let path = dir.join("statements.jsonl");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn embedded(dir: &Path, data: &Path) -> PathBuf {
+    let out = dir.join("embedded");
+    let res = run(Command::new(bin("renderer"))
+        .args([
+            "render",
+            "--quiet",
+            "--run-date",
+            "2026-11-23",
+            "--batch-records",
+            "10",
+            "--threads",
+            "2",
+            "--template",
+        ])
+        .arg(root().join("examples/statement"))
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out
+}
+
+fn dispatcher(data: &Path, out: &Path, nodes: &[&str], extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("dispatcher"));
+    cmd.args([
+        "run",
+        "--quiet",
+        "--log",
+        "info",
+        "--run-date",
+        "2026-11-23",
+        "--batch-records",
+        "10",
+        "--template",
+    ])
+    .arg(root().join("examples/statement"))
+    .arg("--data")
+    .arg(data)
+    .arg("--out")
+    .arg(out)
+    .args(extra);
+    for n in nodes {
+        cmd.args(["--renderer", n]);
+    }
+    cmd
+}
+
+/// Every output file, by name, except the run's own bookkeeping.
+fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for sub in ["", "documents"] {
+        let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.file_type().unwrap().is_file()
+                && !name.starts_with("run-state")
+                && name != "summary.json"
+            {
+                files.insert(format!("{sub}/{name}"), fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn assert_same_output(a: &Path, b: &Path) {
+    let (fa, fb) = (outputs(a), outputs(b));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (name, bytes) in &fa {
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn wait_for_lines(path: &Path, n: usize, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if fs::read_to_string(path)
+            .map(|s| s.lines().count() >= n)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never reached {n} lines", path.display());
+}
+
+#[test]
+fn three_nodes_give_the_embedded_bytes_and_reconcile() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 80);
+    let reference = embedded(dir.path(), &data);
+    let nodes: Vec<NodeProc> = (0..3).map(|_| NodeProc::start()).collect();
+    let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+    let out = dir.path().join("farm");
+    let res = run(&mut dispatcher(&data, &out, &addrs, &[]));
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        stdout.contains("records 80 · documents 78") && stdout.contains("rejected 2"),
+        "{stdout}"
+    );
+    assert_same_output(&reference, &out);
+    let exc = jsonl(&out.join("exceptions.jsonl"));
+    assert_eq!(
+        exc.iter()
+            .map(|e| e["line"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![4, 18]
+    );
+    // Work was spread over the nodes.
+    let log = String::from_utf8_lossy(&res.stderr);
+    let used = addrs
+        .iter()
+        .filter(|a| log.contains(&format!("node={a}")) || log.contains(&format!("node=\"{a}\"")))
+        .count();
+    assert!(used >= 2, "shards went to {used} node(s):\n{log}");
+}
+
+#[test]
+fn a_renderer_killed_mid_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 160);
+    let reference = embedded(dir.path(), &data);
+    let nodes: Vec<NodeProc> = (0..3).map(|_| NodeProc::start()).collect();
+    let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+    let out = dir.path().join("farm");
+    let mut child = dispatcher(&data, &out, &addrs, &["--shard-timeout-seconds", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&out.join("documents.jsonl"), 10, Duration::from_secs(60));
+    nodes[1].signal("-KILL");
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert_same_output(&reference, &out);
+    let index = jsonl(&out.join("documents.jsonl"));
+    let exceptions = jsonl(&out.join("exceptions.jsonl"));
+    assert_eq!(
+        index.len() + exceptions.len(),
+        160,
+        "every record exactly once"
+    );
+}
+
+#[test]
+fn a_killed_dispatcher_resumes_without_redoing_committed_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 200);
+    let reference = embedded(dir.path(), &data);
+    let out = dir.path().join("resumed");
+    let mut first = dispatcher(&data, &out, &[], &["--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&out.join("documents.jsonl"), 40, Duration::from_secs(120));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let res = run(&mut dispatcher(&data, &out, &[], &["--threads", "1"]));
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(3), "{log}");
+    assert!(
+        log.contains("resuming"),
+        "the second run did not resume:\n{log}"
+    );
+    let recommitted = log.matches("shard committed").count();
+    assert!(
+        recommitted < 20,
+        "the second run committed {recommitted} of 20 shards: committed ones were redone"
+    );
+    assert_same_output(&reference, &out);
+}
+
+#[test]
+fn hung_and_garbage_nodes_are_timed_out_and_their_work_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 160);
+    let reference = embedded(dir.path(), &data);
+    // A "node" that answers every connection with garbage.
+    let garbage = TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_addr = garbage.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in garbage.incoming().flatten() {
+            let mut conn = conn;
+            let _ = conn.write_all(b"HTTP/1.0 500 nonsense\r\n\r\n\x00\xff\x13garbage");
+        }
+    });
+    let good = NodeProc::start();
+    let hung = NodeProc::start();
+    let out = dir.path().join("farm");
+    let mut child = dispatcher(
+        &data,
+        &out,
+        &[&good.addr, &hung.addr, &garbage_addr],
+        &["--shard-timeout-seconds", "3"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Once work flows, freeze one node: it holds its shards and never answers.
+    wait_for_lines(&out.join("documents.jsonl"), 1, Duration::from_secs(60));
+    hung.signal("-STOP");
+    let status = child.wait().unwrap();
+    hung.signal("-CONT");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert_same_output(&reference, &out);
+    assert!(
+        err.contains(&garbage_addr),
+        "the garbage node was not reported:\n{err}"
+    );
+    assert!(
+        err.contains("marked unhealthy") && err.contains(&hung.addr),
+        "the hung node was not reported unhealthy:\n{err}"
+    );
+}
