@@ -54,7 +54,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a template over a data file, in-process or across renderer nodes.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.

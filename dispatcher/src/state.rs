@@ -163,6 +163,8 @@ mod tests {
         s.finish_run("r1", "succeeded").unwrap();
         assert_eq!(s.runs().unwrap()[0].status, "succeeded");
         // Another run starts from scratch.
-        assert_eq!(s.begin_run("r2", "{}").unwrap(), (0, None));
+        let (next, cp) = s.begin_run("r2", "{}").unwrap();
+        assert_eq!(next, 0);
+        assert!(cp.is_none());
     }
 }

@@ -330,14 +330,9 @@ impl GlyphTracker {
 
 /// A zlib compressor kept per thread (its tables are large; allocating them per page
 /// would cost more than compressing a small page).
+#[derive(Default)]
 pub(crate) struct Deflater {
     inner: Option<(u8, flate2::Compress)>,
-}
-
-impl Default for Deflater {
-    fn default() -> Self {
-        Deflater { inner: None }
-    }
 }
 
 impl Deflater {

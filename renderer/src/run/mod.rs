@@ -204,10 +204,10 @@ pub fn run(
             pending.insert(out.shard, out);
             while let Some(out) = pending.remove(&next) {
                 next += 1;
-                if failed.is_none() {
-                    if let Err(e) = commit.shard(out) {
-                        failed = Some(e);
-                    }
+                if failed.is_none()
+                    && let Err(e) = commit.shard(out)
+                {
+                    failed = Some(e);
                 }
                 let s = &commit.summary;
                 progress(Progress {

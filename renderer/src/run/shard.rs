@@ -347,8 +347,8 @@ impl PrintFile {
             PdfFileWriter::new(self.env.clone(), self.opts),
         );
         let bytes = writer.finish(&self.meta);
-        if self.documents > 0 {
-            worker.print_bytes_per_document = bytes.len() / self.documents;
+        if let Some(per) = bytes.len().checked_div(self.documents) {
+            worker.print_bytes_per_document = per;
         }
         files.push(OutputFile {
             name: self.name.clone(),

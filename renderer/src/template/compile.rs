@@ -122,8 +122,6 @@ pub struct Program {
     pub fragments: Vec<Vec<Node>>,
 }
 
-/// Decodes image bytes; injectable so tests and tools can supply their own decoder.
-
 /// A fragment library: names (sorted) and their files.
 pub struct FragmentLib {
     pub dir: PathBuf,

@@ -369,10 +369,11 @@ impl Shaper {
             }
             let mark = self.glyphs.len();
             self.shape_run(book, font, c.encode_utf8(&mut buf), 0);
-            if let [g] = &self.glyphs[mark..] {
-                if g.dx == 0.0 && g.dy == 0.0 {
-                    table.glyphs[i] = Some((g.id, g.advance));
-                }
+            if let [g] = &self.glyphs[mark..]
+                && g.dx == 0.0
+                && g.dy == 0.0
+            {
+                table.glyphs[i] = Some((g.id, g.advance));
             }
             self.glyphs.truncate(mark);
         }
