@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use renderer::input::InputFormat;
-use renderer::run::shard::OutputParams;
-use renderer::run::{Progress, RunOptions};
+use renderer::run::Progress;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -54,7 +52,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a template over a data file, in-process or across renderer nodes.
-    Run(Box<RunArgs>),
+    Run(Box<FarmArgs>),
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.
@@ -64,58 +62,15 @@ enum Command {
 }
 
 #[derive(Args)]
-struct RunArgs {
-    /// Template folder.
-    #[arg(long)]
-    template: PathBuf,
-    /// Fragment library folder (overrides the template's `fragments` setting).
-    #[arg(long)]
-    fragments: Option<PathBuf>,
-    /// Input records (.jsonl or .csv).
-    #[arg(long)]
-    data: PathBuf,
-    /// Input format when the file name does not tell.
-    #[arg(long, value_enum)]
-    format: Option<InputFormat>,
-    /// Output folder.
-    #[arg(long)]
-    out: PathBuf,
+struct FarmArgs {
+    #[command(flatten)]
+    common: renderer::run::args::RunArgs,
     /// Renderer node address host:port (repeatable); none = render in-process on all cores.
     #[arg(long = "renderer")]
     renderers: Vec<String>,
     /// Run-state database (default: OUT/run-state.sqlite).
     #[arg(long)]
     state: Option<PathBuf>,
-    /// Records per shard (= per print file).
-    #[arg(long, default_value_t = 1000)]
-    batch_records: u64,
-    /// Also cut a shard's print file after the document that reaches this many sheets.
-    #[arg(long)]
-    batch_sheets: Option<u32>,
-    /// Duplex: every document starts on a new sheet.
-    #[arg(long)]
-    duplex: bool,
-    /// Write one tagged PDF per document under OUT/documents/.
-    #[arg(long)]
-    per_document: bool,
-    /// Do not write print files.
-    #[arg(long)]
-    no_print_files: bool,
-    /// Tag print files as well.
-    #[arg(long)]
-    tagged_print: bool,
-    /// In-process render threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Stop after this many records.
-    #[arg(long)]
-    limit: Option<u64>,
-    /// Run date YYYY-MM-DD (visible to templates as run.date).
-    #[arg(long, default_value = "1970-01-01")]
-    run_date: String,
-    /// Deflate level 1..=9.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
-    compression: u8,
     /// Seconds a node may take for one shard before it is re-sent elsewhere.
     #[arg(long, default_value_t = 120)]
     shard_timeout_seconds: u64,
@@ -125,9 +80,6 @@ struct RunArgs {
     /// Attempts before one shard fails the run.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
-    /// No progress line even on a terminal.
-    #[arg(long)]
-    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -168,37 +120,23 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Command::Run(a) => {
+            let out = a.common.out.clone();
             let state = a
                 .state
                 .clone()
-                .unwrap_or_else(|| a.out.join("run-state.sqlite"));
+                .unwrap_or_else(|| out.join("run-state.sqlite"));
+            let run_date = a.common.run_date();
             let opts = farm::FarmOptions {
-                template_dir: a.template,
-                fragments: a.fragments,
-                run: RunOptions {
-                    data: a.data,
-                    format: a.format,
-                    out: a.out.clone(),
-                    batch_records: a.batch_records,
-                    threads: a.threads,
-                    limit: a.limit,
-                    output: OutputParams {
-                        run_date: a.run_date,
-                        duplex: a.duplex,
-                        batch_sheets: a.batch_sheets,
-                        print_files: !a.no_print_files,
-                        per_document: a.per_document,
-                        tagged_print: a.tagged_print,
-                        compression: a.compression,
-                    },
-                },
+                template_dir: a.common.template.clone(),
+                fragments: a.common.fragments.clone(),
+                run: a.common.run_options(run_date.clone()),
                 renderers: a.renderers,
                 state,
                 shard_timeout: Duration::from_secs(a.shard_timeout_seconds),
                 credits: a.credits,
                 max_attempts: a.max_attempts,
             };
-            let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = (!a.common.quiet && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
                 bar.enable_steady_tick(Duration::from_millis(200));
                 bar
@@ -220,9 +158,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let report = serde_json::json!({ "summary": summary, "elapsed_seconds": summary.elapsed.as_secs_f64() });
+            let report = serde_json::json!({ "run_date": run_date, "summary": summary, "elapsed_seconds": summary.elapsed.as_secs_f64() });
             std::fs::write(
-                a.out.join("summary.json"),
+                out.join("summary.json"),
                 serde_json::to_vec_pretty(&report)?,
             )?;
             println!("{}", summary.line());
@@ -232,5 +170,14 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 exit::OK
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

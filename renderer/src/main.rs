@@ -8,11 +8,10 @@ use std::sync::Arc;
 mod node;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use renderer::example_data::{self, Example};
-use renderer::input::InputFormat;
-use renderer::run::shard::OutputParams;
-use renderer::run::{RunOptions, run};
+use renderer::run::args::RunArgs;
+use renderer::run::run;
 use renderer::template::{CompileOptions, compile};
 
 #[global_allocator]
@@ -58,7 +57,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Render every record of a data file locally, on all cores.
-    Render(RenderArgs),
+    Render(Box<RunArgs>),
     /// Write N deterministic example records (JSON Lines) to standard output.
     ExampleData {
         /// Which example template the records are for.
@@ -94,59 +93,6 @@ enum Command {
     },
 }
 
-#[derive(Args)]
-struct RenderArgs {
-    /// Template folder (contains template.toml and body.xml).
-    #[arg(long)]
-    template: PathBuf,
-    /// Fragment library folder (overrides the template's `fragments` setting).
-    #[arg(long)]
-    fragments: Option<PathBuf>,
-    /// Input records: JSON Lines (.jsonl) or CSV (.csv); `-` reads standard input (with --format).
-    #[arg(long)]
-    data: PathBuf,
-    /// Input format when the file name does not tell.
-    #[arg(long, value_enum)]
-    format: Option<InputFormat>,
-    /// Output folder: print files, documents.jsonl, exceptions.jsonl, warnings.jsonl, summary.json.
-    #[arg(long)]
-    out: PathBuf,
-    /// Records per batch: one print file per batch of consecutive input records
-    /// (rejected records leave a batch short; a batch is what a farm renders as one shard).
-    #[arg(long, default_value_t = 1000)]
-    batch_records: u64,
-    /// Also cut a batch's print file after the document that reaches this many sheets.
-    #[arg(long)]
-    batch_sheets: Option<u32>,
-    /// Duplex: every document starts on a new sheet (a blank back is added after odd page counts).
-    #[arg(long)]
-    duplex: bool,
-    /// Write one tagged PDF per document under OUT/documents/.
-    #[arg(long)]
-    per_document: bool,
-    /// Do not write print files (use with --per-document).
-    #[arg(long)]
-    no_print_files: bool,
-    /// Tag print files as well (per-document PDFs are always tagged).
-    #[arg(long)]
-    tagged_print: bool,
-    /// Worker threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Stop after this many records.
-    #[arg(long)]
-    limit: Option<u64>,
-    /// Run date YYYY-MM-DD, visible to templates as run.date (default: today, UTC).
-    #[arg(long)]
-    run_date: Option<String>,
-    /// Deflate level for page content, 1 (fast) to 9 (small).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
-    compression: u8,
-    /// No progress bar even on a terminal.
-    #[arg(long)]
-    quiet: bool,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
@@ -171,18 +117,6 @@ fn init_tracing(level: &str, json: bool) {
     } else {
         builder.init();
     }
-}
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the default run date is the only use of the clock, recorded in summary.json"
-)]
-fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    example_data::civil_date((secs / 86_400) as i64)
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
@@ -222,7 +156,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 Ok(exit::TEMPLATE)
             }
         },
-        Command::Render(args) => render(args),
+        Command::Render(args) => render(*args),
         Command::Serve {
             listen,
             threads,
@@ -249,7 +183,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn render(args: RenderArgs) -> anyhow::Result<u8> {
+fn render(args: RunArgs) -> anyhow::Result<u8> {
     let compiled = match compile(
         &args.template,
         &CompileOptions {
@@ -266,24 +200,8 @@ fn render(args: RenderArgs) -> anyhow::Result<u8> {
         eprintln!("{w}");
     }
     let template = Arc::new(compiled.template);
-    let run_date = args.run_date.unwrap_or_else(today);
-    let opts = RunOptions {
-        data: args.data,
-        format: args.format,
-        out: args.out.clone(),
-        batch_records: args.batch_records,
-        threads: args.threads,
-        limit: args.limit,
-        output: OutputParams {
-            run_date: run_date.clone(),
-            duplex: args.duplex,
-            batch_sheets: args.batch_sheets,
-            print_files: !args.no_print_files,
-            per_document: args.per_document,
-            tagged_print: args.tagged_print,
-            compression: args.compression,
-        },
-    };
+    let run_date = args.run_date();
+    let opts = args.run_options(run_date.clone());
     tracing::info!(template = %template.id, version = %template.version, run_date = %run_date, "run starts");
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -323,4 +241,13 @@ fn render(args: RenderArgs) -> anyhow::Result<u8> {
     } else {
         exit::OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

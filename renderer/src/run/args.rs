@@ -1,0 +1,104 @@
+//! Command-line options of a run, shared by `renderer render` and `dispatcher run`, so
+//! both accept the same flags with the same meaning and `--help` text.
+
+use std::path::PathBuf;
+
+use super::RunOptions;
+use super::shard::OutputParams;
+use crate::input::InputFormat;
+
+/// What to render, where, and how the output is cut and tagged.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// Template folder (contains template.toml and body.xml).
+    #[arg(long)]
+    pub template: PathBuf,
+    /// Fragment library folder (overrides the template's `fragments` setting).
+    #[arg(long)]
+    pub fragments: Option<PathBuf>,
+    /// Input records: JSON Lines (.jsonl) or CSV (.csv); `-` reads standard input (with --format).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Input format when the file name does not tell.
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// Output folder: print files, documents.jsonl, exceptions.jsonl, warnings.jsonl, summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Records per batch: one print file per batch of consecutive input records
+    /// (rejected records leave a batch short; a batch is what a farm renders as one shard).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_records: u64,
+    /// Also cut a batch's print file after the document that reaches this many sheets.
+    #[arg(long)]
+    pub batch_sheets: Option<u32>,
+    /// Duplex: every document starts on a new sheet (a blank back is added after odd page counts).
+    #[arg(long)]
+    pub duplex: bool,
+    /// Write one tagged PDF per document under OUT/documents/.
+    #[arg(long)]
+    pub per_document: bool,
+    /// Do not write print files (use with --per-document).
+    #[arg(long)]
+    pub no_print_files: bool,
+    /// Tag print files as well (per-document PDFs are always tagged).
+    #[arg(long)]
+    pub tagged_print: bool,
+    /// Render threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Run date YYYY-MM-DD, visible to templates as run.date (default: today, UTC; pass it
+    /// for reproducible output and for resuming a run on another day).
+    #[arg(long)]
+    pub run_date: Option<String>,
+    /// Deflate level for page content, 1 (fast) to 9 (small).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub compression: u8,
+    /// No progress line even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The run date: the flag, else today's UTC date.
+    pub fn run_date(&self) -> String {
+        self.run_date.clone().unwrap_or_else(today_utc)
+    }
+
+    /// The typed run options for `run_date`.
+    pub fn run_options(&self, run_date: String) -> RunOptions {
+        RunOptions {
+            data: self.data.clone(),
+            format: self.format,
+            out: self.out.clone(),
+            batch_records: self.batch_records,
+            threads: self.threads,
+            limit: self.limit,
+            output: OutputParams {
+                run_date,
+                duplex: self.duplex,
+                batch_sheets: self.batch_sheets,
+                print_files: !self.no_print_files,
+                per_document: self.per_document,
+                tagged_print: self.tagged_print,
+                compression: self.compression,
+            },
+        }
+    }
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`: the default run date, recorded in `summary.json`.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the default run date is the only use of the clock; it is a run parameter, recorded"
+)]
+pub fn today_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    crate::example_data::civil_date((secs / 86_400) as i64)
+}
