@@ -297,15 +297,40 @@ fn duplex_starts_every_document_on_a_new_sheet() {
     );
     let out = dir.path().join("out");
     assert!(
-        render("statement", &data, &out, &["--duplex"])
-            .status
-            .success()
+        render(
+            "statement",
+            &data,
+            &out,
+            &["--duplex", "--batch-documents", "4"]
+        )
+        .status
+        .success()
     );
     let index = jsonl(&out.join("documents.jsonl"));
     let sheets: u64 = index.iter().map(|d| d["sheets"].as_u64().unwrap()).sum();
+    // 10 documents, at most 4 per print file: the batch is cut into three parts.
     let files = print_files(&out);
-    assert_eq!(files.len(), 1);
-    assert_eq!(page_count(&files[0]) as u64, sheets * 2);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "print-00001-02.pdf",
+            "print-00001-03.pdf",
+            "print-00001.pdf"
+        ]
+    );
+    let pages: u64 = files.iter().map(|f| page_count(f) as u64).sum();
+    assert_eq!(pages, sheets * 2);
+    assert_eq!(
+        index
+            .iter()
+            .filter(|d| d["print_file"] == "print-00001.pdf")
+            .count(),
+        4
+    );
     for d in &index {
         assert_eq!(
             d["first_page"].as_u64().unwrap() % 2,
@@ -313,7 +338,9 @@ fn duplex_starts_every_document_on_a_new_sheet() {
             "a document starts on a back side: {d}"
         );
     }
-    qpdf_check(&files[0]);
+    for f in &files {
+        qpdf_check(f);
+    }
 }
 
 #[test]

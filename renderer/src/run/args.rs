@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// Also cut a batch's print file after the document that reaches this many sheets.
     #[arg(long)]
     pub batch_sheets: Option<u32>,
+    /// Also cut a batch's print file after this many documents.
+    #[arg(long)]
+    pub batch_documents: Option<u32>,
     /// Duplex: every document starts on a new sheet (a blank back is added after odd page counts).
     #[arg(long)]
     pub duplex: bool,
@@ -81,6 +84,7 @@ impl RunArgs {
                 run_date,
                 duplex: self.duplex,
                 batch_sheets: self.batch_sheets,
+                batch_documents: self.batch_documents,
                 print_files: !self.no_print_files,
                 per_document: self.per_document,
                 tagged_print: self.tagged_print,

@@ -24,6 +24,9 @@ pub struct OutputParams {
     pub duplex: bool,
     /// Cut a shard's print file after the document that reaches this many sheets.
     pub batch_sheets: Option<u32>,
+    /// Cut a shard's print file after this many documents.
+    #[serde(default)]
+    pub batch_documents: Option<u32>,
     /// Write print files.
     pub print_files: bool,
     /// Write one tagged PDF per document.
@@ -40,6 +43,7 @@ impl Default for OutputParams {
             run_date: "1970-01-01".into(),
             duplex: false,
             batch_sheets: None,
+            batch_documents: None,
             print_files: true,
             per_document: false,
             tagged_print: false,
@@ -164,7 +168,11 @@ pub fn render_shard(
                     pdf: None,
                 };
                 if let Some(enc) = &doc.print {
-                    if params.batch_sheets.is_some_and(|m| print.sheets >= m) {
+                    let full = params.batch_sheets.is_some_and(|m| print.sheets >= m)
+                        || params
+                            .batch_documents
+                            .is_some_and(|m| print.documents >= m as usize);
+                    if full {
                         print.finish_into(&mut out.files, worker);
                         print.next_part(template);
                     }
