@@ -190,6 +190,13 @@ pub async fn run(
                 Ok(()) => node.healthy.store(true, Ordering::Relaxed),
                 Err(e) => tracing::warn!(node = %addr, "renderer not ready: {e:#}"),
             }
+            metrics::gauge!("pressrun_node_healthy", "node" => addr.clone()).set(
+                if node.healthy.load(Ordering::Relaxed) {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             for _ in 0..opts.credits.max(1) {
                 nodes.push(node.clone());
             }
@@ -300,8 +307,12 @@ pub async fn run(
                         let cp = committer.checkpoint()?;
                         state.commit_shard(&commit_id, next, records, &node, &cp)?;
                         tracing::info!(shard = next, %node, "shard committed");
+                        metrics::counter!("pressrun_shards_committed_total").increment(1);
                         next += 1;
                         let s = &committer.summary;
+                        metrics::gauge!("pressrun_documents_rendered").set(s.documents as f64);
+                        metrics::gauge!("pressrun_pages_rendered").set(s.pages as f64);
+                        metrics::gauge!("pressrun_records_rejected").set(s.rejected as f64);
                         commit_progress(Progress {
                             composed: s.records,
                             records: s.records,
@@ -343,6 +354,7 @@ pub async fn run(
                     match probe(&node).await {
                         Ok(()) => {
                             tracing::info!(node = node.name(), "renderer healthy again");
+                            metrics::gauge!("pressrun_node_healthy", "node" => node.name().to_string()).set(1.0);
                             node.healthy.store(true, Ordering::Relaxed);
                         }
                         Err(_) => continue,
@@ -361,12 +373,16 @@ pub async fn run(
                     },
                 };
                 shard.attempts += 1;
-                let result =
-                    match tokio::time::timeout(timeout, render(&node, &run, &shard, &params)).await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(anyhow!("no answer within {} s", timeout.as_secs_f32())),
-                    };
+                let name = node.name().to_string();
+                let in_flight = metrics::gauge!("pressrun_shards_in_flight", "node" => name.clone());
+                in_flight.increment(1.0);
+                let began = Instant::now();
+                let result = match tokio::time::timeout(timeout, render(&node, &run, &shard, &params)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(anyhow!("no answer within {} s", timeout.as_secs_f32())),
+                };
+                in_flight.decrement(1.0);
+                metrics::histogram!("pressrun_shard_seconds", "node" => name.clone()).record(began.elapsed().as_secs_f64());
                 match result {
                     Ok(out) => {
                         node.failures.store(0, Ordering::Relaxed);
@@ -378,6 +394,8 @@ pub async fn run(
                         }
                     }
                     Err(e) => {
+                        metrics::counter!("pressrun_shard_retries_total", "node" => name.clone()).increment(1);
+                        metrics::gauge!("pressrun_node_healthy", "node" => name.clone()).set(0.0);
                         node.failures.fetch_add(1, Ordering::Relaxed);
                         if node.healthy.swap(false, Ordering::Relaxed) {
                             tracing::warn!(

@@ -80,6 +80,10 @@ struct FarmArgs {
     /// Attempts before one shard fails the run.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes on (documents
+    /// and pages rendered, shards in flight per node, retries, node health, shard latency).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -154,6 +158,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
+            if let Some(addr) = a.metrics_listen {
+                let _guard = rt.enter();
+                metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .with_http_listener(addr)
+                    .install()
+                    .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+            }
             let summary = rt.block_on(farm::run(opts, progress))?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();

@@ -300,11 +300,22 @@ fn hung_and_garbage_nodes_are_timed_out_and_their_work_moved() {
     let good = NodeProc::start();
     let hung = NodeProc::start();
     let out = dir.path().join("farm");
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let mut child = dispatcher(
         &data,
         &out,
         &[&good.addr, &hung.addr, &garbage_addr],
-        &["--shard-timeout-seconds", "3"],
+        &[
+            "--shard-timeout-seconds",
+            "3",
+            "--metrics-listen",
+            &metrics_addr,
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -313,6 +324,20 @@ fn hung_and_garbage_nodes_are_timed_out_and_their_work_moved() {
     // Once work flows, freeze one node: it holds its shards and never answers.
     wait_for_lines(&out.join("documents.jsonl"), 1, Duration::from_secs(60));
     hung.signal("-STOP");
+    // While the run waits for the hung node, the metrics endpoint answers.
+    let metrics = scrape(&metrics_addr);
+    for name in [
+        "pressrun_pages_rendered",
+        "pressrun_shards_committed_total",
+        "pressrun_node_healthy",
+        "pressrun_shard_seconds",
+        "pressrun_shards_in_flight",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
     let status = child.wait().unwrap();
     hung.signal("-CONT");
     let mut err = String::new();
@@ -332,4 +357,29 @@ fn hung_and_garbage_nodes_are_timed_out_and_their_work_moved() {
         err.contains("marked unhealthy") && err.contains(&hung.addr),
         "the hung node was not reported unhealthy:\n{err}"
     );
+}
+
+/// GETs /metrics over plain HTTP/1.1, retrying until the endpoint answers.
+fn scrape(addr: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(
+                conn,
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut body = String::new();
+            let _ = conn.read_to_string(&mut body);
+            if body.starts_with("HTTP/1.1 200") {
+                return body;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no metrics at {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
