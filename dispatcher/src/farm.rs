@@ -170,7 +170,7 @@ pub async fn run(
             }));
         }
     } else {
-        for addr in &opts.renderers {
+        for addr in &resolve(&opts.renderers).await? {
             let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
                 .connect_timeout(Duration::from_secs(3))
                 .tcp_nodelay(true);
@@ -440,6 +440,32 @@ pub async fn run(
     };
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Resolves renderer addresses: an `ip:port` stands for itself; a `name:port` stands for
+/// every address the name resolves to, so a Kubernetes headless service lists all its
+/// renderer pods. Resolved when a run starts; duplicates are dropped.
+async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for r in renderers {
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(r.as_str())
+            .await
+            .with_context(|| format!("cannot resolve renderer address {r}: use host:port"))?
+            .collect();
+        if addrs.is_empty() {
+            bail!("renderer address {r} resolves to nothing");
+        }
+        if addrs.len() > 1 {
+            tracing::info!(name = %r, nodes = addrs.len(), "renderer name resolved to several nodes");
+        }
+        for a in addrs {
+            let a = a.to_string();
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A template that does not compile (exit code 4).

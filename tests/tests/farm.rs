@@ -190,8 +190,15 @@ fn three_nodes_give_the_embedded_bytes_and_reconcile() {
     let reference = embedded(dir.path(), &data);
     let nodes: Vec<NodeProc> = (0..3).map(|_| NodeProc::start()).collect();
     let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+    // One node by name: names resolve to every address they stand for (a headless service).
+    let by_name = addrs[2].replace("127.0.0.1", "localhost");
     let out = dir.path().join("farm");
-    let res = run(&mut dispatcher(&data, &out, &addrs, &[]));
+    let res = run(&mut dispatcher(
+        &data,
+        &out,
+        &[addrs[0], addrs[1], &by_name],
+        &[],
+    ));
     let stdout = String::from_utf8_lossy(&res.stdout);
     assert_eq!(
         res.status.code(),
