@@ -25,7 +25,8 @@ use renderer::run::{Committer, Progress, RunOptions, RunSummary};
 use renderer::template::Template;
 use renderer::wire::ShardAssembler;
 use sha2::{Digest, Sha256};
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::state::State;
 
@@ -44,6 +45,28 @@ pub struct FarmOptions {
     pub credits: usize,
     /// Attempts before a shard fails the run.
     pub max_attempts: u32,
+    /// Talk TLS to the nodes, trusting this PEM CA certificate.
+    pub tls_ca: Option<Vec<u8>>,
+    /// Name the nodes' certificates carry (default: the host of each `--renderer`).
+    pub tls_domain: Option<String>,
+    /// Bearer token sent with every call.
+    pub token: Option<String>,
+}
+
+/// A renderer client that adds the bearer token, when there is one, to every call.
+type Client = RendererClient<InterceptedService<Channel, Auth>>;
+
+/// Adds `authorization: Bearer <token>`.
+#[derive(Clone)]
+struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
 }
 
 /// A shard of the input.
@@ -68,7 +91,7 @@ enum Backend {
     },
     Remote {
         addr: String,
-        client: RendererClient<Channel>,
+        client: Box<Client>,
         bundle: Arc<Bundle>,
     },
 }
@@ -170,17 +193,37 @@ pub async fn run(
             }));
         }
     } else {
-        for addr in &resolve(&opts.renderers).await? {
-            let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        for (addr, host) in &resolve(&opts.renderers).await? {
+            let scheme = if opts.tls_ca.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
                 .connect_timeout(Duration::from_secs(3))
                 .tcp_nodelay(true);
-            let client = RendererClient::new(endpoint.connect_lazy())
+            if let Some(ca) = &opts.tls_ca {
+                let domain = opts.tls_domain.clone().unwrap_or_else(|| host.clone());
+                endpoint = endpoint.tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(ca))
+                        .domain_name(domain),
+                )?;
+            }
+            let auth = Auth(
+                opts.token
+                    .as_deref()
+                    .map(|t| format!("Bearer {t}").parse())
+                    .transpose()
+                    .context("the token has characters a header cannot carry")?,
+            );
+            let client = RendererClient::with_interceptor(endpoint.connect_lazy(), auth)
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(512 << 20);
             let node = Arc::new(Node {
                 backend: Backend::Remote {
                     addr: addr.clone(),
-                    client,
+                    client: Box::new(client),
                     bundle: bundle.clone(),
                 },
                 healthy: AtomicBool::new(false),
@@ -445,8 +488,8 @@ pub async fn run(
 /// Resolves renderer addresses: an `ip:port` stands for itself; a `name:port` stands for
 /// every address the name resolves to, so a Kubernetes headless service lists all its
 /// renderer pods. Resolved when a run starts; duplicates are dropped.
-async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
+async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
     for r in renderers {
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(r.as_str())
             .await
@@ -458,10 +501,16 @@ async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<String>> {
         if addrs.len() > 1 {
             tracing::info!(name = %r, nodes = addrs.len(), "renderer name resolved to several nodes");
         }
+        // The name (without the port) is what a TLS certificate names.
+        let host = r
+            .rsplit_once(':')
+            .map_or(r.as_str(), |(h, _)| h)
+            .trim_matches(['[', ']'])
+            .to_string();
         for a in addrs {
             let a = a.to_string();
-            if !out.contains(&a) {
-                out.push(a);
+            if !out.iter().any(|(x, _)| x == &a) {
+                out.push((a, host.clone()));
             }
         }
     }
@@ -478,7 +527,7 @@ async fn probe(node: &Node) -> anyhow::Result<()> {
     let Backend::Remote { client, bundle, .. } = &node.backend else {
         return Ok(());
     };
-    let mut client = client.clone();
+    let mut client = client.as_ref().clone();
     let missing = tokio::time::timeout(
         Duration::from_secs(3),
         client.missing_bundles(MissingBundlesRequest {
@@ -495,7 +544,7 @@ async fn probe(node: &Node) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn upload(client: &mut RendererClient<Channel>, bundle: &Bundle) -> anyhow::Result<()> {
+async fn upload(client: &mut Client, bundle: &Bundle) -> anyhow::Result<()> {
     let msg = TemplateBundle {
         hash: bundle.hash.clone(),
         files: bundle
@@ -542,7 +591,7 @@ async fn render(
                 params: Some(params.into()),
                 records: shard.records.iter().map(Into::into).collect(),
             };
-            let mut client = client.clone();
+            let mut client = client.as_ref().clone();
             let response = match client.render_shard(req.clone()).await {
                 Err(s) if s.code() == tonic::Code::FailedPrecondition => {
                     upload(&mut client, bundle).await?;

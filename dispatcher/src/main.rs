@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use renderer::run::Progress;
 
@@ -84,6 +85,15 @@ struct FarmArgs {
     /// and pages rendered, shards in flight per node, retries, node health, shard latency).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Talk TLS to the renderer nodes, trusting this PEM CA certificate.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Name the nodes' certificates carry (default: the host of each --renderer).
+    #[arg(long, requires = "tls_ca")]
+    tls_domain: Option<String>,
+    /// File holding the bearer token the nodes expect. Also read from PRESSRUN_TOKEN.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -139,6 +149,22 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 shard_timeout: Duration::from_secs(a.shard_timeout_seconds),
                 credits: a.credits,
                 max_attempts: a.max_attempts,
+                tls_ca: a
+                    .tls_ca
+                    .as_ref()
+                    .map(std::fs::read)
+                    .transpose()
+                    .context("cannot read --tls-ca")?,
+                tls_domain: a.tls_domain.clone(),
+                token: match &a.token_file {
+                    Some(f) => Some(
+                        std::fs::read_to_string(f)
+                            .with_context(|| format!("cannot read {}", f.display()))?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => std::env::var("PRESSRUN_TOKEN").ok(),
+                },
             };
             let bar = (!a.common.quiet && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();

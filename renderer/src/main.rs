@@ -81,6 +81,16 @@ enum Command {
         /// Seconds to drain in-flight shards after a shutdown signal.
         #[arg(long, default_value_t = 30)]
         drain_seconds: u64,
+        /// Serve TLS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// File holding a bearer token every Renderer call must carry (the health service
+        /// stays open for probes). Also read from PRESSRUN_TOKEN.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Compile a template and report every problem with file, line and column.
     Check {
@@ -161,7 +171,27 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             listen,
             threads,
             drain_seconds,
+            tls_cert,
+            tls_key,
+            token_file,
         } => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            let tls = match (tls_cert, tls_key) {
+                (Some(c), Some(k)) => Some((read(&c)?, read(&k)?)),
+                _ => None,
+            };
+            let token = match token_file {
+                Some(f) => Some(
+                    String::from_utf8(read(&f)?)
+                        .context("the token file is not UTF-8")?
+                        .trim()
+                        .to_string(),
+                ),
+                None => std::env::var("PRESSRUN_TOKEN").ok(),
+            };
+            let security = node::Security { tls, token };
             let threads = if threads == 0 {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -177,6 +207,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 listen,
                 threads,
                 std::time::Duration::from_secs(drain_seconds),
+                security,
             ))?;
             Ok(exit::OK)
         }

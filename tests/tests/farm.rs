@@ -18,6 +18,10 @@ struct NodeProc {
 
 impl NodeProc {
     fn start() -> NodeProc {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> NodeProc {
         let mut child = Command::new(bin("renderer"))
             .args([
                 "serve",
@@ -28,6 +32,7 @@ impl NodeProc {
                 "--drain-seconds",
                 "2",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -389,4 +394,66 @@ fn scrape(addr: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn tls_and_a_bearer_token_guard_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 30);
+    let reference = embedded(dir.path(), &data);
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem, token, wrong) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("token"),
+        dir.path().join("wrong"),
+    );
+    fs::write(&cert_pem, cert.pem()).unwrap();
+    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    fs::write(&token, "s3cret-token\n").unwrap();
+    fs::write(&wrong, "guess").unwrap();
+    let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let node = NodeProc::start_with(&[
+        "--tls-cert",
+        &p(&cert_pem),
+        "--tls-key",
+        &p(&key_pem),
+        "--token-file",
+        &p(&token),
+    ]);
+    // Addressed by the name its certificate carries.
+    let by_name = node.addr.replace("127.0.0.1", "localhost");
+
+    let out = dir.path().join("tls");
+    let res = run(&mut dispatcher(
+        &data,
+        &out,
+        &[&by_name],
+        &["--tls-ca", &p(&cert_pem), "--token-file", &p(&token)],
+    ));
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_same_output(&reference, &out);
+
+    let refused = |extra: &[&str], what: &str| {
+        let out = dir.path().join(what);
+        let res = run(&mut dispatcher(&data, &out, &[&by_name], extra));
+        let err = String::from_utf8_lossy(&res.stderr).to_string();
+        assert_eq!(res.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains("no renderer node is reachable"),
+            "{what}: {err}"
+        );
+    };
+    refused(
+        &["--tls-ca", &p(&cert_pem), "--token-file", &p(&wrong)],
+        "wrong-token",
+    );
+    refused(&["--tls-ca", &p(&cert_pem)], "no-token");
+    refused(&["--token-file", &p(&token)], "plain-text");
 }

@@ -202,7 +202,48 @@ pub fn document_response(mut out: ShardOutput) -> RenderDocumentResponse {
 
 /// Serves the Renderer service and gRPC health on `listen` until SIGINT/SIGTERM, then
 /// reports NOT_SERVING, drains in-flight requests for up to `drain`, and stops.
-pub async fn serve(listen: SocketAddr, threads: usize, drain: Duration) -> anyhow::Result<()> {
+/// Optional transport security: TLS (PEM certificate chain and key) and a bearer token
+/// every Renderer call must carry. The health service stays open for orchestrator probes.
+#[derive(Clone, Default)]
+pub struct Security {
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    pub token: Option<String>,
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the `authorization: Bearer <token>` header when a token is configured.
+#[derive(Clone)]
+struct BearerCheck(Option<Arc<str>>);
+
+impl tonic::service::Interceptor for BearerCheck {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(token) = &self.0 else { return Ok(req) };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if same_secret(given.as_bytes(), token.as_bytes()) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong bearer token: pass the node's token",
+            ))
+        }
+    }
+}
+
+pub async fn serve(
+    listen: SocketAddr,
+    threads: usize,
+    drain: Duration,
+    security: Security,
+) -> anyhow::Result<()> {
     let node = Arc::new(Node::new(threads));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
@@ -226,7 +267,18 @@ pub async fn serve(listen: SocketAddr, threads: usize, drain: Duration) -> anyho
     let service = RendererServer::from_arc(node)
         .max_decoding_message_size(512 << 20)
         .max_encoding_message_size(64 << 20);
-    let server = tonic::transport::Server::builder()
+    let service = tonic::service::interceptor::InterceptedService::new(
+        service,
+        BearerCheck(security.token.as_deref().map(Arc::from)),
+    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = &security.tls {
+        builder = builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert, key)),
+        )?;
+    }
+    let server = builder
         .concurrency_limit_per_connection(64)
         .load_shed(true)
         .add_service(health)
