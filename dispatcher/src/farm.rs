@@ -51,6 +51,8 @@ pub struct FarmOptions {
     pub tls_domain: Option<String>,
     /// Bearer token sent with every call.
     pub token: Option<String>,
+    /// Set to true to cancel the run (committed shards stay; a later run resumes).
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// A renderer client that adds the bearer token, when there is one, to every call.
@@ -112,7 +114,7 @@ impl Node {
 }
 
 /// Identifies a run by what determines its output, so a restarted run finds its state.
-fn run_id(bundle: &Bundle, opts: &RunOptions) -> anyhow::Result<(String, String)> {
+pub fn run_id(bundle: &Bundle, opts: &RunOptions) -> anyhow::Result<(String, String)> {
     let data = std::fs::canonicalize(&opts.data)
         .with_context(|| format!("cannot read {}", opts.data.display()))?;
     let meta = std::fs::metadata(&data)?;
@@ -462,6 +464,17 @@ pub async fn run(
             }
         }));
     }
+    if let Some(mut cancel) = opts.cancel.clone() {
+        let events = event_tx.clone();
+        tokio::spawn(async move {
+            while cancel.changed().await.is_ok() {
+                if *cancel.borrow() {
+                    let _ = events.send(Event::Failed(CANCELLED.into()));
+                    return;
+                }
+            }
+        });
+    }
     drop(event_tx);
     let summary = tokio::task::spawn_blocking(move || committer_thread.join())
         .await?
@@ -469,7 +482,11 @@ pub async fn run(
     for t in tasks {
         t.abort();
     }
-    let _ = reader.join();
+    // A run that ended early (failed, cancelled) leaves the reader waiting to hand over
+    // its next shard: closing the queue releases it.
+    work_rx.close();
+    retry_rx.close();
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
     let state = State::open(&opts.state)?;
     let mut summary = match summary {
         Ok(s) => {
@@ -477,7 +494,12 @@ pub async fn run(
             s
         }
         Err(e) => {
-            state.finish_run(&id, "failed")?;
+            let status = if e.to_string() == CANCELLED {
+                "cancelled"
+            } else {
+                "failed"
+            };
+            state.finish_run(&id, status)?;
             return Err(e);
         }
     };
@@ -516,6 +538,9 @@ async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<(String, String)>> 
     }
     Ok(out)
 }
+
+/// The error of a cancelled run.
+pub const CANCELLED: &str = "the run was cancelled";
 
 /// A template that does not compile (exit code 4).
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,9 @@
 //! The `dispatcher` binary: runs statement batches in-process or across renderer nodes,
-//! with run state in SQLite so a killed run resumes where it stopped.
+//! with run state in SQLite so a killed run resumes where it stopped; `serve` is the
+//! long-lived control plane that `submit`, `status`, `watch` and `cancel` talk to.
 
 mod farm;
+mod service;
 mod state;
 
 use std::io::IsTerminal;
@@ -12,6 +14,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use pressrun_proto::v1::dispatcher_client::DispatcherClient;
+use pressrun_proto::v1::{
+    CancelRunRequest, ListRunsRequest, RunProgress, RunState, SubmitRunRequest, WatchRunRequest,
+};
 use renderer::run::Progress;
 
 #[global_allocator]
@@ -35,9 +41,11 @@ records and renders them in-process (no --renderer) or on renderer nodes (`rende
 with a bounded number of shards in flight per node. A node that fails, hangs or answers garbage has its \
 shards re-sent elsewhere. Shards are committed in input order, exactly once, and the run state lives in \
 SQLite: a dispatcher killed mid-run and started again with the same arguments resumes without redoing \
-committed shards. The output is byte-identical to `renderer render` with the same options.\n\n\
-Exit codes: 0 all records rendered; 1 run failed; 2 bad command line; 3 completed with rejected records; \
-4 template does not compile."
+committed shards. The output is byte-identical to `renderer render` with the same options. \
+`dispatcher serve` runs the same as a gRPC service (submit, watch, cancel, list runs, render one \
+document on demand).\n\n\
+Exit codes: 0 all records rendered; 1 run failed or cancelled; 2 bad command line; 3 completed with \
+rejected records; 4 template does not compile."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +62,32 @@ struct Cli {
 enum Command {
     /// Run a template over a data file, in-process or across renderer nodes.
     Run(Box<FarmArgs>),
+    /// Serve the Dispatcher gRPC service until SIGINT.
+    Serve(Box<ServeArgs>),
+    /// Submit a run to a dispatcher server and print its id.
+    Submit(Box<SubmitArgs>),
+    /// List the runs a dispatcher server knows.
+    Status {
+        /// Dispatcher server address host:port.
+        #[arg(long)]
+        server: String,
+    },
+    /// Follow a run's progress until it ends; the exit code is the run's.
+    Watch {
+        /// Dispatcher server address host:port.
+        #[arg(long)]
+        server: String,
+        /// Run id from `submit`.
+        run: String,
+    },
+    /// Cancel a run (committed shards stay; submitting it again resumes it).
+    Cancel {
+        /// Dispatcher server address host:port.
+        #[arg(long)]
+        server: String,
+        /// Run id from `submit`.
+        run: String,
+    },
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.
@@ -62,16 +96,13 @@ enum Command {
     },
 }
 
+/// How runs reach renderer nodes (shared by `run` and `serve`).
 #[derive(Args)]
-struct FarmArgs {
-    #[command(flatten)]
-    common: renderer::run::args::RunArgs,
-    /// Renderer node address host:port (repeatable); none = render in-process on all cores.
+struct NodeArgs {
+    /// Renderer node host:port (repeatable; a name stands for every address it resolves to);
+    /// none = render in-process on all cores.
     #[arg(long = "renderer")]
     renderers: Vec<String>,
-    /// Run-state database (default: OUT/run-state.sqlite).
-    #[arg(long)]
-    state: Option<PathBuf>,
     /// Seconds a node may take for one shard before it is re-sent elsewhere.
     #[arg(long, default_value_t = 120)]
     shard_timeout_seconds: u64,
@@ -81,8 +112,8 @@ struct FarmArgs {
     /// Attempts before one shard fails the run.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes on (documents
-    /// and pages rendered, shards in flight per node, retries, node health, shard latency).
+    /// Serve Prometheus metrics at http://ADDR/metrics (documents and pages rendered,
+    /// shards in flight per node, retries, node health, shard latency).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
     /// Talk TLS to the renderer nodes, trusting this PEM CA certificate.
@@ -94,6 +125,41 @@ struct FarmArgs {
     /// File holding the bearer token the nodes expect. Also read from PRESSRUN_TOKEN.
     #[arg(long)]
     token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FarmArgs {
+    #[command(flatten)]
+    common: renderer::run::args::RunArgs,
+    #[command(flatten)]
+    nodes: NodeArgs,
+    /// Run-state database (default: OUT/run-state.sqlite).
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    listen: std::net::SocketAddr,
+    /// Run-state database shared by every run.
+    #[arg(long)]
+    state: PathBuf,
+    /// Threads of the on-demand pool (single documents never wait behind batch runs).
+    #[arg(long, default_value_t = 1)]
+    on_demand_threads: usize,
+    #[command(flatten)]
+    nodes: NodeArgs,
+}
+
+#[derive(Args)]
+struct SubmitArgs {
+    /// Dispatcher server address host:port.
+    #[arg(long)]
+    server: String,
+    #[command(flatten)]
+    common: renderer::run::args::RunArgs,
 }
 
 fn main() -> ExitCode {
@@ -122,6 +188,59 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn read_token(file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    Ok(match file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("PRESSRUN_TOKEN").ok(),
+    })
+}
+
+fn serve_metrics(
+    rt: &tokio::runtime::Runtime,
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    if let Some(addr) = addr {
+        let _guard = rt.enter();
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn client(server: &str) -> anyhow::Result<DispatcherClient<tonic::transport::Channel>> {
+    DispatcherClient::connect(format!("http://{server}"))
+        .await
+        .with_context(|| format!("cannot reach the dispatcher at {server}"))
+}
+
+fn print_progress(p: &RunProgress) {
+    let state = RunState::try_from(p.state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("RUN_STATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default();
+    println!(
+        "{}  {:<9}  records {} · documents {} · pages {} · rejected {}  {}",
+        p.run_id, state, p.records, p.documents, p.pages, p.rejected, p.message
+    );
+}
+
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Runs { state } => {
@@ -132,6 +251,103 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 );
             }
             Ok(exit::OK)
+        }
+        Command::Serve(a) => {
+            let rt = runtime()?;
+            serve_metrics(&rt, a.nodes.metrics_listen)?;
+            let config = service::ServerConfig {
+                renderers: a.nodes.renderers.clone(),
+                state: a.state.clone(),
+                shard_timeout: Duration::from_secs(a.nodes.shard_timeout_seconds),
+                credits: a.nodes.credits,
+                max_attempts: a.nodes.max_attempts,
+                tls_ca: a
+                    .nodes
+                    .tls_ca
+                    .as_ref()
+                    .map(std::fs::read)
+                    .transpose()
+                    .context("cannot read --tls-ca")?,
+                tls_domain: a.nodes.tls_domain.clone(),
+                token: read_token(&a.nodes.token_file)?,
+                on_demand_threads: a.on_demand_threads,
+            };
+            rt.block_on(service::serve(a.listen, config))?;
+            Ok(exit::OK)
+        }
+        Command::Submit(a) => {
+            let abs = |p: &PathBuf| std::path::absolute(p).map(|p| p.display().to_string());
+            let run_date = a.common.run_date();
+            let opts = a.common.run_options(run_date);
+            let req = SubmitRunRequest {
+                template_dir: abs(&a.common.template)?,
+                data: abs(&opts.data)?,
+                out: abs(&opts.out)?,
+                params: Some((&opts.output).into()),
+                batch_records: opts.batch_records,
+                limit: opts.limit,
+            };
+            let id = runtime()?.block_on(async {
+                anyhow::Ok(
+                    client(&a.server)
+                        .await?
+                        .submit_run(req)
+                        .await?
+                        .into_inner()
+                        .run_id,
+                )
+            })?;
+            println!("{id}");
+            Ok(exit::OK)
+        }
+        Command::Status { server } => {
+            let runs = runtime()?.block_on(async {
+                anyhow::Ok(
+                    client(&server)
+                        .await?
+                        .list_runs(ListRunsRequest {})
+                        .await?
+                        .into_inner()
+                        .runs,
+                )
+            })?;
+            for p in &runs {
+                print_progress(p);
+            }
+            Ok(exit::OK)
+        }
+        Command::Cancel { server, run } => {
+            runtime()?.block_on(async {
+                anyhow::Ok(
+                    client(&server)
+                        .await?
+                        .cancel_run(CancelRunRequest { run_id: run })
+                        .await?,
+                )
+            })?;
+            Ok(exit::OK)
+        }
+        Command::Watch { server, run } => {
+            let last = runtime()?.block_on(async {
+                let mut stream = client(&server)
+                    .await?
+                    .watch_run(WatchRunRequest { run_id: run })
+                    .await?
+                    .into_inner();
+                let mut last = None;
+                while let Some(p) = stream.message().await? {
+                    print_progress(&p);
+                    last = Some(p);
+                }
+                anyhow::Ok(last)
+            })?;
+            Ok(match last {
+                Some(p) if p.state == RunState::Succeeded as i32 && p.rejected > 0 => {
+                    exit::REJECTED
+                }
+                Some(p) if p.state == RunState::Succeeded as i32 => exit::OK,
+                _ => exit::FAILED,
+            })
         }
         Command::Run(a) => {
             let out = a.common.out.clone();
@@ -144,27 +360,21 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 template_dir: a.common.template.clone(),
                 fragments: a.common.fragments.clone(),
                 run: a.common.run_options(run_date.clone()),
-                renderers: a.renderers,
+                renderers: a.nodes.renderers.clone(),
                 state,
-                shard_timeout: Duration::from_secs(a.shard_timeout_seconds),
-                credits: a.credits,
-                max_attempts: a.max_attempts,
+                shard_timeout: Duration::from_secs(a.nodes.shard_timeout_seconds),
+                credits: a.nodes.credits,
+                max_attempts: a.nodes.max_attempts,
                 tls_ca: a
+                    .nodes
                     .tls_ca
                     .as_ref()
                     .map(std::fs::read)
                     .transpose()
                     .context("cannot read --tls-ca")?,
-                tls_domain: a.tls_domain.clone(),
-                token: match &a.token_file {
-                    Some(f) => Some(
-                        std::fs::read_to_string(f)
-                            .with_context(|| format!("cannot read {}", f.display()))?
-                            .trim()
-                            .to_string(),
-                    ),
-                    None => std::env::var("PRESSRUN_TOKEN").ok(),
-                },
+                tls_domain: a.nodes.tls_domain.clone(),
+                token: read_token(&a.nodes.token_file)?,
+                cancel: None,
             };
             let bar = (!a.common.quiet && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
@@ -180,17 +390,8 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                     ));
                 }
             });
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            if let Some(addr) = a.metrics_listen {
-                let _guard = rt.enter();
-                metrics_exporter_prometheus::PrometheusBuilder::new()
-                    .with_http_listener(addr)
-                    .install()
-                    .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
-            }
+            let rt = runtime()?;
+            serve_metrics(&rt, a.nodes.metrics_listen)?;
             let summary = rt.block_on(farm::run(opts, progress))?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();

@@ -165,6 +165,29 @@ impl From<v1::WarningEntry> for WarningEntry {
     }
 }
 
+/// Turns a one-record shard into an on-demand answer.
+pub fn document_response(mut out: ShardOutput) -> v1::RenderDocumentResponse {
+    let result = match (out.documents.pop(), out.exceptions.pop()) {
+        (Some(entry), _) => v1::render_document_response::Result::Document(v1::RenderedDocument {
+            entry: Some(entry.into()),
+            pdf: out.files.pop().map(|f| f.bytes.into()).unwrap_or_default(),
+            warnings: out.warnings.into_iter().map(Into::into).collect(),
+        }),
+        (None, Some(e)) => v1::render_document_response::Result::Rejected(e.into()),
+        (None, None) => v1::render_document_response::Result::Rejected(v1::ExceptionEntry {
+            record: 0,
+            line: 0,
+            field: String::new(),
+            reason: "no record".into(),
+        }),
+    };
+    v1::RenderDocumentResponse {
+        result: Some(result),
+    }
+}
+
+/// Serves the Renderer service and gRPC health on `listen` until SIGINT/SIGTERM, then
+/// reports NOT_SERVING, drains in-flight requests for up to `drain`, and stops.
 /// Largest piece of a file in one stream message.
 pub const CHUNK: usize = 1 << 20;
 

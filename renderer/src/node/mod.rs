@@ -11,8 +11,7 @@ use std::time::Duration;
 use pressrun_proto::v1::renderer_server::{Renderer, RendererServer};
 use pressrun_proto::v1::{
     MissingBundlesRequest, MissingBundlesResponse, PutBundleResponse, RenderDocumentRequest,
-    RenderDocumentResponse, RenderShardRequest, RenderShardResponse, RenderedDocument,
-    TemplateBundle, render_document_response,
+    RenderDocumentResponse, RenderShardRequest, RenderShardResponse, TemplateBundle,
 };
 use renderer::bundle::Bundle;
 use renderer::run::pool::{Job, RenderPool};
@@ -173,35 +172,10 @@ impl Renderer for Node {
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
         let records = wire::raw_records(vec![record]);
         let out = self.render(template, 0, records, params).await?;
-        Ok(Response::new(document_response(out)))
+        Ok(Response::new(wire::document_response(out)))
     }
 }
 
-/// Turns a one-record shard into an on-demand answer.
-pub fn document_response(mut out: ShardOutput) -> RenderDocumentResponse {
-    let result = match (out.documents.pop(), out.exceptions.pop()) {
-        (Some(entry), _) => render_document_response::Result::Document(RenderedDocument {
-            entry: Some(entry.into()),
-            pdf: out.files.pop().map(|f| f.bytes.into()).unwrap_or_default(),
-            warnings: out.warnings.into_iter().map(Into::into).collect(),
-        }),
-        (None, Some(e)) => render_document_response::Result::Rejected(e.into()),
-        (None, None) => {
-            render_document_response::Result::Rejected(pressrun_proto::v1::ExceptionEntry {
-                record: 0,
-                line: 0,
-                field: String::new(),
-                reason: "no record".into(),
-            })
-        }
-    };
-    RenderDocumentResponse {
-        result: Some(result),
-    }
-}
-
-/// Serves the Renderer service and gRPC health on `listen` until SIGINT/SIGTERM, then
-/// reports NOT_SERVING, drains in-flight requests for up to `drain`, and stops.
 /// Optional transport security: TLS (PEM certificate chain and key) and a bearer token
 /// every Renderer call must carry. The health service stays open for orchestrator probes.
 #[derive(Clone, Default)]

@@ -1,0 +1,209 @@
+//! End-to-end: `dispatcher serve` driven by `submit` / `watch` / `status` / `cancel` and by
+//! its gRPC API (on-demand rendering), on 127.0.0.1.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use pressrun_proto::v1::dispatcher_client::DispatcherClient;
+use pressrun_proto::v1::{OutputParams, RenderNowRequest, render_document_response};
+use pressrun_tests::{bin, jsonl, page_count, qpdf_check, root, run};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(state: &Path) -> Server {
+        let mut child = Command::new(bin("dispatcher"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--state"])
+            .arg(state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dispatcher serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("dispatcher listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn statements(dir: &Path, n: u64) -> PathBuf {
+    let out = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "statement",
+        "--records",
+        &n.to_string(),
+        "--seed",
+        "9",
+    ]));
+    let path = dir.join("statements.jsonl");
+    fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+fn run_args(data: &Path, out: &Path) -> Vec<String> {
+    let t = root().join("examples/statement");
+    [
+        "--template",
+        t.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--run-date",
+        "2026-11-23",
+        "--batch-records",
+        "10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn submit(server: &Server, data: &Path, out: &Path) -> String {
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["submit", "--server", &server.addr])
+        .args(run_args(data, out)));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    String::from_utf8(res.stdout).unwrap().trim().to_string()
+}
+
+fn watch(server: &Server, id: &str) -> (Option<i32>, String) {
+    let res = run(Command::new(bin("dispatcher")).args(["watch", "--server", &server.addr, id]));
+    (
+        res.status.code(),
+        String::from_utf8_lossy(&res.stdout).to_string(),
+    )
+}
+
+#[test]
+fn submitted_runs_are_watched_listed_cancelled_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 120);
+    let reference = dir.path().join("reference");
+    let res = run(Command::new(bin("renderer"))
+        .arg("render")
+        .arg("--quiet")
+        .args(run_args(&data, &reference)));
+    assert!(res.status.success());
+    let server = Server::start(&dir.path().join("state.sqlite"));
+
+    // Cancelled at once: the run ends as cancelled.
+    let out = dir.path().join("served");
+    let id = submit(&server, &data, &out);
+    let cancel =
+        run(Command::new(bin("dispatcher")).args(["cancel", "--server", &server.addr, &id]));
+    assert!(cancel.status.success());
+    let (code, log) = watch(&server, &id);
+    assert!(
+        log.contains("cancelled") || log.contains("succeeded"),
+        "{log}"
+    );
+    if log.contains("cancelled") {
+        assert_eq!(code, Some(1));
+    }
+
+    // Submitted again, the same run resumes and completes with the embedded run's bytes.
+    let again = submit(&server, &data, &out);
+    assert_eq!(again, id, "the same run has the same id");
+    let (code, log) = watch(&server, &id);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("succeeded") && log.contains("documents 120"),
+        "{log}"
+    );
+    for name in [
+        "documents.jsonl",
+        "exceptions.jsonl",
+        "print-00001.pdf",
+        "print-00012.pdf",
+    ] {
+        assert!(
+            fs::read(out.join(name)).unwrap() == fs::read(reference.join(name)).unwrap(),
+            "{name} differs"
+        );
+    }
+    assert_eq!(jsonl(&out.join("documents.jsonl")).len(), 120);
+    let status = run(Command::new(bin("dispatcher")).args(["status", "--server", &server.addr]));
+    assert!(String::from_utf8_lossy(&status.stdout).contains(&id));
+}
+
+#[test]
+fn one_document_is_rendered_on_demand_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 3);
+    let record = fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&dir.path().join("state.sqlite"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = DispatcherClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap();
+        let params = OutputParams {
+            run_date: "2026-11-23".into(),
+            compression: 1,
+            ..Default::default()
+        };
+        let template_dir = root().join("examples/statement").display().to_string();
+        let answer = client
+            .render_now(RenderNowRequest {
+                template_dir: template_dir.clone(),
+                params: Some(params.clone()),
+                record_json: record.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(render_document_response::Result::Document(doc)) = answer.result else {
+            panic!("no document: {answer:?}")
+        };
+        let entry = doc.entry.unwrap();
+        let pdf = dir.path().join("one.pdf");
+        fs::write(&pdf, &doc.pdf).unwrap();
+        qpdf_check(&pdf);
+        assert_eq!(page_count(&pdf), entry.pages);
+        // A bad record is rejected with a reason, not an error of the call.
+        let bad = client
+            .render_now(RenderNowRequest {
+                template_dir,
+                params: Some(params),
+                record_json: "{\"customer\": 1}".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(render_document_response::Result::Rejected(r)) = bad.result else {
+            panic!("expected a rejection")
+        };
+        assert!(!r.reason.is_empty());
+    });
+}
