@@ -258,7 +258,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            nodelay(tokio_stream::wrappers::TcpListenerStream::new(listener)),
             async {
                 let _ = stop_rx.await;
             },
@@ -288,4 +288,17 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC replies otherwise wait for
+/// the peer's delayed ACK (about 40 ms per call on Linux).
+fn nodelay(
+    incoming: tokio_stream::wrappers::TcpListenerStream,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    incoming.map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
 }
