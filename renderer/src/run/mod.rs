@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::input::{InputError, InputFormat, RawRecord, RecordReader};
 use crate::template::Template;
 use compose::Worker;
-use output::{JsonLines, write_atomically};
+use output::JsonLines;
 use shard::{OutputParams, ShardOutput, render_shard};
 
 /// Options of a run.
@@ -251,6 +251,7 @@ pub struct Checkpoint {
 /// Commits shard output to the output folder, in order.
 pub struct Committer {
     dir: PathBuf,
+    store: Box<dyn output::OutputStore>,
     index: JsonLines,
     exceptions: JsonLines,
     warnings: JsonLines,
@@ -266,6 +267,7 @@ impl Committer {
         };
         Ok(Self {
             dir: opts.out.clone(),
+            store: Box::new(output::LocalDir(opts.out.clone())),
             index: JsonLines::open_at(&opts.out.join("documents.jsonl"), at.documents_len)
                 .map_err(out_err)?,
             exceptions: JsonLines::open_at(&opts.out.join("exceptions.jsonl"), at.exceptions_len)
@@ -301,11 +303,18 @@ impl Committer {
         };
         Ok(Self {
             dir: opts.out.clone(),
+            store: Box::new(output::LocalDir(opts.out.clone())),
             index: JsonLines::create(&opts.out.join("documents.jsonl")).map_err(out_err)?,
             exceptions: JsonLines::create(&opts.out.join("exceptions.jsonl")).map_err(out_err)?,
             warnings: JsonLines::create(&opts.out.join("warnings.jsonl")).map_err(out_err)?,
             summary: RunSummary::default(),
         })
+    }
+
+    /// Sends the shard files to another store (the index files stay in the output folder).
+    pub fn with_store(mut self, store: Box<dyn output::OutputStore>) -> Self {
+        self.store = store;
+        self
     }
 
     /// Writes a shard's files (atomically, each) and then its index lines.
@@ -315,7 +324,7 @@ impl Committer {
             source,
         };
         for f in &out.files {
-            write_atomically(&self.dir.join(&f.name), &f.bytes).map_err(err)?;
+            self.store.put(&f.name, &f.bytes).map_err(err)?;
             if f.name.starts_with("print-") {
                 self.summary.print_files += 1;
             }

@@ -20,6 +20,28 @@ pub fn sheets_for(pages: u32, duplex: bool) -> u32 {
     if duplex { pages.div_ceil(2) } else { pages }
 }
 
+/// Where a run's files (print files, per-document PDFs) go. Every put is whole and atomic:
+/// a reader sees the complete object or none. The local folder is the default; an object
+/// store (S3) fits the same interface. The index files (`documents.jsonl`, …) are the run's
+/// journal and stay in the local output folder, which resumption truncates.
+pub trait OutputStore: Send {
+    /// Stores `bytes` under `name` (a relative path such as `documents/x.pdf`).
+    fn put(&self, name: &str, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// The default store: a local folder, written with temporary names and renames.
+pub struct LocalDir(pub std::path::PathBuf);
+
+impl OutputStore for LocalDir {
+    fn put(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        write_atomically(&path, bytes)
+    }
+}
+
 /// Writes a file under a temporary name, then renames it into place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("part");
@@ -110,6 +132,18 @@ mod tests {
         assert_eq!(sheets_for(3, true), 2);
         assert_eq!(sheets_for(4, true), 2);
         assert_eq!(sheets_for(3, false), 3);
+    }
+
+    #[test]
+    fn the_local_store_puts_whole_files_in_subfolders() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDir(dir.path().to_path_buf());
+        store.put("documents/a.pdf", b"%PDF-1.7").unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("documents/a.pdf")).unwrap(),
+            b"%PDF-1.7"
+        );
+        assert!(!dir.path().join("documents/a.part").exists());
     }
 
     #[test]
