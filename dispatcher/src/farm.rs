@@ -53,6 +53,8 @@ pub struct FarmOptions {
     pub token: Option<String>,
     /// Set to true to cancel the run (committed shards stay; a later run resumes).
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Set to true to stop gracefully: no new shards, in-flight ones finish and commit.
+    pub drain: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// A renderer client that adds the bearer token, when there is one, to every call.
@@ -373,6 +375,8 @@ pub async fn run(
 
     // Workers: `credits` per node, pulling shards.
     let params = opts.run.output.clone();
+    let draining = Arc::new(AtomicBool::new(false));
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for node in nodes {
         let (work_rx, retry_rx, retry_tx, events) = (
@@ -382,6 +386,7 @@ pub async fn run(
             event_tx.clone(),
         );
         let mut done = done_rx.clone();
+        let (draining, busy) = (draining.clone(), busy.clone());
         let (params, run, timeout, max_attempts) = (
             params.clone(),
             id.clone(),
@@ -390,6 +395,9 @@ pub async fn run(
         );
         tasks.push(tokio::spawn(async move {
             loop {
+                if draining.load(Ordering::SeqCst) {
+                    return;
+                }
                 if !node.healthy.load(Ordering::Relaxed) {
                     let failures = node.failures.load(Ordering::Relaxed).min(5);
                     tokio::select! {
@@ -417,6 +425,12 @@ pub async fn run(
                         },
                     },
                 };
+                busy.fetch_add(1, Ordering::SeqCst);
+                if draining.load(Ordering::SeqCst) {
+                    // Taken as the drain began: left for the resumed run.
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
                 shard.attempts += 1;
                 let name = node.name().to_string();
                 let in_flight = metrics::gauge!("pressrun_shards_in_flight", "node" => name.clone());
@@ -431,10 +445,9 @@ pub async fn run(
                 match result {
                     Ok(out) => {
                         node.failures.store(0, Ordering::Relaxed);
-                        if events
-                            .send(Event::Output(out, node.name().to_string()))
-                            .is_err()
-                        {
+                        let sent = events.send(Event::Output(out, node.name().to_string()));
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        if sent.is_err() {
                             return;
                         }
                     }
@@ -459,10 +472,28 @@ pub async fn run(
                             return;
                         }
                         let _ = retry_tx.send(shard).await;
+                        busy.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
             }
         }));
+    }
+    if let Some(mut drain) = opts.drain.clone() {
+        let events = event_tx.clone();
+        let (draining, busy) = (draining.clone(), busy.clone());
+        tokio::spawn(async move {
+            while drain.changed().await.is_ok() {
+                if *drain.borrow() {
+                    tracing::warn!("stopping: no new shards; draining the ones in flight");
+                    draining.store(true, Ordering::SeqCst);
+                    while busy.load(Ordering::SeqCst) > 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let _ = events.send(Event::Failed(STOPPED.into()));
+                    return;
+                }
+            }
+        });
     }
     if let Some(mut cancel) = opts.cancel.clone() {
         let events = event_tx.clone();
@@ -538,6 +569,9 @@ async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<(String, String)>> 
     }
     Ok(out)
 }
+
+/// The error of a run stopped by a signal after draining.
+pub const STOPPED: &str = "stopped by a signal: the shards in flight were committed; run the same command again to resume";
 
 /// The error of a cancelled run.
 pub const CANCELLED: &str = "the run was cancelled";

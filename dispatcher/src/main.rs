@@ -350,6 +350,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Run(a) => {
+            let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
             let out = a.common.out.clone();
             let state = a
                 .state
@@ -375,6 +376,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 tls_domain: a.nodes.tls_domain.clone(),
                 token: read_token(&a.nodes.token_file)?,
                 cancel: None,
+                drain: Some(drain_rx),
             };
             let bar = (!a.common.quiet && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
@@ -392,6 +394,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             });
             let rt = runtime()?;
             serve_metrics(&rt, a.nodes.metrics_listen)?;
+            rt.spawn(async move {
+                shutdown_signal().await;
+                let _ = drain_tx.send(true);
+            });
             let summary = rt.block_on(farm::run(opts, progress))?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
@@ -408,6 +414,28 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 exit::OK
             })
         }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 

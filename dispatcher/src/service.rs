@@ -186,6 +186,7 @@ impl Dispatcher for Service {
             tls_domain: c.tls_domain.clone(),
             token: c.token.clone(),
             cancel: Some(cancel_rx),
+            drain: None,
         };
         let (run_id, tx) = (id.clone(), Arc::new(progress_tx));
         let updates = tx.clone();

@@ -457,3 +457,56 @@ fn tls_and_a_bearer_token_guard_the_nodes() {
     refused(&["--tls-ca", &p(&cert_pem)], "no-token");
     refused(&["--token-file", &p(&token)], "plain-text");
 }
+
+#[test]
+fn sigterm_drains_in_flight_shards_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 600);
+    let reference = embedded(dir.path(), &data);
+    let nodes: Vec<NodeProc> = (0..2).map(|_| NodeProc::start()).collect();
+    let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+    let out = dir.path().join("drained");
+    let mut child = dispatcher(&data, &out, &addrs, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&out.join("documents.jsonl"), 20, Duration::from_secs(60));
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    if status.code() == Some(3) {
+        // The run finished before the signal arrived: nothing to drain.
+        assert_same_output(&reference, &out);
+        return;
+    }
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped by a signal"), "{err}");
+    // Only whole shards (10 records each) were committed.
+    let committed =
+        jsonl(&out.join("documents.jsonl")).len() + jsonl(&out.join("exceptions.jsonl")).len();
+    assert_eq!(
+        committed % 10,
+        0,
+        "{committed} records committed: a shard was cut"
+    );
+    let res = run(&mut dispatcher(&data, &out, &addrs, &[]));
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_same_output(&reference, &out);
+}
