@@ -525,10 +525,10 @@ pub async fn run(
             s
         }
         Err(e) => {
-            let status = if e.to_string() == CANCELLED {
-                "cancelled"
-            } else {
-                "failed"
+            let status = match e.to_string().as_str() {
+                CANCELLED => "cancelled",
+                STOPPED => "stopped",
+                _ => "failed",
             };
             state.finish_run(&id, status)?;
             return Err(e);

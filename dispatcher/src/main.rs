@@ -418,7 +418,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 }
 
 /// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -44,6 +44,7 @@ pub struct ServerConfig {
 struct RunEntry {
     progress: watch::Receiver<RunProgress>,
     cancel: watch::Sender<bool>,
+    drain: watch::Sender<bool>,
 }
 
 /// The Dispatcher service.
@@ -149,6 +150,7 @@ impl Dispatcher for Service {
         let (id, _) =
             farm::run_id(&bundle, &run).map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
         let (cancel_tx, cancel_rx) = watch::channel(false);
+        let (drain_tx, drain_rx) = watch::channel(false);
         let (progress_tx, progress_rx) = watch::channel(progress_of(
             &id,
             RunState::Running,
@@ -169,6 +171,7 @@ impl Dispatcher for Service {
                 RunEntry {
                     progress: progress_rx,
                     cancel: cancel_tx,
+                    drain: drain_tx,
                 },
             );
         }
@@ -186,7 +189,7 @@ impl Dispatcher for Service {
             tls_domain: c.tls_domain.clone(),
             token: c.token.clone(),
             cancel: Some(cancel_rx),
-            drain: None,
+            drain: Some(drain_rx),
         };
         let (run_id, tx) = (id.clone(), Arc::new(progress_tx));
         let updates = tx.clone();
@@ -345,7 +348,8 @@ pub async fn serve(listen: std::net::SocketAddr, config: ServerConfig) -> anyhow
     std::io::stdout().flush()?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<DispatcherServer<Service>>().await;
-    let service = DispatcherServer::new(Service::new(config))
+    let svc = Arc::new(Service::new(config));
+    let service = DispatcherServer::from_arc(svc.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);
     tonic::transport::Server::builder()
@@ -354,13 +358,33 @@ pub async fn serve(listen: std::net::SocketAddr, config: ServerConfig) -> anyhow
         .serve_with_incoming_shutdown(
             nodelay(tokio_stream::wrappers::TcpListenerStream::new(listener)),
             async move {
-                let _ = tokio::signal::ctrl_c().await;
+                crate::shutdown_signal().await;
                 reporter
                     .set_not_serving::<DispatcherServer<Service>>()
                     .await;
             },
         )
         .await?;
+    // Drain: every running run stops taking shards, commits the ones in flight and ends
+    // resumable; then the process exits.
+    let running: Vec<watch::Receiver<RunProgress>> = {
+        let runs = svc.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.values()
+            .filter(|r| !terminal(r.progress.borrow().state))
+            .map(|r| {
+                let _ = r.drain.send(true);
+                r.progress.clone()
+            })
+            .collect()
+    };
+    tracing::info!(runs = running.len(), "draining runs before exit");
+    for mut rx in running {
+        while !terminal(rx.borrow_and_update().state) {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    }
     Ok(())
 }
 
