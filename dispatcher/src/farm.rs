@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use pressrun_proto::transport::Bearer;
 use pressrun_proto::v1::renderer_client::RendererClient;
 use pressrun_proto::v1::{BundleFile, MissingBundlesRequest, RenderShardRequest, TemplateBundle};
 use renderer::bundle::Bundle;
@@ -58,20 +59,7 @@ pub struct FarmOptions {
 }
 
 /// A renderer client that adds the bearer token, when there is one, to every call.
-type Client = RendererClient<InterceptedService<Channel, Auth>>;
-
-/// Adds `authorization: Bearer <token>`.
-#[derive(Clone)]
-struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
+type Client = RendererClient<InterceptedService<Channel, Bearer>>;
 
 /// A shard of the input.
 #[derive(Clone)]
@@ -214,13 +202,8 @@ pub async fn run(
                         .domain_name(domain),
                 )?;
             }
-            let auth = Auth(
-                opts.token
-                    .as_deref()
-                    .map(|t| format!("Bearer {t}").parse())
-                    .transpose()
-                    .context("the token has characters a header cannot carry")?,
-            );
+            let auth = Bearer::new(opts.token.as_deref())
+                .context("the token has characters a header cannot carry")?;
             let client = RendererClient::with_interceptor(endpoint.connect_lazy(), auth)
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(512 << 20);

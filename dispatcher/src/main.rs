@@ -68,23 +68,20 @@ enum Command {
     Submit(Box<SubmitArgs>),
     /// List the runs a dispatcher server knows.
     Status {
-        /// Dispatcher server address host:port.
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        conn: ClientArgs,
     },
     /// Follow a run's progress until it ends; the exit code is the run's.
     Watch {
-        /// Dispatcher server address host:port.
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        conn: ClientArgs,
         /// Run id from `submit`.
         run: String,
     },
     /// Cancel a run (committed shards stay; submitting it again resumes it).
     Cancel {
-        /// Dispatcher server address host:port.
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        conn: ClientArgs,
         /// Run id from `submit`.
         run: String,
     },
@@ -149,15 +146,40 @@ struct ServeArgs {
     /// Threads of the on-demand pool (single documents never wait behind batch runs).
     #[arg(long, default_value_t = 1)]
     on_demand_threads: usize,
+    /// Serve TLS with this PEM certificate chain (with --listen-tls-key).
+    #[arg(long, requires = "listen_tls_key")]
+    listen_tls_cert: Option<PathBuf>,
+    /// PEM private key for --listen-tls-cert.
+    #[arg(long, requires = "listen_tls_cert")]
+    listen_tls_key: Option<PathBuf>,
+    /// File holding a bearer token every Dispatcher call must carry (health stays open).
+    #[arg(long)]
+    listen_token_file: Option<PathBuf>,
     #[command(flatten)]
     nodes: NodeArgs,
 }
 
+/// How to reach a dispatcher server.
 #[derive(Args)]
-struct SubmitArgs {
+struct ClientArgs {
     /// Dispatcher server address host:port.
     #[arg(long)]
     server: String,
+    /// Talk TLS to the server, trusting this PEM CA certificate.
+    #[arg(long)]
+    server_tls_ca: Option<PathBuf>,
+    /// Name the server's certificate carries (default: the host of --server).
+    #[arg(long, requires = "server_tls_ca")]
+    server_tls_domain: Option<String>,
+    /// File holding the server's bearer token. Also read from PRESSRUN_TOKEN.
+    #[arg(long)]
+    server_token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SubmitArgs {
+    #[command(flatten)]
+    conn: ClientArgs,
     #[command(flatten)]
     common: renderer::run::args::RunArgs,
 }
@@ -221,10 +243,43 @@ fn serve_metrics(
     Ok(())
 }
 
-async fn client(server: &str) -> anyhow::Result<DispatcherClient<tonic::transport::Channel>> {
-    DispatcherClient::connect(format!("http://{server}"))
+type Client = DispatcherClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        pressrun_proto::transport::Bearer,
+    >,
+>;
+
+async fn client(c: &ClientArgs) -> anyhow::Result<Client> {
+    let server = &c.server;
+    let scheme = if c.server_tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{server}"))?.tcp_nodelay(true);
+    if let Some(ca) = &c.server_tls_ca {
+        let ca = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        let host = server
+            .rsplit_once(':')
+            .map_or(server.as_str(), |(h, _)| h)
+            .to_string();
+        let domain = c.server_tls_domain.clone().unwrap_or(host);
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                .domain_name(domain),
+        )?;
+    }
+    let channel = endpoint
+        .connect()
         .await
-        .with_context(|| format!("cannot reach the dispatcher at {server}"))
+        .with_context(|| format!("cannot reach the dispatcher at {server}"))?;
+    let bearer =
+        pressrun_proto::transport::Bearer::new(read_token(&c.server_token_file)?.as_deref())
+            .context("the token has characters a header cannot carry")?;
+    Ok(DispatcherClient::with_interceptor(channel, bearer))
 }
 
 fn print_progress(p: &RunProgress) {
@@ -272,7 +327,25 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 token: read_token(&a.nodes.token_file)?,
                 on_demand_threads: a.on_demand_threads,
             };
-            rt.block_on(service::serve(a.listen, config))?;
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            let security = service::ServerSecurity {
+                tls: match (&a.listen_tls_cert, &a.listen_tls_key) {
+                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                    _ => None,
+                },
+                token: match &a.listen_token_file {
+                    Some(f) => Some(
+                        String::from_utf8(read(f)?)
+                            .context("the token file is not UTF-8")?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+            };
+            rt.block_on(service::serve(a.listen, config, security))?;
             Ok(exit::OK)
         }
         Command::Submit(a) => {
@@ -289,7 +362,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             };
             let id = runtime()?.block_on(async {
                 anyhow::Ok(
-                    client(&a.server)
+                    client(&a.conn)
                         .await?
                         .submit_run(req)
                         .await?
@@ -300,10 +373,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             println!("{id}");
             Ok(exit::OK)
         }
-        Command::Status { server } => {
+        Command::Status { conn } => {
             let runs = runtime()?.block_on(async {
                 anyhow::Ok(
-                    client(&server)
+                    client(&conn)
                         .await?
                         .list_runs(ListRunsRequest {})
                         .await?
@@ -316,10 +389,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        Command::Cancel { server, run } => {
+        Command::Cancel { conn, run } => {
             runtime()?.block_on(async {
                 anyhow::Ok(
-                    client(&server)
+                    client(&conn)
                         .await?
                         .cancel_run(CancelRunRequest { run_id: run })
                         .await?,
@@ -327,9 +400,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             })?;
             Ok(exit::OK)
         }
-        Command::Watch { server, run } => {
+        Command::Watch { conn, run } => {
             let last = runtime()?.block_on(async {
-                let mut stream = client(&server)
+                let mut stream = client(&conn)
                     .await?
                     .watch_run(WatchRunRequest { run_id: run })
                     .await?

@@ -340,7 +340,19 @@ where
 }
 
 /// Serves the Dispatcher service and gRPC health on `listen` until SIGINT/SIGTERM.
-pub async fn serve(listen: std::net::SocketAddr, config: ServerConfig) -> anyhow::Result<()> {
+/// TLS (PEM certificate chain and key) and a bearer token for the Dispatcher service
+/// itself; both optional. Health stays open for probes.
+#[derive(Clone, Default)]
+pub struct ServerSecurity {
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+    pub token: Option<String>,
+}
+
+pub async fn serve(
+    listen: std::net::SocketAddr,
+    config: ServerConfig,
+    security: ServerSecurity,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     println!("dispatcher listening on {local}");
@@ -352,11 +364,24 @@ pub async fn serve(listen: std::net::SocketAddr, config: ServerConfig) -> anyhow
     let service = DispatcherServer::from_arc(svc.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);
-    tonic::transport::Server::builder()
+    let service = tonic::service::interceptor::InterceptedService::new(
+        service,
+        pressrun_proto::transport::BearerCheck(security.token.as_deref().map(Arc::from)),
+    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = &security.tls {
+        builder = builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert, key)),
+        )?;
+    }
+    builder
         .add_service(health)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            nodelay(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            pressrun_proto::transport::nodelay(tokio_stream::wrappers::TcpListenerStream::new(
+                listener,
+            )),
             async move {
                 crate::shutdown_signal().await;
                 reporter
@@ -386,17 +411,4 @@ pub async fn serve(listen: std::net::SocketAddr, config: ServerConfig) -> anyhow
         }
     }
     Ok(())
-}
-
-/// Accepted connections with Nagle's algorithm off: small gRPC replies otherwise wait for
-/// the peer's delayed ACK (about 40 ms per call on Linux).
-fn nodelay(
-    incoming: tokio_stream::wrappers::TcpListenerStream,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    incoming.map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }

@@ -13,6 +13,8 @@ pub mod pressrun {
     }
 }
 
+pub mod transport;
+
 pub use pressrun::v1;
 
 #[cfg(test)]

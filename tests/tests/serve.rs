@@ -17,9 +17,14 @@ struct Server {
 
 impl Server {
     fn start(state: &Path) -> Server {
+        Self::start_with(state, &[])
+    }
+
+    fn start_with(state: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin("dispatcher"))
             .args(["serve", "--listen", "127.0.0.1:0", "--state"])
             .arg(state)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -206,4 +211,87 @@ fn one_document_is_rendered_on_demand_through_the_api() {
         };
         assert!(!r.reason.is_empty());
     });
+}
+
+#[test]
+fn the_dispatcher_link_takes_tls_and_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 12);
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem, token) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("token"),
+    );
+    fs::write(&cert_pem, cert.pem()).unwrap();
+    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    fs::write(&token, "operator-token").unwrap();
+    let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let server = Server::start_with(
+        &dir.path().join("state.sqlite"),
+        &[
+            "--listen-tls-cert",
+            &p(&cert_pem),
+            "--listen-tls-key",
+            &p(&key_pem),
+            "--listen-token-file",
+            &p(&token),
+        ],
+    );
+    let addr = server.addr.replace("127.0.0.1", "localhost");
+    let secure = [
+        "--server",
+        addr.as_str(),
+        "--server-tls-ca",
+        &p(&cert_pem),
+        "--server-token-file",
+        &p(&token),
+    ]
+    .map(str::to_string);
+    let out = dir.path().join("out");
+    let res = run(Command::new(bin("dispatcher"))
+        .arg("submit")
+        .args(&secure)
+        .args(run_args(&data, &out)));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let id = String::from_utf8(res.stdout).unwrap().trim().to_string();
+    let watch = run(Command::new(bin("dispatcher"))
+        .arg("watch")
+        .args(&secure)
+        .arg(&id));
+    assert_eq!(
+        watch.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&watch.stdout)
+    );
+    // Without the token, or without TLS, the server refuses.
+    let no_token = run(Command::new(bin("dispatcher")).args([
+        "status",
+        "--server",
+        &addr,
+        "--server-tls-ca",
+        &p(&cert_pem),
+    ]));
+    assert_eq!(no_token.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&no_token.stderr)
+            .to_lowercase()
+            .contains("token"),
+        "{}",
+        String::from_utf8_lossy(&no_token.stderr)
+    );
+    let plain = run(Command::new(bin("dispatcher")).args([
+        "status",
+        "--server",
+        &addr,
+        "--server-token-file",
+        &p(&token),
+    ]));
+    assert_eq!(plain.status.code(), Some(1));
 }

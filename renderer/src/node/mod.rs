@@ -184,34 +184,6 @@ pub struct Security {
     pub token: Option<String>,
 }
 
-/// Compares in time independent of where the first difference is.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Checks the `authorization: Bearer <token>` header when a token is configured.
-#[derive(Clone)]
-struct BearerCheck(Option<Arc<str>>);
-
-impl tonic::service::Interceptor for BearerCheck {
-    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        let Some(token) = &self.0 else { return Ok(req) };
-        let given = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if same_secret(given.as_bytes(), token.as_bytes()) {
-            Ok(req)
-        } else {
-            Err(Status::unauthenticated(
-                "missing or wrong bearer token: pass the node's token",
-            ))
-        }
-    }
-}
-
 pub async fn serve(
     listen: SocketAddr,
     threads: usize,
@@ -243,7 +215,7 @@ pub async fn serve(
         .max_encoding_message_size(64 << 20);
     let service = tonic::service::interceptor::InterceptedService::new(
         service,
-        BearerCheck(security.token.as_deref().map(Arc::from)),
+        pressrun_proto::transport::BearerCheck(security.token.as_deref().map(Arc::from)),
     );
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = &security.tls {
@@ -258,7 +230,9 @@ pub async fn serve(
         .add_service(health)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            nodelay(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            pressrun_proto::transport::nodelay(tokio_stream::wrappers::TcpListenerStream::new(
+                listener,
+            )),
             async {
                 let _ = stop_rx.await;
             },
@@ -288,17 +262,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-/// Accepted connections with Nagle's algorithm off: small gRPC replies otherwise wait for
-/// the peer's delayed ACK (about 40 ms per call on Linux).
-fn nodelay(
-    incoming: tokio_stream::wrappers::TcpListenerStream,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    incoming.map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }

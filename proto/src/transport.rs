@@ -1,0 +1,89 @@
+//! Transport helpers shared by every Pressrun server and client: the bearer-token check
+//! and interceptor, and accepted connections with Nagle's algorithm off.
+
+use std::sync::Arc;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::{Request, Status};
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Server side: requires `authorization: Bearer <token>` when a token is configured.
+#[derive(Clone, Default)]
+pub struct BearerCheck(pub Option<Arc<str>>);
+
+impl tonic::service::Interceptor for BearerCheck {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(token) = &self.0 else { return Ok(req) };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if same_secret(given.as_bytes(), token.as_bytes()) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated(
+                "missing or wrong bearer token: pass the server's token",
+            ))
+        }
+    }
+}
+
+/// Client side: adds `authorization: Bearer <token>` to every call when there is a token.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// Builds the interceptor; fails when the token cannot be a header value.
+    pub fn new(token: Option<&str>) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
+        Ok(Self(
+            token.map(|t| format!("Bearer {t}").parse()).transpose()?,
+        ))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC replies otherwise wait for
+/// the peer's delayed ACK (about 40 ms per call on Linux).
+pub fn nodelay(
+    incoming: tokio_stream::wrappers::TcpListenerStream,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    incoming.map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    #[test]
+    fn the_check_accepts_only_the_right_token() {
+        let mut check = BearerCheck(Some("s3cret".into()));
+        let mut with = |t: Option<&str>| {
+            let req = Bearer::new(t).unwrap().call(Request::new(())).unwrap();
+            check.call(req).is_ok()
+        };
+        assert!(with(Some("s3cret")));
+        assert!(!with(Some("s3cre")));
+        assert!(!with(None));
+        assert!(BearerCheck(None).call(Request::new(())).is_ok());
+    }
+}
