@@ -124,6 +124,32 @@ struct NodeArgs {
     token_file: Option<PathBuf>,
 }
 
+impl NodeArgs {
+    /// The nodes, state and security every run of this process uses.
+    fn config(
+        &self,
+        state: PathBuf,
+        on_demand_threads: usize,
+    ) -> anyhow::Result<service::ServerConfig> {
+        Ok(service::ServerConfig {
+            renderers: self.renderers.clone(),
+            state,
+            shard_timeout: Duration::from_secs(self.shard_timeout_seconds),
+            credits: self.credits,
+            max_attempts: self.max_attempts,
+            tls_ca: self
+                .tls_ca
+                .as_ref()
+                .map(std::fs::read)
+                .transpose()
+                .context("cannot read --tls-ca")?,
+            tls_domain: self.tls_domain.clone(),
+            token: read_token(&self.token_file)?,
+            on_demand_threads,
+        })
+    }
+}
+
 #[derive(Args)]
 struct FarmArgs {
     #[command(flatten)]
@@ -310,23 +336,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(a) => {
             let rt = runtime()?;
             serve_metrics(&rt, a.nodes.metrics_listen)?;
-            let config = service::ServerConfig {
-                renderers: a.nodes.renderers.clone(),
-                state: a.state.clone(),
-                shard_timeout: Duration::from_secs(a.nodes.shard_timeout_seconds),
-                credits: a.nodes.credits,
-                max_attempts: a.nodes.max_attempts,
-                tls_ca: a
-                    .nodes
-                    .tls_ca
-                    .as_ref()
-                    .map(std::fs::read)
-                    .transpose()
-                    .context("cannot read --tls-ca")?,
-                tls_domain: a.nodes.tls_domain.clone(),
-                token: read_token(&a.nodes.token_file)?,
-                on_demand_threads: a.on_demand_threads,
-            };
+            let config = a.nodes.config(a.state.clone(), a.on_demand_threads)?;
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
             };
@@ -430,27 +440,14 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .clone()
                 .unwrap_or_else(|| out.join("run-state.sqlite"));
             let run_date = a.common.run_date();
-            let opts = farm::FarmOptions {
-                template_dir: a.common.template.clone(),
-                fragments: a.common.fragments.clone(),
-                run: a.common.run_options(run_date.clone()),
-                renderers: a.nodes.renderers.clone(),
-                state,
-                shard_timeout: Duration::from_secs(a.nodes.shard_timeout_seconds),
-                credits: a.nodes.credits,
-                max_attempts: a.nodes.max_attempts,
-                tls_ca: a
-                    .nodes
-                    .tls_ca
-                    .as_ref()
-                    .map(std::fs::read)
-                    .transpose()
-                    .context("cannot read --tls-ca")?,
-                tls_domain: a.nodes.tls_domain.clone(),
-                token: read_token(&a.nodes.token_file)?,
-                cancel: None,
-                drain: Some(drain_rx),
-            };
+            let config = a.nodes.config(state, 1)?;
+            let opts = config.farm(
+                a.common.template.clone(),
+                a.common.fragments.clone(),
+                a.common.run_options(run_date.clone()),
+                None,
+                Some(drain_rx),
+            );
             let bar = (!a.common.quiet && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new_spinner();
                 bar.enable_steady_tick(Duration::from_millis(200));

@@ -41,6 +41,34 @@ pub struct ServerConfig {
     pub on_demand_threads: usize,
 }
 
+impl ServerConfig {
+    /// The options of one run on these nodes.
+    pub fn farm(
+        &self,
+        template_dir: PathBuf,
+        fragments: Option<PathBuf>,
+        run: RunOptions,
+        cancel: Option<watch::Receiver<bool>>,
+        drain: Option<watch::Receiver<bool>>,
+    ) -> FarmOptions {
+        FarmOptions {
+            template_dir,
+            fragments,
+            run,
+            renderers: self.renderers.clone(),
+            state: self.state.clone(),
+            shard_timeout: self.shard_timeout,
+            credits: self.credits,
+            max_attempts: self.max_attempts,
+            tls_ca: self.tls_ca.clone(),
+            tls_domain: self.tls_domain.clone(),
+            token: self.token.clone(),
+            cancel,
+            drain,
+        }
+    }
+}
+
 struct RunEntry {
     progress: watch::Receiver<RunProgress>,
     cancel: watch::Sender<bool>,
@@ -175,22 +203,9 @@ impl Dispatcher for Service {
                 },
             );
         }
-        let c = &self.config;
-        let opts = FarmOptions {
-            template_dir,
-            fragments: None,
-            run,
-            renderers: c.renderers.clone(),
-            state: c.state.clone(),
-            shard_timeout: c.shard_timeout,
-            credits: c.credits,
-            max_attempts: c.max_attempts,
-            tls_ca: c.tls_ca.clone(),
-            tls_domain: c.tls_domain.clone(),
-            token: c.token.clone(),
-            cancel: Some(cancel_rx),
-            drain: Some(drain_rx),
-        };
+        let opts = self
+            .config
+            .farm(template_dir, None, run, Some(cancel_rx), Some(drain_rx));
         let (run_id, tx) = (id.clone(), Arc::new(progress_tx));
         let updates = tx.clone();
         let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {

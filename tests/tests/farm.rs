@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pressrun_tests::{bin, jsonl, root, run};
+use pressrun_tests::{bin, jsonl, root, run, spawn_listening};
 
 /// A renderer node process, killed when dropped.
 struct NodeProc {
@@ -22,30 +22,20 @@ impl NodeProc {
     }
 
     fn start_with(extra: &[&str]) -> NodeProc {
-        let mut child = Command::new(bin("renderer"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--threads",
-                "1",
-                "--drain-seconds",
-                "2",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("renderer serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("renderer listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let (child, addr) = spawn_listening(
+            Command::new(bin("renderer"))
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--threads",
+                    "1",
+                    "--drain-seconds",
+                    "2",
+                ])
+                .args(extra),
+            "renderer listening on ",
+        );
         NodeProc { child, addr }
     }
 

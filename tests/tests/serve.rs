@@ -2,13 +2,12 @@
 //! its gRPC API (on-demand rendering), on 127.0.0.1.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use pressrun_proto::v1::dispatcher_client::DispatcherClient;
 use pressrun_proto::v1::{OutputParams, RenderNowRequest, render_document_response};
-use pressrun_tests::{bin, jsonl, page_count, qpdf_check, root, run};
+use pressrun_tests::{bin, jsonl, page_count, qpdf_check, root, run, spawn_listening};
 
 struct Server {
     child: Child,
@@ -21,23 +20,13 @@ impl Server {
     }
 
     fn start_with(state: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(bin("dispatcher"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--state"])
-            .arg(state)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dispatcher serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("dispatcher listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let (child, addr) = spawn_listening(
+            Command::new(bin("dispatcher"))
+                .args(["serve", "--listen", "127.0.0.1:0", "--state"])
+                .arg(state)
+                .args(extra),
+            "dispatcher listening on ",
+        );
         Server { child, addr }
     }
 }
