@@ -465,7 +465,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let rt = runtime()?;
             serve_metrics(&rt, a.nodes.metrics_listen)?;
             rt.spawn(async move {
-                shutdown_signal().await;
+                pressrun_proto::transport::shutdown_signal().await;
                 let _ = drain_tx.send(true);
             });
             let summary = rt.block_on(farm::run(opts, progress))?;
@@ -484,28 +484,6 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 exit::OK
             })
         }
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = ctrl_c.await;
-            return;
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

@@ -379,18 +379,8 @@ pub async fn serve(
     let service = DispatcherServer::from_arc(svc.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);
-    let service = tonic::service::interceptor::InterceptedService::new(
-        service,
-        pressrun_proto::transport::BearerCheck(security.token.as_deref().map(Arc::from)),
-    );
-    let mut builder = tonic::transport::Server::builder();
-    if let Some((cert, key)) = &security.tls {
-        builder = builder.tls_config(
-            tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(cert, key)),
-        )?;
-    }
-    builder
+    let service = pressrun_proto::transport::with_bearer(service, security.token.as_deref());
+    pressrun_proto::transport::server_builder(security.tls.as_ref())?
         .add_service(health)
         .add_service(service)
         .serve_with_incoming_shutdown(
@@ -398,7 +388,7 @@ pub async fn serve(
                 listener,
             )),
             async move {
-                crate::shutdown_signal().await;
+                pressrun_proto::transport::shutdown_signal().await;
                 reporter
                     .set_not_serving::<DispatcherServer<Service>>()
                     .await;

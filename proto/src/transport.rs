@@ -69,6 +69,50 @@ pub fn nodelay(
     })
 }
 
+/// A server builder with TLS when a PEM certificate chain and key are given.
+pub fn server_builder(
+    tls: Option<&(Vec<u8>, Vec<u8>)>,
+) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder();
+    match tls {
+        Some((cert, key)) => builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(cert, key)),
+        ),
+        None => Ok(builder),
+    }
+}
+
+/// Wraps a service so every call must carry the bearer token, when there is one.
+pub fn with_bearer<S>(
+    service: S,
+    token: Option<&str>,
+) -> tonic::service::interceptor::InterceptedService<S, BearerCheck> {
+    tonic::service::interceptor::InterceptedService::new(service, BearerCheck(token.map(Arc::from)))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

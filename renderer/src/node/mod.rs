@@ -203,7 +203,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_reporter = reporter.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        pressrun_proto::transport::shutdown_signal().await;
         tracing::info!("shutting down: not serving, draining in-flight shards");
         signal_reporter
             .set_not_serving::<RendererServer<Node>>()
@@ -213,18 +213,8 @@ pub async fn serve(
     let service = RendererServer::from_arc(node)
         .max_decoding_message_size(512 << 20)
         .max_encoding_message_size(64 << 20);
-    let service = tonic::service::interceptor::InterceptedService::new(
-        service,
-        pressrun_proto::transport::BearerCheck(security.token.as_deref().map(Arc::from)),
-    );
-    let mut builder = tonic::transport::Server::builder();
-    if let Some((cert, key)) = &security.tls {
-        builder = builder.tls_config(
-            tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(cert, key)),
-        )?;
-    }
-    let server = builder
+    let service = pressrun_proto::transport::with_bearer(service, security.token.as_deref());
+    let server = pressrun_proto::transport::server_builder(security.tls.as_ref())?
         .concurrency_limit_per_connection(64)
         .load_shed(true)
         .add_service(health)
@@ -240,26 +230,9 @@ pub async fn serve(
     tokio::pin!(server);
     tokio::select! {
         r = &mut server => r?,
-        _ = async { shutdown_signal().await; tokio::time::sleep(drain).await } => {
+        _ = async { pressrun_proto::transport::shutdown_signal().await; tokio::time::sleep(drain).await } => {
             tracing::warn!("drain deadline passed; stopping with work in flight");
         }
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
