@@ -1,9 +1,9 @@
 //! Whole-document benchmark: parse JSON → validate → bind → layout → encode, one core.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use renderer::input::{RawData, RawRecord};
-use renderer::pdf::PdfOptions;
-use renderer::run::compose::{Worker, compose, encode, parse_record};
+use pressrun_engine::input::{RawData, RawRecord};
+use pressrun_engine::pdf::PdfOptions;
+use pressrun_engine::run::compose::{Worker, compose, encode, parse_record};
 
 fn bench(c: &mut Criterion) {
     let t = pressrun_benches::example_template("statement");

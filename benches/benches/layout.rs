@@ -1,7 +1,7 @@
 //! Layout benchmarks: a bound statement (tables spanning pages) → pages.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use renderer::layout::{LayoutContext, LayoutEnv, layout_document};
+use pressrun_engine::layout::{LayoutContext, LayoutEnv, layout_document};
 
 fn bench(c: &mut Criterion) {
     let t = pressrun_benches::example_template("statement");

@@ -1,8 +1,8 @@
 //! PDF benchmarks: page encoding (content streams, compression) and print-file assembly.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use renderer::layout::{LayoutContext, LayoutEnv, layout_document};
-use renderer::pdf::{EncodeScratch, PdfEnv, PdfFileWriter, PdfOptions, encode_document};
+use pressrun_engine::layout::{LayoutContext, LayoutEnv, layout_document};
+use pressrun_engine::pdf::{EncodeScratch, PdfEnv, PdfFileWriter, PdfOptions, encode_document};
 
 fn bench(c: &mut Criterion) {
     let t = pressrun_benches::example_template("statement");

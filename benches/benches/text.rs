@@ -1,9 +1,9 @@
 //! Text benchmarks: shaping through the word cache (warm and cold) and line breaking.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use renderer::style::{Align, Color};
-use renderer::text::font::FontBook;
-use renderer::text::{ParagraphSpec, TextContext, TextSpan};
+use pressrun_engine::style::{Align, Color};
+use pressrun_engine::text::font::FontBook;
+use pressrun_engine::text::{ParagraphSpec, TextContext, TextSpan};
 
 const PARA: &str = "Your statement shows every payment into and out of your account during the period. \
 If you see a transaction you do not recognise, call us straight away on the number overleaf. \

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use renderer::example_data::{self, Example};
-use renderer::template::{BindParams, CompileOptions, Template, compile};
+use pressrun_engine::example_data::{self, Example};
+use pressrun_engine::template::{BindParams, CompileOptions, Template, compile};
 
 /// The workspace root.
 pub fn root() -> PathBuf {

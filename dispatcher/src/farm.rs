@@ -8,6 +8,7 @@
 //! the queue for another backend; the failing node is marked unhealthy and probed with
 //! back-off before it gets work again. Late duplicates are discarded by the committer.
 
+use renderer::wire::ToWire;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,15 +16,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use pressrun_engine::bundle::Bundle;
+use pressrun_engine::input::{RawRecord, RecordReader};
+use pressrun_engine::run::pool::{Job, RenderPool};
+use pressrun_engine::run::shard::ShardOutput;
+use pressrun_engine::run::{Committer, Progress, RunOptions, RunSummary};
+use pressrun_engine::template::Template;
 use pressrun_proto::transport::Bearer;
 use pressrun_proto::v1::renderer_client::RendererClient;
 use pressrun_proto::v1::{BundleFile, MissingBundlesRequest, RenderShardRequest, TemplateBundle};
-use renderer::bundle::Bundle;
-use renderer::input::{RawRecord, RecordReader};
-use renderer::run::pool::{Job, RenderPool};
-use renderer::run::shard::ShardOutput;
-use renderer::run::{Committer, Progress, RunOptions, RunSummary};
-use renderer::template::Template;
 use renderer::wire::ShardAssembler;
 use sha2::{Digest, Sha256};
 use tonic::service::interceptor::InterceptedService;
@@ -135,9 +136,9 @@ pub async fn run(
     progress: Arc<dyn Fn(Progress) + Send + Sync>,
 ) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
-    let compiled = renderer::template::compile(
+    let compiled = pressrun_engine::template::compile(
         &opts.template_dir,
-        &renderer::template::CompileOptions {
+        &pressrun_engine::template::CompileOptions {
             fragments: opts.fragments.clone(),
         },
     )
@@ -607,7 +608,7 @@ async fn render(
     node: &Node,
     run: &str,
     shard: &Shard,
-    params: &renderer::run::shard::OutputParams,
+    params: &pressrun_engine::run::shard::OutputParams,
 ) -> anyhow::Result<ShardOutput> {
     match &node.backend {
         Backend::Local { pool, template } => {
@@ -630,8 +631,8 @@ async fn render(
                 run_id: run.to_string(),
                 shard: shard.id,
                 bundle_hash: bundle.hash.clone(),
-                params: Some(params.into()),
-                records: shard.records.iter().map(Into::into).collect(),
+                params: Some(params.to_wire()),
+                records: shard.records.iter().map(ToWire::to_wire).collect(),
             };
             let mut client = client.as_ref().clone();
             let response = match client.render_shard(req.clone()).await {

@@ -6,6 +6,7 @@ mod farm;
 mod service;
 mod state;
 
+use renderer::wire::ToWire;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,11 +15,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use pressrun_engine::run::Progress;
 use pressrun_proto::v1::dispatcher_client::DispatcherClient;
 use pressrun_proto::v1::{
     CancelRunRequest, ListRunsRequest, RunProgress, RunState, SubmitRunRequest, WatchRunRequest,
 };
-use renderer::run::Progress;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -153,7 +154,7 @@ impl NodeArgs {
 #[derive(Args)]
 struct FarmArgs {
     #[command(flatten)]
-    common: renderer::run::args::RunArgs,
+    common: renderer::args::RunArgs,
     #[command(flatten)]
     nodes: NodeArgs,
     /// Run-state database (default: OUT/run-state.sqlite).
@@ -207,7 +208,7 @@ struct SubmitArgs {
     #[command(flatten)]
     conn: ClientArgs,
     #[command(flatten)]
-    common: renderer::run::args::RunArgs,
+    common: renderer::args::RunArgs,
 }
 
 fn main() -> ExitCode {
@@ -366,7 +367,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 template_dir: abs(&a.common.template)?,
                 data: abs(&opts.data)?,
                 out: abs(&opts.out)?,
-                params: Some((&opts.output).into()),
+                params: Some((&opts.output).to_wire()),
                 batch_records: opts.batch_records,
                 limit: opts.limit,
             };

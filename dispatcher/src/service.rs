@@ -3,23 +3,24 @@
 //! streams their progress, cancels them, lists them, and renders single documents on
 //! demand on a dedicated pool that batch runs never occupy.
 
+use renderer::wire::FromWire;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pressrun_engine::bundle::Bundle;
+use pressrun_engine::input::{RawData, RawRecord};
+use pressrun_engine::run::pool::{Job, RenderPool};
+use pressrun_engine::run::shard::OutputParams;
+use pressrun_engine::run::{Progress, RunOptions};
+use pressrun_engine::template::{CompileOptions, Template, compile};
 use pressrun_proto::v1::dispatcher_server::{Dispatcher, DispatcherServer};
 use pressrun_proto::v1::{
     CancelRunRequest, CancelRunResponse, ListRunsRequest, ListRunsResponse, RenderDocumentResponse,
     RenderNowRequest, RunProgress, RunState, SubmitRunRequest, SubmitRunResponse, WatchRunRequest,
 };
-use renderer::bundle::Bundle;
-use renderer::input::{RawData, RawRecord};
-use renderer::run::pool::{Job, RenderPool};
-use renderer::run::shard::OutputParams;
-use renderer::run::{Progress, RunOptions};
-use renderer::template::{CompileOptions, Template, compile};
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -157,7 +158,7 @@ impl Dispatcher for Service {
         let params = r
             .params
             .as_ref()
-            .map(OutputParams::from)
+            .map(OutputParams::from_wire)
             .ok_or_else(|| Status::invalid_argument("params are required"))?;
         let run = RunOptions {
             data: PathBuf::from(&r.data),
@@ -313,7 +314,7 @@ impl Dispatcher for Service {
         let mut params = r
             .params
             .as_ref()
-            .map(OutputParams::from)
+            .map(OutputParams::from_wire)
             .ok_or_else(|| Status::invalid_argument("params are required"))?;
         params.print_files = false;
         params.per_document = true;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use renderer::run::Checkpoint;
+use pressrun_engine::run::Checkpoint;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The state database.

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use pressrun_engine::example_data::{self, Example};
 use pressrun_proto::v1::dispatcher_client::DispatcherClient;
 use pressrun_proto::v1::{OutputParams, RenderNowRequest, render_document_response};
-use renderer::example_data::{self, Example};
 
 #[derive(Parser)]
 #[command(about = "On-demand latency through the dispatcher's RenderNow (p50, p99)")]

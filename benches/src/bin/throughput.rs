@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use renderer::example_data::{self, Example};
-use renderer::run::shard::OutputParams;
-use renderer::run::{RunOptions, run};
+use pressrun_engine::example_data::{self, Example};
+use pressrun_engine::run::shard::OutputParams;
+use pressrun_engine::run::{RunOptions, run};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

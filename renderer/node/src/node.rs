@@ -2,22 +2,23 @@
 //! core. Templates arrive as content-addressed bundles and are cached in memory by hash;
 //! the node keeps no state on disk and may be killed at any moment.
 
+use crate::wire::FromWire;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::wire;
+use pressrun_engine::bundle::Bundle;
+use pressrun_engine::run::pool::{Job, RenderPool};
+use pressrun_engine::run::shard::{OutputParams, ShardOutput};
+use pressrun_engine::template::Template;
 use pressrun_proto::v1::renderer_server::{Renderer, RendererServer};
 use pressrun_proto::v1::{
     MissingBundlesRequest, MissingBundlesResponse, PutBundleResponse, RenderDocumentRequest,
     RenderDocumentResponse, RenderShardRequest, RenderShardResponse, TemplateBundle,
 };
-use renderer::bundle::Bundle;
-use renderer::run::pool::{Job, RenderPool};
-use renderer::run::shard::{OutputParams, ShardOutput};
-use renderer::template::Template;
-use renderer::wire;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -56,7 +57,7 @@ impl Node {
         &self,
         template: Arc<Template>,
         shard: u64,
-        records: Vec<renderer::input::RawRecord>,
+        records: Vec<pressrun_engine::input::RawRecord>,
         params: OutputParams,
     ) -> Result<ShardOutput, Status> {
         let (reply, rx) = tokio::sync::oneshot::channel();
@@ -143,7 +144,7 @@ impl Renderer for Node {
         let params = r
             .params
             .as_ref()
-            .map(OutputParams::from)
+            .map(OutputParams::from_wire)
             .ok_or_else(|| Status::invalid_argument("params are required"))?;
         let records = wire::raw_records(r.records);
         tracing::debug!(run = %r.run_id, shard = r.shard, records = records.len(), "render shard");
@@ -163,7 +164,7 @@ impl Renderer for Node {
         let mut params = r
             .params
             .as_ref()
-            .map(OutputParams::from)
+            .map(OutputParams::from_wire)
             .ok_or_else(|| Status::invalid_argument("params are required"))?;
         params.print_files = false;
         params.per_document = true;

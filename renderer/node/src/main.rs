@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-mod node;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use renderer::example_data::{self, Example};
-use renderer::run::args::RunArgs;
-use renderer::run::run;
-use renderer::template::{CompileOptions, compile};
+use pressrun_engine::example_data::{self, Example};
+use pressrun_engine::run::run;
+use pressrun_engine::template::{CompileOptions, compile};
+use renderer::args::RunArgs;
+use renderer::node;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -61,7 +60,9 @@ enum Command {
     /// Write N deterministic example records (JSON Lines) to standard output.
     ExampleData {
         /// Which example template the records are for.
-        #[arg(value_enum)]
+        #[arg(value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(Example::NAMES),
+            |s| s.parse::<Example>().expect("a listed name")))]
         example: Example,
         /// Number of records.
         #[arg(long, default_value_t = 1000)]
@@ -243,7 +244,7 @@ fn render(args: RunArgs) -> anyhow::Result<u8> {
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     });
-    let report = |p: renderer::run::Progress| {
+    let report = |p: pressrun_engine::run::Progress| {
         if let Some(bar) = &bar {
             bar.set_message(format!(
                 "records {} · documents {} · pages {} · rejected {}",

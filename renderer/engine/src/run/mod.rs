@@ -7,7 +7,6 @@
 //! `warnings.jsonl`. Channels are bounded, so memory depends on the shards in flight,
 //! never on the size of the run (DESIGN.md invariant 5).
 
-pub mod args;
 pub mod compose;
 pub mod output;
 pub mod pool;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Input formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputFormat {
     /// One JSON object per line (`.jsonl`, `.ndjson`).
     Jsonl,
@@ -18,12 +18,27 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// The names the command line accepts, in the order of the variants.
+    pub const NAMES: [&'static str; 2] = ["jsonl", "csv"];
+
     /// Guesses the format from a file name.
     pub fn from_path(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" | "json" => Some(Self::Jsonl),
             "csv" => Some(Self::Csv),
             _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for InputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "jsonl" => Ok(Self::Jsonl),
+            "csv" => Ok(Self::Csv),
+            other => Err(format!("unknown input format '{other}': use jsonl or csv")),
         }
     }
 }

@@ -12,7 +12,7 @@ fn opts() -> CompileOptions {
 }
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 fn compile_example(name: &str) -> Template {
@@ -489,7 +489,7 @@ fn inline_styles_are_interned_at_compile_time() {
 
 #[test]
 fn example_manifests_satisfy_the_editor_schema() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("docs/schema/template.schema.json")).unwrap(),
     )

@@ -8,12 +8,31 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 /// Example templates that have a generator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Example {
     /// Bank statement (`examples/statement`).
     Statement,
     /// Insurance renewal letter (`examples/insurance-letter`).
     InsuranceLetter,
+}
+
+impl Example {
+    /// The names the command line accepts, in the order of the variants.
+    pub const NAMES: [&'static str; 2] = ["statement", "insurance-letter"];
+}
+
+impl std::str::FromStr for Example {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "statement" => Ok(Self::Statement),
+            "insurance-letter" => Ok(Self::InsuranceLetter),
+            other => Err(format!(
+                "unknown example '{other}': use statement or insurance-letter"
+            )),
+        }
+    }
 }
 
 const GIVEN: &[&str] = &[

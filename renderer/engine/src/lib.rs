@@ -22,4 +22,3 @@ pub mod run;
 pub mod style;
 pub mod template;
 pub mod text;
-pub mod wire;

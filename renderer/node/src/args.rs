@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::RunOptions;
-use super::shard::OutputParams;
-use crate::input::InputFormat;
+use pressrun_engine::input::InputFormat;
+use pressrun_engine::run::RunOptions;
+use pressrun_engine::run::shard::OutputParams;
 
 /// What to render, where, and how the output is cut and tagged.
 #[derive(Clone, Debug, clap::Args)]
@@ -20,7 +20,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Input format when the file name does not tell.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(
+        clap::builder::PossibleValuesParser::new(InputFormat::NAMES),
+        |s| s.parse::<InputFormat>().expect("a listed name")))]
     pub format: Option<InputFormat>,
     /// Output folder: print files, documents.jsonl, exceptions.jsonl, warnings.jsonl, summary.json.
     #[arg(long)]
@@ -104,5 +106,5 @@ pub fn today_utc() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    crate::example_data::civil_date((secs / 86_400) as i64)
+    pressrun_engine::example_data::civil_date((secs / 86_400) as i64)
 }

@@ -5,13 +5,29 @@ use std::sync::Arc;
 
 use pressrun_proto::v1;
 
-use crate::input::{RawData, RawRecord};
-use crate::run::shard::{
+use pressrun_engine::input::{RawData, RawRecord};
+use pressrun_engine::run::shard::{
     self, DocumentEntry, ExceptionEntry, OutputFile, ShardOutput, WarningEntry,
 };
 
-impl From<&shard::OutputParams> for v1::OutputParams {
-    fn from(p: &shard::OutputParams) -> Self {
+/// Converts an engine value into its wire message.
+pub trait ToWire {
+    /// The wire message.
+    type Wire;
+    /// Returns the wire message for this value.
+    fn to_wire(self) -> Self::Wire;
+}
+
+/// Builds an engine value from its wire message.
+pub trait FromWire<W>: Sized {
+    /// Returns the engine value for the wire message `w`.
+    fn from_wire(w: W) -> Self;
+}
+
+impl ToWire for &shard::OutputParams {
+    type Wire = v1::OutputParams;
+    fn to_wire(self) -> v1::OutputParams {
+        let p = self;
         v1::OutputParams {
             run_date: p.run_date.clone(),
             duplex: p.duplex,
@@ -25,8 +41,8 @@ impl From<&shard::OutputParams> for v1::OutputParams {
     }
 }
 
-impl From<&v1::OutputParams> for shard::OutputParams {
-    fn from(p: &v1::OutputParams) -> Self {
+impl FromWire<&v1::OutputParams> for shard::OutputParams {
+    fn from_wire(p: &v1::OutputParams) -> Self {
         shard::OutputParams {
             run_date: p.run_date.clone(),
             duplex: p.duplex,
@@ -40,8 +56,10 @@ impl From<&v1::OutputParams> for shard::OutputParams {
     }
 }
 
-impl From<&RawRecord> for v1::Record {
-    fn from(r: &RawRecord) -> Self {
+impl ToWire for &RawRecord {
+    type Wire = v1::Record;
+    fn to_wire(self) -> v1::Record {
+        let r = self;
         let data = match &r.data {
             RawData::Json(s) => v1::record::Data::Json(s.clone()),
             RawData::Csv { headers, row } => v1::record::Data::Csv(v1::CsvRow {
@@ -93,8 +111,10 @@ pub fn raw_records(records: Vec<v1::Record>) -> Vec<RawRecord> {
         .collect()
 }
 
-impl From<DocumentEntry> for v1::DocumentEntry {
-    fn from(d: DocumentEntry) -> Self {
+impl ToWire for DocumentEntry {
+    type Wire = v1::DocumentEntry;
+    fn to_wire(self) -> v1::DocumentEntry {
+        let d = self;
         v1::DocumentEntry {
             record: d.record,
             document_id: d.document_id,
@@ -108,8 +128,8 @@ impl From<DocumentEntry> for v1::DocumentEntry {
     }
 }
 
-impl From<v1::DocumentEntry> for DocumentEntry {
-    fn from(d: v1::DocumentEntry) -> Self {
+impl FromWire<v1::DocumentEntry> for DocumentEntry {
+    fn from_wire(d: v1::DocumentEntry) -> Self {
         DocumentEntry {
             record: d.record,
             document_id: d.document_id,
@@ -123,8 +143,10 @@ impl From<v1::DocumentEntry> for DocumentEntry {
     }
 }
 
-impl From<ExceptionEntry> for v1::ExceptionEntry {
-    fn from(e: ExceptionEntry) -> Self {
+impl ToWire for ExceptionEntry {
+    type Wire = v1::ExceptionEntry;
+    fn to_wire(self) -> v1::ExceptionEntry {
+        let e = self;
         v1::ExceptionEntry {
             record: e.record,
             line: e.line,
@@ -134,8 +156,8 @@ impl From<ExceptionEntry> for v1::ExceptionEntry {
     }
 }
 
-impl From<v1::ExceptionEntry> for ExceptionEntry {
-    fn from(e: v1::ExceptionEntry) -> Self {
+impl FromWire<v1::ExceptionEntry> for ExceptionEntry {
+    fn from_wire(e: v1::ExceptionEntry) -> Self {
         ExceptionEntry {
             record: e.record,
             line: e.line,
@@ -145,8 +167,10 @@ impl From<v1::ExceptionEntry> for ExceptionEntry {
     }
 }
 
-impl From<WarningEntry> for v1::WarningEntry {
-    fn from(w: WarningEntry) -> Self {
+impl ToWire for WarningEntry {
+    type Wire = v1::WarningEntry;
+    fn to_wire(self) -> v1::WarningEntry {
+        let w = self;
         v1::WarningEntry {
             record: w.record,
             document_id: w.document_id,
@@ -155,8 +179,8 @@ impl From<WarningEntry> for v1::WarningEntry {
     }
 }
 
-impl From<v1::WarningEntry> for WarningEntry {
-    fn from(w: v1::WarningEntry) -> Self {
+impl FromWire<v1::WarningEntry> for WarningEntry {
+    fn from_wire(w: v1::WarningEntry) -> Self {
         WarningEntry {
             record: w.record,
             document_id: w.document_id,
@@ -169,11 +193,11 @@ impl From<v1::WarningEntry> for WarningEntry {
 pub fn document_response(mut out: ShardOutput) -> v1::RenderDocumentResponse {
     let result = match (out.documents.pop(), out.exceptions.pop()) {
         (Some(entry), _) => v1::render_document_response::Result::Document(v1::RenderedDocument {
-            entry: Some(entry.into()),
+            entry: Some(entry.to_wire()),
             pdf: out.files.pop().map(|f| f.bytes.into()).unwrap_or_default(),
-            warnings: out.warnings.into_iter().map(Into::into).collect(),
+            warnings: out.warnings.into_iter().map(ToWire::to_wire).collect(),
         }),
-        (None, Some(e)) => v1::render_document_response::Result::Rejected(e.into()),
+        (None, Some(e)) => v1::render_document_response::Result::Rejected(e.to_wire()),
         (None, None) => v1::render_document_response::Result::Rejected(v1::ExceptionEntry {
             record: 0,
             line: 0,
@@ -221,9 +245,9 @@ pub fn shard_messages(out: ShardOutput) -> Vec<v1::RenderShardResponse> {
             records: out.records,
             pages: out.pages,
             sheets: out.sheets,
-            documents: out.documents.into_iter().map(Into::into).collect(),
-            exceptions: out.exceptions.into_iter().map(Into::into).collect(),
-            warnings: out.warnings.into_iter().map(Into::into).collect(),
+            documents: out.documents.into_iter().map(ToWire::to_wire).collect(),
+            exceptions: out.exceptions.into_iter().map(ToWire::to_wire).collect(),
+            warnings: out.warnings.into_iter().map(ToWire::to_wire).collect(),
         })),
     });
     msgs
@@ -277,9 +301,21 @@ impl ShardAssembler {
                     shard: s.shard,
                     records: s.records,
                     files: std::mem::take(&mut self.files),
-                    documents: s.documents.into_iter().map(Into::into).collect(),
-                    exceptions: s.exceptions.into_iter().map(Into::into).collect(),
-                    warnings: s.warnings.into_iter().map(Into::into).collect(),
+                    documents: s
+                        .documents
+                        .into_iter()
+                        .map(DocumentEntry::from_wire)
+                        .collect(),
+                    exceptions: s
+                        .exceptions
+                        .into_iter()
+                        .map(ExceptionEntry::from_wire)
+                        .collect(),
+                    warnings: s
+                        .warnings
+                        .into_iter()
+                        .map(WarningEntry::from_wire)
+                        .collect(),
                     pages: s.pages,
                     sheets: s.sheets,
                 }))
@@ -361,7 +397,7 @@ mod tests {
                 data: RawData::Unreadable("bad".into()),
             },
         ];
-        let wire: Vec<v1::Record> = raws.iter().map(Into::into).collect();
+        let wire: Vec<v1::Record> = raws.iter().map(ToWire::to_wire).collect();
         let back = raw_records(wire);
         assert_eq!(format!("{back:?}"), format!("{raws:?}"));
     }
