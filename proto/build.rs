@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .bytes(".pressrun.v1.BundleFile.content")
         .bytes(".pressrun.v1.FileChunk.data")
+        .bytes(".pressrun.v1.Chunk.data")
         .bytes(".pressrun.v1.RenderedDocument.pdf")
         .compile_fds(fds)?;
     Ok(())

@@ -3,11 +3,12 @@
 //! long-lived control plane that `submit`, `status`, `watch` and `cancel` talk to.
 
 mod farm;
+mod remote;
+mod roots;
 mod service;
 mod state;
 
 use renderer::wire::ToWire;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,22 +16,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use pressrun_engine::run::Progress;
+use pressrun_engine::run::{Progress, RunControl, RunStatus};
 use pressrun_proto::v1::dispatcher_client::DispatcherClient;
 use pressrun_proto::v1::{
     CancelRunRequest, ListRunsRequest, RunProgress, RunState, SubmitRunRequest, WatchRunRequest,
 };
+use renderer::cli::exit;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Exit codes, as for `renderer`.
-mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const REJECTED: u8 = 3;
-    pub const TEMPLATE: u8 = 4;
-}
 
 #[derive(Parser)]
 #[command(
@@ -45,8 +39,10 @@ SQLite: a dispatcher killed mid-run and started again with the same arguments re
 committed shards. The output is byte-identical to `renderer render` with the same options. \
 `dispatcher serve` runs the same as a gRPC service (submit, watch, cancel, list runs, render one \
 document on demand).\n\n\
-Exit codes: 0 all records rendered; 1 run failed or cancelled; 2 bad command line; 3 completed with \
-rejected records; 4 template does not compile."
+Every run owns its output folder (locked for the run's life; a folder holding another or a finished run \
+is refused unless --replace) and commits each shard durably with a journal; a resumed run verifies every \
+committed file and re-renders what was damaged.",
+    after_long_help = renderer::cli::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -101,8 +97,13 @@ struct NodeArgs {
     /// none = render in-process on all cores.
     #[arg(long = "renderer")]
     renderers: Vec<String>,
-    /// Seconds a node may take for one shard before it is re-sent elsewhere.
-    #[arg(long, default_value_t = 120)]
+    /// A node that sends nothing for this many seconds (a live node sends progress twice a
+    /// second) is stalled: its shard goes elsewhere.
+    #[arg(long, default_value_t = 5)]
+    stall_seconds: u64,
+    /// Upper bound on one shard's time on a node; the deadline is four times the time the
+    /// run's observed throughput predicts, at least 30 s, at most this.
+    #[arg(long, default_value_t = 600)]
     shard_timeout_seconds: u64,
     /// Shards in flight per node.
     #[arg(long, default_value_t = 2)]
@@ -110,8 +111,8 @@ struct NodeArgs {
     /// Attempts before one shard fails the run.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics (documents and pages rendered,
-    /// shards in flight per node, retries, node health, shard latency).
+    /// Serve Prometheus metrics at http://ADDR/metrics (documents and pages committed,
+    /// shards in flight per node, retries by reason, node health, shard latency histogram).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
     /// Talk TLS to the renderer nodes, trusting this PEM CA certificate.
@@ -120,24 +121,24 @@ struct NodeArgs {
     /// Name the nodes' certificates carry (default: the host of each --renderer).
     #[arg(long, requires = "tls_ca")]
     tls_domain: Option<String>,
-    /// File holding the bearer token the nodes expect. Also read from PRESSRUN_TOKEN.
+    /// File holding the bearer token the nodes expect. Also read from PRESSRUN_TOKEN. An
+    /// empty or blank token is an error.
     #[arg(long)]
     token_file: Option<PathBuf>,
 }
 
 impl NodeArgs {
-    /// The nodes, state and security every run of this process uses.
-    fn config(
-        &self,
-        state: PathBuf,
-        on_demand_threads: usize,
-    ) -> anyhow::Result<service::ServerConfig> {
-        Ok(service::ServerConfig {
+    /// The nodes every run of this process uses.
+    fn nodes(&self, threads: usize) -> anyhow::Result<farm::Nodes> {
+        Ok(farm::Nodes {
             renderers: self.renderers.clone(),
-            state,
-            shard_timeout: Duration::from_secs(self.shard_timeout_seconds),
+            threads,
             credits: self.credits,
-            max_attempts: self.max_attempts,
+            timing: remote::Timing {
+                stall: Duration::from_secs(self.stall_seconds.max(1)),
+                shard_floor: Duration::from_secs(30.min(self.shard_timeout_seconds.max(1))),
+                shard_max: Duration::from_secs(self.shard_timeout_seconds.max(1)),
+            },
             tls_ca: self
                 .tls_ca
                 .as_ref()
@@ -145,8 +146,7 @@ impl NodeArgs {
                 .transpose()
                 .context("cannot read --tls-ca")?,
             tls_domain: self.tls_domain.clone(),
-            token: read_token(&self.token_file)?,
-            on_demand_threads,
+            token: pressrun_proto::transport::read_token(self.token_file.as_deref())?,
         })
     }
 }
@@ -157,7 +157,7 @@ struct FarmArgs {
     common: renderer::args::RunArgs,
     #[command(flatten)]
     nodes: NodeArgs,
-    /// Run-state database (default: OUT/run-state.sqlite).
+    /// Run registry database (default: OUT/run-state.sqlite).
     #[arg(long)]
     state: Option<PathBuf>,
 }
@@ -167,12 +167,25 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:50050")]
     listen: std::net::SocketAddr,
-    /// Run-state database shared by every run.
+    /// Run registry shared by every run.
     #[arg(long)]
     state: PathBuf,
+    /// Folder that every input file of a submitted run must be inside (repeatable).
+    #[arg(long = "data-root")]
+    data_roots: Vec<PathBuf>,
+    /// Folder that every template of a submitted run or of RenderNow must be inside
+    /// (repeatable).
+    #[arg(long = "template-root")]
+    template_roots: Vec<PathBuf>,
+    /// Folder that every output folder of a submitted run must be inside (repeatable).
+    #[arg(long = "out-root")]
+    out_roots: Vec<PathBuf>,
     /// Threads of the on-demand pool (single documents never wait behind batch runs).
     #[arg(long, default_value_t = 1)]
     on_demand_threads: usize,
+    /// In-process render threads for runs when there are no --renderer nodes (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Serve TLS with this PEM certificate chain (with --listen-tls-key).
     #[arg(long, requires = "listen_tls_key")]
     listen_tls_cert: Option<PathBuf>,
@@ -180,8 +193,12 @@ struct ServeArgs {
     #[arg(long, requires = "listen_tls_cert")]
     listen_tls_key: Option<PathBuf>,
     /// File holding a bearer token every Dispatcher call must carry (health stays open).
+    /// An empty or blank token is an error; without one the server serves only on loopback.
     #[arg(long)]
     listen_token_file: Option<PathBuf>,
+    /// Serve without a token on a non-loopback address (a trusted network only).
+    #[arg(long)]
+    allow_unauthenticated: bool,
     #[command(flatten)]
     nodes: NodeArgs,
 }
@@ -213,23 +230,9 @@ struct SubmitArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if cli.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    renderer::cli::init_tracing(&cli.log, cli.log_json);
     match real_main(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) if e.downcast_ref::<farm::TemplateError>().is_some() => {
-            eprintln!("{e}");
-            ExitCode::from(exit::TEMPLATE)
-        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit::FAILED)
@@ -242,32 +245,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
-}
-
-fn read_token(file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
-    Ok(match file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read {}", f.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => std::env::var("PRESSRUN_TOKEN").ok(),
-    })
-}
-
-fn serve_metrics(
-    rt: &tokio::runtime::Runtime,
-    addr: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
-    if let Some(addr) = addr {
-        let _guard = rt.enter();
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
-    }
-    Ok(())
 }
 
 type Client = DispatcherClient<
@@ -303,9 +280,9 @@ async fn client(c: &ClientArgs) -> anyhow::Result<Client> {
         .connect()
         .await
         .with_context(|| format!("cannot reach the dispatcher at {server}"))?;
-    let bearer =
-        pressrun_proto::transport::Bearer::new(read_token(&c.server_token_file)?.as_deref())
-            .context("the token has characters a header cannot carry")?;
+    let token = pressrun_proto::transport::read_token(c.server_token_file.as_deref())?;
+    let bearer = pressrun_proto::transport::Bearer::new(token.as_deref())
+        .context("the token has characters a header cannot carry")?;
     Ok(DispatcherClient::with_interceptor(channel, bearer))
 }
 
@@ -317,8 +294,13 @@ fn print_progress(p: &RunProgress) {
                 .to_lowercase()
         })
         .unwrap_or_default();
+    let shards = if p.shards_total > 0 {
+        format!("shards {}/{}", p.shards_committed, p.shards_total)
+    } else {
+        format!("shards {}", p.shards_committed)
+    };
     println!(
-        "{}  {:<9}  records {} · documents {} · pages {} · rejected {}  {}",
+        "{}  {:<9}  {shards} · records {} · documents {} · pages {} · rejected {}  {}",
         p.run_id, state, p.records, p.documents, p.pages, p.rejected, p.message
     );
 }
@@ -328,33 +310,38 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs { state } => {
             for r in state::State::open(&state)?.runs()? {
                 println!(
-                    "{}  {:<9}  shards committed {}  {}",
-                    r.id, r.status, r.committed, r.description
+                    "{}  {:<9}  shards committed {}  records {} · documents {} · rejected {}  {}",
+                    r.id, r.status, r.committed, r.records, r.documents, r.rejected, r.out
                 );
             }
             Ok(exit::OK)
         }
         Command::Serve(a) => {
             let rt = runtime()?;
-            serve_metrics(&rt, a.nodes.metrics_listen)?;
-            let config = a.nodes.config(a.state.clone(), a.on_demand_threads)?;
+            renderer::cli::serve_metrics(&rt, a.nodes.metrics_listen, farm::describe_metrics)?;
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
             };
+            let token = pressrun_proto::transport::read_token(a.listen_token_file.as_deref())?;
+            pressrun_proto::transport::check_exposure(
+                a.listen,
+                token.as_deref(),
+                a.allow_unauthenticated,
+            )
+            .map_err(anyhow::Error::msg)?;
             let security = service::ServerSecurity {
                 tls: match (&a.listen_tls_cert, &a.listen_tls_key) {
                     (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
                     _ => None,
                 },
-                token: match &a.listen_token_file {
-                    Some(f) => Some(
-                        String::from_utf8(read(f)?)
-                            .context("the token file is not UTF-8")?
-                            .trim()
-                            .to_string(),
-                    ),
-                    None => None,
-                },
+                token,
+            };
+            let config = service::ServerConfig {
+                nodes: a.nodes.nodes(a.threads)?,
+                max_attempts: a.nodes.max_attempts,
+                state: a.state.clone(),
+                on_demand_threads: a.on_demand_threads,
+                roots: roots::Roots::new(&a.data_roots, &a.template_roots, &a.out_roots)?,
             };
             rt.block_on(service::serve(a.listen, config, security))?;
             Ok(exit::OK)
@@ -362,14 +349,16 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::Submit(a) => {
             let abs = |p: &PathBuf| std::path::absolute(p).map(|p| p.display().to_string());
             let run_date = a.common.run_date();
-            let opts = a.common.run_options(run_date);
+            let spec = a.common.run_spec(run_date, "dispatcher serve");
             let req = SubmitRunRequest {
                 template_dir: abs(&a.common.template)?,
-                data: abs(&opts.data)?,
-                out: abs(&opts.out)?,
-                params: Some((&opts.output).to_wire()),
-                batch_records: opts.batch_records,
-                limit: opts.limit,
+                data: abs(&spec.data)?,
+                out: abs(&spec.out)?,
+                params: Some((&spec.output).to_wire()),
+                batch_records: spec.batch_records,
+                limit: spec.limit,
+                replace: spec.replace,
+                window_shards: spec.window as u64,
             };
             let id = runtime()?.block_on(async {
                 anyhow::Ok(
@@ -426,6 +415,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 anyhow::Ok(last)
             })?;
             Ok(match last {
+                Some(p) if p.state == RunState::Succeeded as i32 && p.records == 0 => {
+                    exit::EMPTY_INPUT
+                }
                 Some(p) if p.state == RunState::Succeeded as i32 && p.rejected > 0 => {
                     exit::REJECTED
                 }
@@ -433,57 +425,74 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 _ => exit::FAILED,
             })
         }
-        Command::Run(a) => {
-            let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-            let out = a.common.out.clone();
-            let state = a
-                .state
-                .clone()
-                .unwrap_or_else(|| out.join("run-state.sqlite"));
-            let run_date = a.common.run_date();
-            let config = a.nodes.config(state, 1)?;
-            let opts = config.farm(
-                a.common.template.clone(),
-                a.common.fragments.clone(),
-                a.common.run_options(run_date.clone()),
-                None,
-                Some(drain_rx),
-            );
-            let bar = (!a.common.quiet && std::io::stderr().is_terminal()).then(|| {
-                let bar = indicatif::ProgressBar::new_spinner();
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bar
-            });
-            let bar_for_progress = bar.clone();
-            let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
-                if let Some(bar) = &bar_for_progress {
-                    bar.set_message(format!(
-                        "records {} · documents {} · pages {} · rejected {}",
-                        p.records, p.documents, p.pages, p.rejected
-                    ));
-                }
-            });
-            let rt = runtime()?;
-            serve_metrics(&rt, a.nodes.metrics_listen)?;
-            rt.spawn(async move {
-                pressrun_proto::transport::shutdown_signal().await;
-                let _ = drain_tx.send(true);
-            });
-            let summary = rt.block_on(farm::run(opts, progress))?;
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            let report = serde_json::json!({ "run_date": run_date, "summary": summary, "elapsed_seconds": summary.elapsed.as_secs_f64() });
-            std::fs::write(
-                out.join("summary.json"),
-                serde_json::to_vec_pretty(&report)?,
-            )?;
-            println!("{}", summary.line());
-            Ok(if summary.rejected > 0 {
-                exit::REJECTED
-            } else {
-                exit::OK
-            })
+        Command::Run(a) => run(*a),
+    }
+}
+
+/// `dispatcher run`: one run in this process, on nodes or in-process threads.
+fn run(a: FarmArgs) -> anyhow::Result<u8> {
+    use pressrun_engine::run::{prepare, run_claimed};
+    let rt = runtime()?;
+    renderer::cli::serve_metrics(&rt, a.nodes.metrics_listen, farm::describe_metrics)?;
+    let compiled = match pressrun_engine::template::compile(
+        &a.common.template,
+        &pressrun_engine::template::CompileOptions {
+            fragments: a.common.fragments.clone(),
+        },
+    ) {
+        Ok(c) => c,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return Ok(exit::TEMPLATE);
+        }
+    };
+    for w in &compiled.warnings {
+        eprintln!("{w}");
+    }
+    let template = Arc::new(compiled.template);
+    let bundle = Arc::new(pressrun_engine::bundle::Bundle::from_dir(
+        &a.common.template,
+        a.common.fragments.as_deref(),
+    )?);
+    let mut spec = a.common.run_spec(a.common.run_date(), "dispatcher run");
+    spec.max_attempts = a.nodes.max_attempts;
+    let nodes = a.nodes.nodes(a.common.threads)?;
+    let backends = rt.block_on(farm::backends(&nodes, &template, &bundle))?;
+    if !nodes.renderers.is_empty() && !rt.block_on(farm::any_reachable(&backends)) {
+        anyhow::bail!(
+            "no renderer node is reachable: start `renderer serve` on {}",
+            nodes.renderers.join(", ")
+        );
+    }
+    let claimed = match prepare(&template, &spec).and_then(|p| p.claim(&spec)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(renderer::cli::error_code(&e));
+        }
+    };
+    let state = a
+        .state
+        .clone()
+        .unwrap_or_else(|| claimed.out().join("run-state.sqlite"));
+    let line = Arc::new(renderer::cli::ProgressLine::new(a.common.quiet));
+    let shown = line.clone();
+    let observer =
+        farm::FarmObserver::new(Some(&state), Box::new(move |p: &Progress| shown.show(p)))?;
+    let control = Arc::new(RunControl::default());
+    renderer::cli::drain_on_signal(control.clone());
+    let result = run_claimed(template, &spec, claimed, &backends, &control, &observer);
+    line.finish();
+    match result {
+        Ok(report) => {
+            observer.finished(report.status);
+            renderer::cli::print_report(&report);
+            Ok(renderer::cli::exit_code(&report))
+        }
+        Err(e) => {
+            observer.finished(RunStatus::Failed);
+            eprintln!("error: {e}");
+            Ok(renderer::cli::error_code(&e))
         }
     }
 }

@@ -1,79 +1,55 @@
 //! `dispatcher serve`: the long-lived control plane. The Dispatcher gRPC service accepts
-//! runs (executed by [`crate::farm::run`] on the configured renderer nodes or in-process),
-//! streams their progress, cancels them, lists them, and renders single documents on
-//! demand on a dedicated pool that batch runs never occupy.
+//! runs (executed by the engine's scheduler on the configured renderer nodes or
+//! in-process), streams their progress, cancels them, lists them, and renders single
+//! documents on demand on a dedicated pool that batch runs never occupy. Every path a
+//! request names must lie inside the server's roots ([`crate::roots`]).
 
-use renderer::wire::FromWire;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use pressrun_engine::bundle::Bundle;
 use pressrun_engine::input::{RawData, RawRecord};
 use pressrun_engine::run::pool::{Job, RenderPool};
 use pressrun_engine::run::shard::OutputParams;
-use pressrun_engine::run::{Progress, RunOptions};
+use pressrun_engine::run::{
+    FolderError, Progress, RunControl, RunError, RunSpec, RunStatus, prepare, run_claimed,
+};
 use pressrun_engine::template::{CompileOptions, Template, compile};
+use pressrun_proto::ServiceError;
 use pressrun_proto::v1::dispatcher_server::{Dispatcher, DispatcherServer};
 use pressrun_proto::v1::{
     CancelRunRequest, CancelRunResponse, ListRunsRequest, ListRunsResponse, RenderDocumentResponse,
     RenderNowRequest, RunProgress, RunState, SubmitRunRequest, SubmitRunResponse, WatchRunRequest,
 };
+use renderer::wire::FromWire;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::farm::{self, FarmOptions};
+use crate::farm::{self, FarmObserver, Nodes};
+use crate::roots::Roots;
 
-/// What every run submitted to this server shares: nodes, state, transport security.
+/// What every run submitted to this server shares.
 #[derive(Clone)]
 pub struct ServerConfig {
-    pub renderers: Vec<String>,
-    pub state: PathBuf,
-    pub shard_timeout: Duration,
-    pub credits: usize,
+    pub nodes: Nodes,
     pub max_attempts: u32,
-    pub tls_ca: Option<Vec<u8>>,
-    pub tls_domain: Option<String>,
-    pub token: Option<String>,
+    /// The run registry.
+    pub state: PathBuf,
     /// Threads of the on-demand pool.
     pub on_demand_threads: usize,
+    pub roots: Roots,
 }
 
-impl ServerConfig {
-    /// The options of one run on these nodes.
-    pub fn farm(
-        &self,
-        template_dir: PathBuf,
-        fragments: Option<PathBuf>,
-        run: RunOptions,
-        cancel: Option<watch::Receiver<bool>>,
-        drain: Option<watch::Receiver<bool>>,
-    ) -> FarmOptions {
-        FarmOptions {
-            template_dir,
-            fragments,
-            run,
-            renderers: self.renderers.clone(),
-            state: self.state.clone(),
-            shard_timeout: self.shard_timeout,
-            credits: self.credits,
-            max_attempts: self.max_attempts,
-            tls_ca: self.tls_ca.clone(),
-            tls_domain: self.tls_domain.clone(),
-            token: self.token.clone(),
-            cancel,
-            drain,
-        }
-    }
-}
+/// A compiled template and the bundle it came from.
+type Compiled = (Arc<Template>, Arc<Bundle>);
 
 struct RunEntry {
     progress: watch::Receiver<RunProgress>,
-    cancel: watch::Sender<bool>,
-    drain: watch::Sender<bool>,
+    control: Arc<RunControl>,
 }
 
 /// The Dispatcher service.
@@ -81,7 +57,21 @@ pub struct Service {
     config: ServerConfig,
     runs: Mutex<BTreeMap<String, RunEntry>>,
     on_demand: RenderPool,
-    templates: Mutex<BTreeMap<(PathBuf, String), Arc<Template>>>,
+    templates: Mutex<BTreeMap<(PathBuf, String), Compiled>>,
+}
+
+/// The service error of a run that cannot start.
+fn run_error(e: RunError) -> ServiceError {
+    match e {
+        RunError::Folder(FolderError::Io { .. }) | RunError::Output { .. } => {
+            ServiceError::Internal(e.to_string())
+        }
+        RunError::Folder(_) => ServiceError::FailedPrecondition(e.to_string()),
+        RunError::Params(_) | RunError::NothingToWrite | RunError::Input(_) => {
+            ServiceError::InvalidArgument(e.to_string())
+        }
+        _ => ServiceError::Internal(e.to_string()),
+    }
 }
 
 impl Service {
@@ -96,12 +86,18 @@ impl Service {
         }
     }
 
-    /// The compiled template of a folder, cached by its bundle hash (a changed template is
-    /// compiled again).
-    fn template(&self, dir: &std::path::Path) -> Result<Arc<Template>, Status> {
-        let bundle =
-            Bundle::from_dir(dir, None).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let key = (dir.to_path_buf(), bundle.hash);
+    /// The compiled template of a folder and its bundle, cached by the bundle's hash (a
+    /// changed template is compiled again).
+    async fn template(&self, dir: &Path) -> Result<Compiled, ServiceError> {
+        if let Some(lib) = pressrun_engine::bundle::fragment_library(dir) {
+            self.config.roots.template_library(&lib)?;
+        }
+        let owned = dir.to_path_buf();
+        let bundle = tokio::task::spawn_blocking(move || Bundle::from_dir(&owned, None))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+        let key = (dir.to_path_buf(), bundle.hash.clone());
         if let Some(t) = self
             .templates
             .lock()
@@ -110,16 +106,21 @@ impl Service {
         {
             return Ok(t.clone());
         }
-        let t = Arc::new(
-            compile(dir, &CompileOptions::default())
-                .map_err(|d| Status::invalid_argument(d.to_string()))?
-                .template,
-        );
+        let owned = dir.to_path_buf();
+        let template = tokio::task::spawn_blocking(move || {
+            compile(&owned, &CompileOptions::default())
+                .map(|c| c.template)
+                .map_err(|d| d.to_string())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(ServiceError::InvalidArgument)?;
+        let entry = (Arc::new(template), Arc::new(bundle));
         self.templates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, t.clone());
-        Ok(t)
+            .insert(key, entry.clone());
+        Ok(entry)
     }
 }
 
@@ -131,8 +132,8 @@ fn progress_of(id: &str, state: RunState, p: &Progress, message: &str) -> RunPro
         documents: p.documents,
         pages: p.pages,
         rejected: p.rejected,
-        shards_committed: 0,
-        shards_total: 0,
+        shards_committed: p.shards_committed,
+        shards_total: p.shards_total.unwrap_or(0),
         message: message.to_string(),
     }
 }
@@ -159,62 +160,65 @@ impl Dispatcher for Service {
             .params
             .as_ref()
             .map(OutputParams::from_wire)
-            .ok_or_else(|| Status::invalid_argument("params are required"))?;
-        let run = RunOptions {
-            data: PathBuf::from(&r.data),
+            .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
+        params.validate().map_err(ServiceError::InvalidArgument)?;
+        let roots = &self.config.roots;
+        let template_dir = roots.template(&r.template_dir)?;
+        let data = roots.data(&r.data)?;
+        let out = roots.out(&r.out)?;
+        let (template, bundle) = self.template(&template_dir).await?;
+        let spec = RunSpec {
+            data,
             format: None,
-            out: PathBuf::from(&r.out),
+            out,
             batch_records: if r.batch_records == 0 {
                 1000
             } else {
                 r.batch_records
             },
-            threads: 0,
             limit: r.limit,
             output: params,
+            replace: r.replace,
+            window: r.window_shards as usize,
+            max_attempts: self.config.max_attempts,
+            runner: "dispatcher serve".into(),
         };
-        let template_dir = PathBuf::from(&r.template_dir);
-        let bundle = Bundle::from_dir(&template_dir, None)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (id, _) =
-            farm::run_id(&bundle, &run).map_err(|e| Status::invalid_argument(format!("{e:#}")))?;
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let (drain_tx, drain_rx) = watch::channel(false);
+        let (t, s) = (template.clone(), spec.clone());
+        let claimed = tokio::task::spawn_blocking(move || prepare(&t, &s)?.claim(&s))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(run_error)?;
+        let id = claimed.run_id().to_string();
+        let backends = farm::backends(&self.config.nodes, &template, &bundle)
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("{e:#}")))?;
+        let control = Arc::new(RunControl::default());
         let (progress_tx, progress_rx) = watch::channel(progress_of(
             &id,
             RunState::Running,
             &Progress::default(),
             "started",
         ));
-        {
-            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(existing) = runs.get(&id)
-                && !terminal(existing.progress.borrow().state)
-            {
-                return Err(Status::already_exists(format!(
-                    "run {id} is already running"
-                )));
-            }
-            runs.insert(
-                id.clone(),
-                RunEntry {
-                    progress: progress_rx,
-                    cancel: cancel_tx,
-                    drain: drain_tx,
-                },
-            );
-        }
-        let opts = self
-            .config
-            .farm(template_dir, None, run, Some(cancel_rx), Some(drain_rx));
-        let (run_id, tx) = (id.clone(), Arc::new(progress_tx));
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id.clone(),
+            RunEntry {
+                progress: progress_rx,
+                control: control.clone(),
+            },
+        );
+        let tx = Arc::new(progress_tx);
         let updates = tx.clone();
-        let progress: Arc<dyn Fn(Progress) + Send + Sync> = Arc::new(move |p: Progress| {
-            let _ = updates.send(progress_of(&run_id, RunState::Running, &p, ""));
-        });
         let run_id = id.clone();
-        tokio::spawn(async move {
-            let result = farm::run(opts, progress).await;
+        let observer = FarmObserver::new(
+            Some(&self.config.state),
+            Box::new(move |p: &Progress| {
+                let _ = updates.send(progress_of(&run_id, RunState::Running, p, ""));
+            }),
+        )
+        .map_err(|e| ServiceError::Internal(format!("{e:#}")))?;
+        let run_id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = run_claimed(template, &spec, claimed, &backends, &control, &observer);
             let last = tx.borrow().clone();
             let p = Progress {
                 composed: last.records,
@@ -222,22 +226,33 @@ impl Dispatcher for Service {
                 documents: last.documents,
                 pages: last.pages,
                 rejected: last.rejected,
+                shards_committed: last.shards_committed,
+                shards_total: (last.shards_total > 0).then_some(last.shards_total),
             };
             let update = match result {
-                Ok(s) => {
+                Ok(report) => {
+                    observer.finished(report.status);
+                    let s = &report.summary;
                     let p = Progress {
                         composed: s.records,
                         records: s.records,
                         documents: s.documents,
                         pages: s.pages,
                         rejected: s.rejected,
+                        ..p
                     };
-                    progress_of(&run_id, RunState::Succeeded, &p, &s.line())
+                    let state = match report.status {
+                        RunStatus::Succeeded => RunState::Succeeded,
+                        RunStatus::Cancelled => RunState::Cancelled,
+                        // Stopped by the server's shutdown: resumable, reported as failed.
+                        _ => RunState::Failed,
+                    };
+                    progress_of(&run_id, state, &p, &report.line())
                 }
-                Err(e) if e.to_string() == farm::CANCELLED => {
-                    progress_of(&run_id, RunState::Cancelled, &p, "cancelled")
+                Err(e) => {
+                    observer.finished(RunStatus::Failed);
+                    progress_of(&run_id, RunState::Failed, &p, &e.to_string())
                 }
-                Err(e) => progress_of(&run_id, RunState::Failed, &p, &format!("{e:#}")),
             };
             tracing::info!(run = %run_id, state = update.state, "run ended");
             let _ = tx.send(update);
@@ -258,22 +273,23 @@ impl Dispatcher for Service {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
             .map(|r| r.progress.clone())
-            .ok_or_else(|| Status::not_found(format!("no run {id} on this dispatcher")))?;
-        let stream = async_stream(
-            move |tx: tokio::sync::mpsc::Sender<Result<RunProgress, Status>>| async move {
-                loop {
-                    let p = rx.borrow_and_update().clone();
-                    let end = terminal(p.state);
-                    if tx.send(Ok(p)).await.is_err() || end {
-                        return;
-                    }
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
+            .ok_or_else(|| ServiceError::NotFound(format!("no run {id} on this dispatcher")))?;
+        let (tx, out) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let p = rx.borrow_and_update().clone();
+                let end = terminal(p.state);
+                if tx.send(Ok(p)).await.is_err() || end {
+                    return;
                 }
-            },
-        );
-        Ok(Response::new(stream))
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
     }
 
     async fn cancel_run(
@@ -284,8 +300,8 @@ impl Dispatcher for Service {
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         let entry = runs
             .get(&id)
-            .ok_or_else(|| Status::not_found(format!("no run {id} on this dispatcher")))?;
-        let _ = entry.cancel.send(true);
+            .ok_or_else(|| ServiceError::NotFound(format!("no run {id} on this dispatcher")))?;
+        entry.control.cancel();
         Ok(Response::new(CancelRunResponse {
             state: entry.progress.borrow().state,
         }))
@@ -310,12 +326,14 @@ impl Dispatcher for Service {
         req: Request<RenderNowRequest>,
     ) -> Result<Response<RenderDocumentResponse>, Status> {
         let r = req.into_inner();
-        let template = self.template(&PathBuf::from(&r.template_dir))?;
+        let dir = self.config.roots.template(&r.template_dir)?;
+        let (template, _) = self.template(&dir).await?;
         let mut params = r
             .params
             .as_ref()
             .map(OutputParams::from_wire)
-            .ok_or_else(|| Status::invalid_argument("params are required"))?;
+            .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
+        params.validate().map_err(ServiceError::InvalidArgument)?;
         params.print_files = false;
         params.per_document = true;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -328,42 +346,32 @@ impl Dispatcher for Service {
                 data: RawData::Json(r.record_json),
             }],
             params,
+            cancel: Arc::new(AtomicBool::new(false)),
             reply: Box::new(move |out| {
                 let _ = tx.send(out);
             }),
         };
         if self.on_demand.try_submit(job).is_err() {
-            return Err(Status::resource_exhausted(
-                "on-demand queue full: retry shortly",
-            ));
+            return Err(ServiceError::Busy("on-demand queue full: retry shortly".into()).into());
         }
         let out = rx
             .await
-            .map_err(|_| Status::internal("render thread ended without an answer"))?;
+            .map_err(|_| ServiceError::Internal("render thread ended without an answer".into()))?
+            .map_err(|_| ServiceError::Cancelled("the render was cancelled".into()))?;
         Ok(Response::new(renderer::wire::document_response(out)))
     }
 }
 
-/// A stream fed by a task.
-fn async_stream<F, Fut>(f: F) -> ProgressStream
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<RunProgress, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(f(tx));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
-}
-
-/// Serves the Dispatcher service and gRPC health on `listen` until SIGINT/SIGTERM.
 /// TLS (PEM certificate chain and key) and a bearer token for the Dispatcher service
-/// itself; both optional. Health stays open for probes.
+/// itself. Health stays open for probes.
 #[derive(Clone, Default)]
 pub struct ServerSecurity {
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
     pub token: Option<String>,
 }
 
+/// Serves the Dispatcher service and gRPC health on `listen` until SIGINT/SIGTERM, then
+/// drains every running run (in-flight shards commit; the runs stop resumably).
 pub async fn serve(
     listen: std::net::SocketAddr,
     config: ServerConfig,
@@ -396,14 +404,12 @@ pub async fn serve(
             },
         )
         .await?;
-    // Drain: every running run stops taking shards, commits the ones in flight and ends
-    // resumable; then the process exits.
     let running: Vec<watch::Receiver<RunProgress>> = {
         let runs = svc.runs.lock().unwrap_or_else(|e| e.into_inner());
         runs.values()
             .filter(|r| !terminal(r.progress.borrow().state))
             .map(|r| {
-                let _ = r.drain.send(true);
+                r.control.drain();
                 r.progress.clone()
             })
             .collect()

@@ -13,7 +13,10 @@ pub mod pressrun {
     }
 }
 
+pub mod error;
 pub mod transport;
+
+pub use error::ServiceError;
 
 pub use pressrun::v1;
 
@@ -25,21 +28,20 @@ mod tests {
     #[test]
     fn a_shard_request_round_trips_through_the_wire_format() {
         let req = RenderShardRequest {
-            run_id: "r1".into(),
-            shard: 3,
-            bundle_hash: "ab".repeat(32),
-            params: Some(OutputParams {
-                run_date: "2026-11-23".into(),
-                duplex: true,
-                batch_sheets: Some(500),
-                print_files: true,
-                ..Default::default()
-            }),
-            records: vec![Record {
-                number: 3001,
-                line: 3002,
-                data: Some(record::Data::Json("{\"a\":1}".into())),
-            }],
+            part: Some(render_shard_request::Part::Header(ShardHeader {
+                run_id: "r1".into(),
+                shard: 3,
+                bundle_hash: "ab".repeat(32),
+                params: Some(OutputParams {
+                    run_date: "2026-11-23".into(),
+                    duplex: true,
+                    batch_sheets: Some(500),
+                    print_files: true,
+                    ..Default::default()
+                }),
+                records: 1,
+                records_bytes: 12,
+            })),
         };
         let bytes = req.encode_to_vec();
         assert_eq!(RenderShardRequest::decode(bytes.as_slice()).unwrap(), req);

@@ -1,6 +1,8 @@
 //! Transport helpers shared by every Pressrun server and client: the bearer-token check
 //! and interceptor, and accepted connections with Nagle's algorithm off.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use tonic::metadata::{Ascii, MetadataValue};
@@ -91,6 +93,64 @@ pub fn with_bearer<S>(
     tonic::service::interceptor::InterceptedService::new(service, BearerCheck(token.map(Arc::from)))
 }
 
+/// A bearer token that cannot be used. An empty or blank token is an error, never a way
+/// to turn authentication off.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read the token file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the token in {0} is empty or blank: put the secret in it, or do not name it")]
+    Blank(String),
+    #[error("the token in {0} has characters an HTTP header cannot carry")]
+    NotHeader(String),
+}
+
+/// Reads a bearer token from `file`, else from the `PRESSRUN_TOKEN` variable; `None` when
+/// neither is given. Surrounding white space (a trailing newline) is not part of it.
+pub fn read_token(file: Option<&Path>) -> Result<Option<String>, TokenError> {
+    let (text, source) = match file {
+        Some(f) => (
+            std::fs::read_to_string(f).map_err(|source| TokenError::Read {
+                path: f.display().to_string(),
+                source,
+            })?,
+            f.display().to_string(),
+        ),
+        None => match std::env::var("PRESSRUN_TOKEN") {
+            Ok(t) => (t, "PRESSRUN_TOKEN".to_string()),
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(TokenError::Blank(source));
+    }
+    if token.parse::<MetadataValue<Ascii>>().is_err() || token.contains(char::is_whitespace) {
+        return Err(TokenError::NotHeader(source));
+    }
+    Ok(Some(token.to_string()))
+}
+
+/// Refuses to serve without a token on an address other machines can reach, unless the
+/// operator says so (`--allow-unauthenticated`): loopback needs no token.
+pub fn check_exposure(
+    listen: SocketAddr,
+    token: Option<&str>,
+    allow_unauthenticated: bool,
+) -> Result<(), String> {
+    if token.is_some() || allow_unauthenticated || listen.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to serve on {listen} without a bearer token: pass --token-file (or set \
+             PRESSRUN_TOKEN), or --allow-unauthenticated if the network is trusted"
+        ))
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -129,5 +189,37 @@ mod tests {
         assert!(!with(Some("s3cre")));
         assert!(!with(None));
         assert!(BearerCheck(None).call(Request::new(())).is_ok());
+    }
+
+    #[test]
+    fn blank_tokens_are_errors_not_open_doors() {
+        let dir = std::env::temp_dir().join(format!("pressrun-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("t");
+        for blank in ["", "  \n", "\n"] {
+            std::fs::write(&f, blank).unwrap();
+            assert!(
+                matches!(read_token(Some(&f)), Err(TokenError::Blank(_))),
+                "{blank:?}"
+            );
+        }
+        std::fs::write(&f, "s3cret\n").unwrap();
+        assert_eq!(read_token(Some(&f)).unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&f, "a b").unwrap();
+        assert!(matches!(
+            read_token(Some(&f)),
+            Err(TokenError::NotHeader(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_loopback_may_serve_without_a_token() {
+        let lo: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:1".parse().unwrap();
+        assert!(check_exposure(lo, None, false).is_ok());
+        assert!(check_exposure(any, None, false).is_err());
+        assert!(check_exposure(any, Some("t"), false).is_ok());
+        assert!(check_exposure(any, None, true).is_ok());
     }
 }

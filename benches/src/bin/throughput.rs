@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use pressrun_engine::example_data::{self, Example};
 use pressrun_engine::run::shard::OutputParams;
-use pressrun_engine::run::{RunOptions, run};
+use pressrun_engine::run::{Backend, LocalBackend, RunControl, RunSpec, run};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,26 +44,35 @@ fn main() -> anyhow::Result<()> {
         example_data::write(Example::Statement, 1, args.records, &mut f)?;
     }
     let template = Arc::new(pressrun_benches::example_template("statement"));
-    let opts = RunOptions {
+    let opts = RunSpec {
         data,
         out,
-        threads: args.threads,
         output: OutputParams {
             per_document: args.per_document,
             tagged_print: args.tagged,
             run_date: "2026-11-23".into(),
             ..OutputParams::default()
         },
-        ..RunOptions::default()
+        ..RunSpec::default()
     };
-    let summary = run(template, &opts, &|_| {}).context("run failed")?;
-    println!("{}", summary.line());
+    let backends: Vec<Arc<dyn Backend>> =
+        vec![Arc::new(LocalBackend::new(template.clone(), args.threads))];
+    let report = run(
+        template,
+        &opts,
+        &backends,
+        &RunControl::default(),
+        &pressrun_engine::run::OnProgress(|_: &_| {}),
+    )
+    .context("run failed")?;
+    let summary = &report.summary;
+    println!("{}", report.line());
     println!(
         "{{\"records\":{},\"pages\":{},\"seconds\":{:.3},\"pages_per_second\":{:.0},\"peak_rss_mib\":{:.1},\"threads\":{},\"tagged\":{},\"per_document\":{}}}",
         summary.records,
         summary.pages,
-        summary.elapsed.as_secs_f64(),
-        summary.pages_per_second(),
+        report.elapsed.as_secs_f64(),
+        report.pages_per_second(),
         pressrun_benches::peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
         args.threads,
         args.tagged,

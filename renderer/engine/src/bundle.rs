@@ -136,6 +136,12 @@ fn safe(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// The fragment library a template folder names (`[template] fragments`, else
+/// `../fragments`), as a path; `None` when the manifest cannot be read.
+pub fn fragment_library(template: &Path) -> Option<PathBuf> {
+    manifest_fragments(template)
+}
+
 fn manifest_fragments(template: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(template.join("template.toml")).ok()?;
     let value: toml::Table = text.parse().ok()?;

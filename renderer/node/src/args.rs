@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use pressrun_engine::input::InputFormat;
-use pressrun_engine::run::RunOptions;
+use pressrun_engine::run::RunSpec;
 use pressrun_engine::run::shard::OutputParams;
 
 /// What to render, where, and how the output is cut and tagged.
@@ -57,7 +57,7 @@ pub struct RunArgs {
     pub limit: Option<u64>,
     /// Run date YYYY-MM-DD, visible to templates as run.date (default: today, UTC; pass it
     /// for reproducible output and for resuming a run on another day).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_run_date)]
     pub run_date: Option<String>,
     /// Deflate level for page content, 1 (fast) to 9 (small).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
@@ -65,6 +65,22 @@ pub struct RunArgs {
     /// No progress line even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Reuse an output folder that holds another (or a finished) run: its outputs are
+    /// removed first. Without it such a folder is refused; an interrupted attempt of the
+    /// same run (same inputs, template and options) is always resumed.
+    #[arg(long)]
+    pub replace: bool,
+    /// Shards that may be rendered ahead of the commit point (0 = twice the render
+    /// slots): bounds memory when one renderer hangs on the oldest shard.
+    #[arg(long, default_value_t = 0)]
+    pub window_shards: usize,
+}
+
+/// Accepts only real calendar dates, `YYYY-MM-DD`.
+fn parse_run_date(s: &str) -> Result<String, String> {
+    pressrun_engine::template::parse_date(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| format!("{s:?} is not a calendar date YYYY-MM-DD"))
 }
 
 impl RunArgs {
@@ -73,15 +89,18 @@ impl RunArgs {
         self.run_date.clone().unwrap_or_else(today_utc)
     }
 
-    /// The typed run options for `run_date`.
-    pub fn run_options(&self, run_date: String) -> RunOptions {
-        RunOptions {
+    /// The typed run specification for `run_date`, run by `runner`.
+    pub fn run_spec(&self, run_date: String, runner: &str) -> RunSpec {
+        RunSpec {
             data: self.data.clone(),
             format: self.format,
             out: self.out.clone(),
-            batch_records: self.batch_records,
-            threads: self.threads,
+            batch_records: self.batch_records.max(1),
             limit: self.limit,
+            replace: self.replace,
+            window: self.window_shards,
+            max_attempts: 8,
+            runner: runner.to_string(),
             output: OutputParams {
                 run_date,
                 duplex: self.duplex,

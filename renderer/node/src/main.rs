@@ -1,6 +1,5 @@
 //! The `renderer` binary: local runs on all cores, example data, template checks.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,28 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pressrun_engine::example_data::{self, Example};
-use pressrun_engine::run::run;
+use pressrun_engine::run::{Backend, LocalBackend, RunControl, run};
 use pressrun_engine::template::{CompileOptions, compile};
 use renderer::args::RunArgs;
+use renderer::cli::exit;
 use renderer::node;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Exit codes: what a scheduler or an operator can act on.
-mod exit {
-    /// Every record became a document.
-    pub const OK: u8 = 0;
-    /// The run failed (input unreadable, output unwritable, internal error).
-    pub const FAILED: u8 = 1;
-    /// Bad command line (clap's own code).
-    #[expect(dead_code, reason = "documents clap's code")]
-    pub const USAGE: u8 = 2;
-    /// The run completed, but some records were rejected (see exceptions.jsonl).
-    pub const REJECTED: u8 = 3;
-    /// The template does not compile.
-    pub const TEMPLATE: u8 = 4;
-}
 
 #[derive(Parser)]
 #[command(
@@ -39,8 +24,10 @@ mod exit {
     long_about = "Pressrun composition: compiles a versioned template once, then turns every record of a \
 JSON Lines or CSV file into a paginated document, written as print files (batches of documents) \
 and/or one tagged PDF per document, with a document index and an exceptions file.\n\n\
-Exit codes: 0 all records rendered; 1 run failed; 2 bad command line; 3 completed with rejected \
-records (see exceptions.jsonl); 4 template does not compile."
+Every run owns its output folder: it locks it, refuses a folder that holds another or a finished \
+run (unless --replace), commits each shard durably (fsynced) with a journal of what was written, and \
+an interrupted run started again with the same arguments verifies what was committed and resumes.",
+    after_long_help = renderer::cli::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -89,9 +76,20 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
         /// File holding a bearer token every Renderer call must carry (the health service
-        /// stays open for probes). Also read from PRESSRUN_TOKEN.
+        /// stays open for probes). Also read from PRESSRUN_TOKEN. An empty or blank token
+        /// is an error. Without a token the node serves only on a loopback address.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Serve without a token on a non-loopback address (a trusted network only).
+        #[arg(long)]
+        allow_unauthenticated: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (shards rendered, cancelled and
+        /// refused, shards in flight, shard latency histogram).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Largest shard accepted, in bytes of records.
+        #[arg(long, default_value_t = 2 << 30)]
+        max_shard_bytes: u64,
     },
     /// Compile a template and report every problem with file, line and column.
     Check {
@@ -106,27 +104,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_json);
+    renderer::cli::init_tracing(&cli.log, cli.log_json);
     match real_main(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit::FAILED)
         }
-    }
-}
-
-fn init_tracing(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -175,6 +159,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             tls_cert,
             tls_key,
             token_file,
+            allow_unauthenticated,
+            metrics_listen,
+            max_shard_bytes,
         } => {
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
@@ -183,15 +170,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 (Some(c), Some(k)) => Some((read(&c)?, read(&k)?)),
                 _ => None,
             };
-            let token = match token_file {
-                Some(f) => Some(
-                    String::from_utf8(read(&f)?)
-                        .context("the token file is not UTF-8")?
-                        .trim()
-                        .to_string(),
-                ),
-                None => std::env::var("PRESSRUN_TOKEN").ok(),
-            };
+            let token = pressrun_proto::transport::read_token(token_file.as_deref())?;
+            pressrun_proto::transport::check_exposure(
+                listen,
+                token.as_deref(),
+                allow_unauthenticated,
+            )
+            .map_err(anyhow::Error::msg)?;
             let security = node::Security { tls, token };
             let threads = if threads == 0 {
                 std::thread::available_parallelism()
@@ -204,11 +189,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
+            renderer::cli::serve_metrics(&rt, metrics_listen, node::describe_metrics)?;
             rt.block_on(node::serve(
                 listen,
                 threads,
                 std::time::Duration::from_secs(drain_seconds),
                 security,
+                node::Limits { max_shard_bytes },
             ))?;
             Ok(exit::OK)
         }
@@ -233,46 +220,25 @@ fn render(args: RunArgs) -> anyhow::Result<u8> {
     }
     let template = Arc::new(compiled.template);
     let run_date = args.run_date();
-    let opts = args.run_options(run_date.clone());
+    let spec = args.run_spec(run_date.clone(), "renderer render");
     tracing::info!(template = %template.id, version = %template.version, run_date = %run_date, "run starts");
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
-    });
-    let report = |p: pressrun_engine::run::Progress| {
-        if let Some(bar) = &bar {
-            bar.set_message(format!(
-                "records {} · documents {} · pages {} · rejected {}",
-                p.records, p.documents, p.pages, p.rejected
-            ));
+    let backends: Vec<Arc<dyn Backend>> =
+        vec![Arc::new(LocalBackend::new(template.clone(), args.threads))];
+    let control = Arc::new(RunControl::default());
+    renderer::cli::drain_on_signal(control.clone());
+    let line = renderer::cli::ProgressLine::new(args.quiet);
+    let result = run(template, &spec, &backends, &control, &line);
+    line.finish();
+    match result {
+        Ok(report) => {
+            renderer::cli::print_report(&report);
+            Ok(renderer::cli::exit_code(&report))
         }
-    };
-    let summary = run(template.clone(), &opts, &report)?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(renderer::cli::error_code(&e))
+        }
     }
-    let report = serde_json::json!({
-        "template": { "id": template.id, "version": template.version, "content_hash": hex::encode(template.content_hash) },
-        "run_date": run_date,
-        "summary": summary,
-        "elapsed_seconds": summary.elapsed.as_secs_f64(),
-    });
-    std::fs::write(
-        args.out.join("summary.json"),
-        serde_json::to_vec_pretty(&report)?,
-    )
-    .context("cannot write summary.json")?;
-    println!("{}", summary.line());
-    Ok(if summary.rejected > 0 {
-        exit::REJECTED
-    } else {
-        exit::OK
-    })
 }
 
 #[cfg(test)]

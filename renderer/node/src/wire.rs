@@ -7,7 +7,7 @@ use pressrun_proto::v1;
 
 use pressrun_engine::input::{RawData, RawRecord};
 use pressrun_engine::run::shard::{
-    self, DocumentEntry, ExceptionEntry, OutputFile, ShardOutput, WarningEntry,
+    self, DocumentEntry, ExceptionEntry, OutputFile, OutputParams, ShardOutput, WarningEntry,
 };
 
 /// Converts an engine value into its wire message.
@@ -123,6 +123,7 @@ impl ToWire for DocumentEntry {
             pages: d.pages,
             sheets: d.sheets,
             sha256: d.sha256,
+            template_sha256: d.template_sha256,
             pdf: d.pdf,
         }
     }
@@ -138,6 +139,7 @@ impl FromWire<v1::DocumentEntry> for DocumentEntry {
             pages: d.pages,
             sheets: d.sheets,
             sha256: d.sha256,
+            template_sha256: d.template_sha256,
             pdf: d.pdf,
         }
     }
@@ -210,14 +212,84 @@ pub fn document_response(mut out: ShardOutput) -> v1::RenderDocumentResponse {
     }
 }
 
-/// Serves the Renderer service and gRPC health on `listen` until SIGINT/SIGTERM, then
-/// reports NOT_SERVING, drains in-flight requests for up to `drain`, and stops.
-/// Largest piece of a file in one stream message.
+/// Largest piece of a file, of the records or of the summary in one stream message.
 pub const CHUNK: usize = 1 << 20;
 
-/// Turns a shard's output into the messages of a `RenderShard` stream: every file in
-/// chunks, then the summary.
+/// Splits bytes into `Chunk` messages (at least one, even when empty).
+fn chunks(bytes: prost::bytes::Bytes) -> impl Iterator<Item = v1::Chunk> {
+    let n = bytes.len().div_ceil(CHUNK).max(1);
+    (0..n).map(move |i| {
+        let end = ((i + 1) * CHUNK).min(bytes.len());
+        v1::Chunk {
+            data: bytes.slice((i * CHUNK).min(end)..end),
+            last: i + 1 == n,
+        }
+    })
+}
+
+/// The messages of a `RenderShard` request: the header, then the records as
+/// length-delimited `Record` messages in chunks, so a shard of any size fits the stream.
+pub fn shard_request(
+    run_id: &str,
+    shard: u64,
+    bundle_hash: &str,
+    params: &OutputParams,
+    records: &[RawRecord],
+) -> Vec<v1::RenderShardRequest> {
+    use prost::Message;
+    use v1::render_shard_request::Part;
+    let mut buf = Vec::new();
+    for r in records {
+        r.to_wire()
+            .encode_length_delimited(&mut buf)
+            .expect("a Vec grows");
+    }
+    let mut msgs = vec![v1::RenderShardRequest {
+        part: Some(Part::Header(v1::ShardHeader {
+            run_id: run_id.to_string(),
+            shard,
+            bundle_hash: bundle_hash.to_string(),
+            params: Some(params.to_wire()),
+            records: records.len() as u64,
+            records_bytes: buf.len() as u64,
+        })),
+    }];
+    msgs.extend(chunks(buf.into()).map(|c| v1::RenderShardRequest {
+        part: Some(Part::Records(c)),
+    }));
+    msgs
+}
+
+/// Decodes the records of a `RenderShard` request: exactly `count` records in exactly
+/// `bytes.len()` bytes.
+pub fn decode_records(bytes: &[u8], count: u64) -> Result<Vec<RawRecord>, StreamError> {
+    use prost::Message;
+    let mut rest = bytes;
+    let mut records = Vec::with_capacity(count.min(1 << 16) as usize);
+    while !rest.is_empty() {
+        if records.len() as u64 == count {
+            return Err(StreamError(format!(
+                "more than the {count} records announced"
+            )));
+        }
+        let r = v1::Record::decode_length_delimited(&mut rest).map_err(|e| {
+            StreamError(format!("record {} does not decode: {e}", records.len() + 1))
+        })?;
+        records.push(r);
+    }
+    if records.len() as u64 != count {
+        return Err(StreamError(format!(
+            "{} records for the {count} announced",
+            records.len()
+        )));
+    }
+    Ok(raw_records(records))
+}
+
+/// Turns a shard's output into the answer messages of a `RenderShard` stream: every file
+/// in chunks, then the summary (an encoded `ShardSummary`) in chunks.
 pub fn shard_messages(out: ShardOutput) -> Vec<v1::RenderShardResponse> {
+    use prost::Message;
     use v1::render_shard_response::Part;
     let mut msgs = Vec::new();
     for f in out.files {
@@ -239,25 +311,57 @@ pub fn shard_messages(out: ShardOutput) -> Vec<v1::RenderShardResponse> {
             offset = end;
         }
     }
-    msgs.push(v1::RenderShardResponse {
-        part: Some(Part::Summary(v1::ShardSummary {
-            shard: out.shard,
-            records: out.records,
-            pages: out.pages,
-            sheets: out.sheets,
-            documents: out.documents.into_iter().map(ToWire::to_wire).collect(),
-            exceptions: out.exceptions.into_iter().map(ToWire::to_wire).collect(),
-            warnings: out.warnings.into_iter().map(ToWire::to_wire).collect(),
-        })),
-    });
+    let summary = v1::ShardSummary {
+        shard: out.shard,
+        records: out.records,
+        pages: out.pages,
+        sheets: out.sheets,
+        documents: out.documents.into_iter().map(ToWire::to_wire).collect(),
+        exceptions: out.exceptions.into_iter().map(ToWire::to_wire).collect(),
+        warnings: out.warnings.into_iter().map(ToWire::to_wire).collect(),
+    };
+    msgs.extend(
+        chunks(summary.encode_to_vec().into()).map(|c| v1::RenderShardResponse {
+            part: Some(Part::Summary(c)),
+        }),
+    );
     msgs
 }
 
-/// Reassembles a shard's output from the messages of a `RenderShard` stream.
-#[derive(Default)]
+/// The progress message a node sends while it renders (and as a heartbeat).
+pub fn progress_message(records_done: u64) -> v1::RenderShardResponse {
+    v1::RenderShardResponse {
+        part: Some(v1::render_shard_response::Part::Progress(
+            v1::ShardProgress { records_done },
+        )),
+    }
+}
+
+/// What one answer message brought.
+#[derive(Debug, PartialEq)]
+pub enum Pushed {
+    /// Part of a file or of the summary.
+    Partial,
+    /// Records rendered so far on the node.
+    Progress(u64),
+    /// The complete output.
+    Done(ShardOutput),
+}
+
+/// Reassembles a shard's output from the answer messages of a `RenderShard` stream,
+/// refusing more than `limit` bytes in all (a node's answer is not trusted).
 pub struct ShardAssembler {
     files: Vec<OutputFile>,
     open: Option<OutputFile>,
+    summary: Vec<u8>,
+    bytes: u64,
+    limit: u64,
+}
+
+impl Default for ShardAssembler {
+    fn default() -> Self {
+        Self::with_limit(u64::MAX)
+    }
 }
 
 /// A stream that does not follow the contract.
@@ -266,14 +370,39 @@ pub struct ShardAssembler {
 pub struct StreamError(pub String);
 
 impl ShardAssembler {
-    /// Takes one message; returns the complete output after the summary.
-    pub fn push(
-        &mut self,
-        msg: v1::RenderShardResponse,
-    ) -> Result<Option<ShardOutput>, StreamError> {
+    /// An assembler that refuses answers larger than `limit` bytes.
+    pub fn with_limit(limit: u64) -> Self {
+        Self {
+            files: Vec::new(),
+            open: None,
+            summary: Vec::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), StreamError> {
+        self.bytes += n as u64;
+        if self.bytes > self.limit {
+            return Err(StreamError(format!(
+                "the answer exceeds {} bytes",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes one message.
+    pub fn push(&mut self, msg: v1::RenderShardResponse) -> Result<Pushed, StreamError> {
+        use prost::Message;
         use v1::render_shard_response::Part;
         match msg.part {
+            Some(Part::Progress(p)) => Ok(Pushed::Progress(p.records_done)),
             Some(Part::File(chunk)) => {
+                if !self.summary.is_empty() {
+                    return Err(StreamError("file after the summary began".into()));
+                }
+                self.count(chunk.data.len() + chunk.name.len())?;
                 let f = match &mut self.open {
                     Some(f) if f.name == chunk.name => f,
                     Some(f) => {
@@ -291,13 +420,21 @@ impl ShardAssembler {
                 if chunk.last {
                     self.files.push(self.open.take().expect("open file"));
                 }
-                Ok(None)
+                Ok(Pushed::Partial)
             }
-            Some(Part::Summary(s)) => {
+            Some(Part::Summary(chunk)) => {
                 if let Some(f) = &self.open {
                     return Err(StreamError(format!("summary before the end of {}", f.name)));
                 }
-                Ok(Some(ShardOutput {
+                self.count(chunk.data.len())?;
+                self.summary.extend_from_slice(&chunk.data);
+                if !chunk.last {
+                    return Ok(Pushed::Partial);
+                }
+                let s = v1::ShardSummary::decode(self.summary.as_slice())
+                    .map_err(|e| StreamError(format!("the summary does not decode: {e}")))?;
+                self.summary = Vec::new();
+                Ok(Pushed::Done(ShardOutput {
                     shard: s.shard,
                     records: s.records,
                     files: std::mem::take(&mut self.files),
@@ -352,6 +489,7 @@ mod tests {
                 pages: 2,
                 sheets: 2,
                 sha256: "00".into(),
+                template_sha256: "11".into(),
                 pdf: None,
             }],
             exceptions: vec![ExceptionEntry {
@@ -369,9 +507,46 @@ mod tests {
         let mut asm = ShardAssembler::default();
         let mut got = None;
         for m in msgs {
-            got = asm.push(m).unwrap();
+            if let Pushed::Done(o) = asm.push(m).unwrap() {
+                got = Some(o);
+            }
         }
         assert_eq!(got.unwrap(), out);
+        // An answer larger than the limit is refused.
+        let mut small = ShardAssembler::with_limit(CHUNK as u64);
+        let refused = shard_messages(out)
+            .into_iter()
+            .map(|m| small.push(m))
+            .any(|r| r.is_err());
+        assert!(refused);
+    }
+
+    #[test]
+    fn a_shard_of_any_size_is_sent_in_chunks() {
+        let big = "x".repeat(3 * CHUNK);
+        let records: Vec<RawRecord> = (1..=3)
+            .map(|n| RawRecord {
+                number: n,
+                line: n,
+                data: RawData::Json(format!("{{\"pad\":\"{big}\"}}")),
+            })
+            .collect();
+        let msgs = shard_request("r", 0, "h", &OutputParams::default(), &records);
+        assert!(msgs.len() > 9, "{} messages", msgs.len());
+        use prost::Message;
+        assert!(msgs.iter().all(|m| m.encoded_len() <= CHUNK + 64));
+        let mut bytes = Vec::new();
+        let mut count = 0;
+        for m in msgs {
+            match m.part.unwrap() {
+                v1::render_shard_request::Part::Header(h) => count = h.records,
+                v1::render_shard_request::Part::Records(c) => bytes.extend_from_slice(&c.data),
+            }
+        }
+        let back = decode_records(&bytes, count).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{records:?}"));
+        assert!(decode_records(&bytes, count + 1).is_err());
+        assert!(decode_records(&bytes[..bytes.len() - 1], count).is_err());
     }
 
     #[test]

@@ -1,64 +1,93 @@
-//! Runs: stream records through compose on every core and commit output in input order.
+//! Runs: a template over every record of an input, committed durably into an output
+//! folder the run owns. One entry point, [`run`], serves the in-process run and the
+//! node-backed run alike; only the [`Backend`]s differ.
 //!
-//! The input is cut into shards of `batch_records` consecutive records. One thread reads
-//! and cuts; N workers render whole shards ([`shard::render_shard`]) into memory; the
-//! calling thread commits shards in order: files first (each written under a temporary
-//! name and renamed), then the shard's lines of `documents.jsonl`, `exceptions.jsonl` and
-//! `warnings.jsonl`. Channels are bounded, so memory depends on the shards in flight,
-//! never on the size of the run (DESIGN.md invariant 5).
+//! 1. [`folder`]: the run's identity names it; it locks its output folder for its whole
+//!    life and refuses a folder holding another or a finished run unless told to replace it;
+//! 2. [`journal`]: a resumed run verifies every committed file and index segment against
+//!    the journal and repairs what was damaged;
+//! 3. [`schedule`]: shards are cut, rendered on the backends within a bounded window, and
+//!    committed in input order, exactly once, by [`commit`];
+//! 4. the run ends by writing `summary.json` and its final state in `run.json`.
+//!
+//! A shard's output ([`shard::render_shard`]) is a pure function of the template, its
+//! records and [`shard::OutputParams`], so any backend produces the same bytes.
 
+pub mod answer;
+pub mod backend;
+pub mod commit;
 pub mod compose;
+pub mod folder;
+pub mod journal;
 pub mod output;
 pub mod pool;
+pub mod schedule;
 pub mod shard;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::input::{InputError, InputFormat, RawRecord, RecordReader};
+pub use backend::{Backend, BackendError, LocalBackend, ShardWork};
+pub use folder::{FolderError, RunIdentity, RunStatus};
+pub use journal::CommitRecord;
+
+use crate::input::{InputError, InputFormat, RecordReader};
 use crate::template::Template;
-use compose::Worker;
-use output::JsonLines;
-use shard::{OutputParams, ShardOutput, render_shard};
+use folder::{Claim, OwnedFolder};
+use journal::Journal;
+use output::LocalDir;
+use shard::OutputParams;
 
-/// Options of a run.
+/// The engine's build, recorded in every `summary.json`.
+pub const ENGINE_BUILD: &str = concat!("pressrun-engine ", env!("CARGO_PKG_VERSION"));
+
+/// What a run renders, where, and how.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
+pub struct RunSpec {
     pub data: PathBuf,
     pub format: Option<InputFormat>,
     pub out: PathBuf,
     /// Records per shard: one print file per shard of consecutive input records.
     pub batch_records: u64,
-    /// Worker threads (0 = one per core).
-    pub threads: usize,
     /// Stop after this many records.
     pub limit: Option<u64>,
     /// What shapes the output's bytes.
     pub output: OutputParams,
+    /// Remove the outputs of another (or a finished) run in the folder first.
+    pub replace: bool,
+    /// Shards that may be rendered ahead of the commit point (0 = twice the backend slots).
+    pub window: usize,
+    /// Attempts before one shard fails the run.
+    pub max_attempts: u32,
+    /// Who ran it (`renderer render`, `dispatcher run`, …), recorded in `summary.json`.
+    pub runner: String,
 }
 
-impl Default for RunOptions {
+impl Default for RunSpec {
     fn default() -> Self {
         Self {
             data: PathBuf::new(),
             format: None,
             out: PathBuf::from("out"),
             batch_records: 1000,
-            threads: 0,
             limit: None,
             output: OutputParams::default(),
+            replace: false,
+            window: 0,
+            max_attempts: 8,
+            runner: "pressrun-engine".into(),
         }
     }
 }
 
-/// Counts of a finished run. `records == documents + rejected` always holds.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+/// Counts of a run. `records == documents + rejected` always holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub records: u64,
     pub documents: u64,
@@ -67,38 +96,57 @@ pub struct RunSummary {
     pub rejected: u64,
     pub warnings: u64,
     pub print_files: u32,
-    #[serde(skip)]
+}
+
+/// A finished (or stopped) run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub run_id: String,
+    pub status: RunStatus,
+    /// The canonical output folder.
+    pub out: PathBuf,
+    pub summary: RunSummary,
+    /// Shards committed by an earlier attempt and kept.
+    pub resumed_shards: u64,
+    /// Problems found in committed output and repaired.
+    pub repaired: Vec<String>,
+    pub input_sha256: String,
     pub elapsed: Duration,
 }
 
-impl RunSummary {
+impl RunReport {
     /// Pages per second of wall time.
     pub fn pages_per_second(&self) -> f64 {
-        self.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        self.summary.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// The one-line summary printed at the end of a run.
     pub fn line(&self) -> String {
+        let s = &self.summary;
         format!(
-            "records {} · documents {} · pages {} · sheets {} · rejected {} · warnings {} · {:.1} s · {:.0} pages/s",
-            self.records,
-            self.documents,
-            self.pages,
-            self.sheets,
-            self.rejected,
-            self.warnings,
+            "run {} {} · records {} · documents {} · pages {} · sheets {} · rejected {} · warnings {} · {:.1} s · {:.0} pages/s",
+            self.run_id,
+            self.status.as_str(),
+            s.records,
+            s.documents,
+            s.pages,
+            s.sheets,
+            s.rejected,
+            s.warnings,
             self.elapsed.as_secs_f64(),
             self.pages_per_second()
         )
     }
 }
 
-/// A run that could not go on (unreadable input, unwritable output). Bad records are
-/// not errors: they are rejected and the run goes on.
+/// A run that could not go on. Bad records are not errors: they are rejected and the
+/// run goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Input(#[from] InputError),
+    #[error(transparent)]
+    Folder(#[from] FolderError),
     #[error("cannot write output in {path}: {source}")]
     Output {
         path: String,
@@ -106,257 +154,423 @@ pub enum RunError {
     },
     #[error("nothing to write: enable print files or per-document PDFs")]
     NothingToWrite,
+    #[error("invalid run parameters: {0}")]
+    Params(String),
+    #[error("no backend can render: give at least one render thread or renderer node")]
+    NoBackend,
+    #[error("shard {shard} failed {attempts} times, last on {backend}: {error}")]
+    ShardFailed {
+        shard: u64,
+        attempts: u32,
+        backend: String,
+        error: BackendError,
+    },
+    #[error(
+        "shard {shard} rendered again differs from what was committed: the template, fonts or input changed since; start over with --replace"
+    )]
+    Diverged { shard: u64 },
+    #[error(
+        "the input changed while the run read it ({path}): its SHA-256 differs from the one the run started with"
+    )]
+    InputChanged { path: String },
     #[error("a worker thread failed: {0}")]
     Worker(String),
 }
 
-/// Progress: records composed so far (updated by workers, per record) and committed.
-#[derive(Clone, Copy, Debug, Default)]
+/// Progress of a run, reported after every committed shard.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Progress {
+    /// Records rendered so far (committed or not).
     pub composed: u64,
     pub records: u64,
     pub documents: u64,
     pub pages: u64,
     pub rejected: u64,
+    pub shards_committed: u64,
+    /// Known once the whole input has been read.
+    pub shards_total: Option<u64>,
 }
 
-/// Runs `template` over the records in `opts.data`, writing into `opts.out`.
-/// `progress` is called after every committed shard.
-pub fn run(
-    template: Arc<Template>,
-    opts: &RunOptions,
-    progress: &(dyn Fn(Progress) + Sync),
-) -> Result<RunSummary, RunError> {
-    if !opts.output.print_files && !opts.output.per_document {
-        return Err(RunError::NothingToWrite);
+/// What happens during a run, for progress bars, logs, metrics and run registries. Every
+/// method has a default that does nothing.
+pub trait RunObserver: Sync {
+    /// The run has its folder and knows where it resumes.
+    fn started(&self, _run_id: &str, _out: &Path, _resumed_shards: u64, _damage: &[String]) {}
+    /// A shard is committed (on disk and journaled).
+    fn committed(&self, _record: &CommitRecord, _progress: &Progress) {}
+    /// A backend rendered a shard in `elapsed`.
+    fn rendered(&self, _backend: &str, _shard: u64, _elapsed: Duration) {}
+    /// A backend failed a shard (it goes elsewhere).
+    fn failed(&self, _backend: &str, _shard: u64, _error: &BackendError) {}
+    /// A backend became healthy or unhealthy.
+    fn health(&self, _backend: &str, _healthy: bool) {}
+    /// Shards in flight on a backend went up or down by one.
+    fn in_flight(&self, _backend: &str, _delta: i64) {}
+    /// A committed shard's damaged files were rewritten.
+    fn repaired(&self, _shard: u64) {}
+}
+
+/// An observer that only reports progress.
+pub struct OnProgress<F>(pub F);
+
+impl<F: Fn(&Progress) + Sync> RunObserver for OnProgress<F> {
+    fn committed(&self, _record: &CommitRecord, progress: &Progress) {
+        (self.0)(progress)
     }
-    let started = Instant::now();
-    let out_err = |source: std::io::Error| RunError::Output {
-        path: opts.out.display().to_string(),
+}
+
+/// Stops a run from outside: `cancel` aborts it (committed shards stay, a later run
+/// resumes); `drain` lets the shards in flight finish and commit, then stops resumably.
+#[derive(Debug, Default)]
+pub struct RunControl {
+    cancel: AtomicBool,
+    drain: AtomicBool,
+}
+
+impl RunControl {
+    /// Asks the run to stop at once.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the run to finish what is in flight and stop.
+    pub fn drain(&self) {
+        self.drain.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether cancel was asked for.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Whether a drain was asked for.
+    pub fn draining(&self) -> bool {
+        self.drain.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads through to an inner reader and hashes every byte.
+struct Hashing<R> {
+    inner: R,
+    hash: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// SHA-256 and length of a file.
+fn file_sha256(path: &Path) -> Result<(String, u64), InputError> {
+    let err = |source| InputError::Open {
+        path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(&opts.out).map_err(out_err)?;
-    if opts.output.per_document {
-        std::fs::create_dir_all(opts.out.join("documents")).map_err(out_err)?;
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::other(
+            "not a regular file: name a JSON Lines or CSV file",
+        )));
     }
-    let reader = RecordReader::open(&opts.data, opts.format)?;
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hex::encode(h.finalize()), len))
+}
+
+/// A run whose identity is known (its input hashed, its folder named canonically).
+pub struct Prepared {
+    identity: RunIdentity,
+    format: InputFormat,
+    input: Option<(String, u64)>,
+    started: Instant,
+}
+
+impl Prepared {
+    /// The run id: a hash of everything that decides the run's output.
+    pub fn run_id(&self) -> String {
+        self.identity.run_id()
+    }
+
+    /// The identity.
+    pub fn identity(&self) -> &RunIdentity {
+        &self.identity
+    }
+
+    /// Takes the output folder for the run (see [`folder`]): from here until the run ends,
+    /// no other run can use it.
+    pub fn claim(self, spec: &RunSpec) -> Result<Claimed, RunError> {
+        let (owned, claim) = OwnedFolder::claim(
+            self.identity.clone(),
+            &spec.data.display().to_string(),
+            spec.replace,
+        )?;
+        Ok(Claimed {
+            prepared: self,
+            owned,
+            claim,
+        })
+    }
+}
+
+/// A run that holds its output folder.
+pub struct Claimed {
+    prepared: Prepared,
+    owned: OwnedFolder,
+    claim: Claim,
+}
+
+impl Claimed {
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        self.owned.run_id()
+    }
+
+    /// The canonical output folder.
+    pub fn out(&self) -> &Path {
+        self.owned.dir()
+    }
+}
+
+/// Checks the run's parameters and computes its identity (hashing the input file).
+pub fn prepare(template: &Template, spec: &RunSpec) -> Result<Prepared, RunError> {
+    let started = Instant::now();
+    if !spec.output.print_files && !spec.output.per_document {
+        return Err(RunError::NothingToWrite);
+    }
+    spec.output.validate().map_err(RunError::Params)?;
+    let stdin = spec.data.as_os_str() == "-";
+    let format = spec
+        .format
+        .or_else(|| InputFormat::from_path(&spec.data))
+        .ok_or_else(|| InputError::UnknownFormat(spec.data.display().to_string()))?;
+    let input = if stdin {
+        None
     } else {
-        opts.threads
+        Some(file_sha256(&spec.data)?)
     };
-    let (shard_tx, shard_rx) = bounded::<(u64, Vec<RawRecord>)>(threads);
-    let (result_tx, result_rx) = bounded::<ShardOutput>(threads);
-    let limit = opts.limit.unwrap_or(u64::MAX);
-    let size = opts.batch_records.max(1) as usize;
-    let composed = AtomicU64::new(0);
-
-    std::thread::scope(|s| -> Result<RunSummary, RunError> {
-        let reader_handle = s.spawn(move || -> Result<(), InputError> {
-            let mut shard = 0;
-            let mut records = Vec::with_capacity(size.min(4096));
-            for raw in reader {
-                let raw = raw?;
-                if raw.number > limit {
-                    break;
-                }
-                records.push(raw);
-                if records.len() == size {
-                    let full = std::mem::replace(&mut records, Vec::with_capacity(size.min(4096)));
-                    if shard_tx.send((shard, full)).is_err() {
-                        return Ok(());
-                    }
-                    shard += 1;
-                }
-            }
-            if !records.is_empty() {
-                let _ = shard_tx.send((shard, records));
-            }
-            Ok(())
-        });
-        for _ in 0..threads {
-            let rx = shard_rx.clone();
-            let tx = result_tx.clone();
-            let template = template.clone();
-            let params = opts.output.clone();
-            let composed = &composed;
-            s.spawn(move || {
-                let mut worker = Worker::default();
-                for (id, records) in rx {
-                    let out = render_shard(&template, id, &records, &params, &mut worker);
-                    composed.fetch_add(records.len() as u64, Ordering::Relaxed);
-                    if tx.send(out).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(result_tx);
-        drop(shard_rx);
-
-        let mut commit = Committer::create(opts)?;
-        let mut pending: BTreeMap<u64, ShardOutput> = BTreeMap::new();
-        let mut next = 0u64;
-        let mut failed = None;
-        for out in result_rx {
-            pending.insert(out.shard, out);
-            while let Some(out) = pending.remove(&next) {
-                next += 1;
-                if failed.is_none()
-                    && let Err(e) = commit.shard(out)
-                {
-                    failed = Some(e);
-                }
-                let s = &commit.summary;
-                progress(Progress {
-                    composed: composed.load(Ordering::Relaxed),
-                    records: s.records,
-                    documents: s.documents,
-                    pages: s.pages,
-                    rejected: s.rejected,
-                });
-            }
-        }
-        let read = reader_handle
-            .join()
-            .map_err(|_| RunError::Worker("the reader panicked".into()))?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read?;
-        if !pending.is_empty() {
-            return Err(RunError::Worker(format!(
-                "{} shards never came back from the workers",
-                pending.len()
-            )));
-        }
-        let mut summary = commit.finish()?;
-        summary.elapsed = started.elapsed();
-        Ok(summary)
+    let out = folder::canonical_out(&spec.out)?;
+    let identity = RunIdentity {
+        out: out.display().to_string(),
+        input_sha256: input.as_ref().map(|i| i.0.clone()),
+        input_bytes: input.as_ref().map(|i| i.1),
+        format: InputFormat::NAMES[format as usize].to_string(),
+        template_sha256: hex::encode(template.content_hash),
+        batch_records: spec.batch_records.max(1),
+        limit: spec.limit,
+        params: spec.output.clone(),
+    };
+    Ok(Prepared {
+        identity,
+        format,
+        input,
+        started,
     })
 }
 
-/// Where a run's index files ended after a committed shard, and the counts then.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
-pub struct Checkpoint {
-    pub documents_len: u64,
-    pub exceptions_len: u64,
-    pub warnings_len: u64,
-    pub summary: RunSummary,
+/// Prepares, claims and runs: the whole run in one call.
+pub fn run(
+    template: Arc<Template>,
+    spec: &RunSpec,
+    backends: &[Arc<dyn Backend>],
+    control: &RunControl,
+    observer: &dyn RunObserver,
+) -> Result<RunReport, RunError> {
+    let claimed = prepare(&template, spec)?.claim(spec)?;
+    run_claimed(template, spec, claimed, backends, control, observer)
 }
 
-/// Commits shard output to the output folder, in order.
-pub struct Committer {
-    dir: PathBuf,
-    store: Box<dyn output::OutputStore>,
-    index: JsonLines,
-    exceptions: JsonLines,
-    warnings: JsonLines,
-    pub summary: RunSummary,
+/// Runs `template` over the records in `spec.data` on `backends`, writing into the
+/// claimed folder.
+///
+/// Returns the report of a run that completed, was stopped by a drain, or was cancelled;
+/// an error when it could not go on (its committed shards stay, and the same run resumes).
+pub fn run_claimed(
+    template: Arc<Template>,
+    spec: &RunSpec,
+    claimed: Claimed,
+    backends: &[Arc<dyn Backend>],
+    control: &RunControl,
+    observer: &dyn RunObserver,
+) -> Result<RunReport, RunError> {
+    let Claimed {
+        prepared,
+        owned,
+        claim,
+    } = claimed;
+    let Prepared {
+        format,
+        input,
+        started,
+        ..
+    } = prepared;
+    let stdin = input.is_none();
+    let template_sha256 = hex::encode(template.content_hash);
+    let dir = owned.dir().to_path_buf();
+    let io = |source| RunError::Output {
+        path: dir.display().to_string(),
+        source,
+    };
+    folder::remove_partials(&dir).map_err(io)?;
+    let store = LocalDir(dir.clone());
+    let (mut journal, records) = Journal::open(&dir).map_err(io)?;
+    let verified = match claim {
+        Claim::Resume => journal::verify(&dir, &store, &records).map_err(io)?,
+        Claim::Fresh => journal::Verified::default(),
+    };
+    if verified.keep < records.len() {
+        journal.truncate(&records, verified.keep).map_err(io)?;
+    }
+    let kept = &records[..verified.keep];
+    for d in &verified.damage {
+        tracing::warn!(run = owned.run_id(), "committed output damaged: {d}");
+    }
+    if !kept.is_empty() {
+        tracing::info!(
+            run = owned.run_id(),
+            shards = kept.len(),
+            "resuming after the verified committed shards"
+        );
+    }
+    observer.started(owned.run_id(), &dir, kept.len() as u64, &verified.damage);
+    let mut committer = commit::Committer::open(&dir, Box::new(store), journal, kept.last())?;
+
+    // The input, hashed while it is read: it must be the input the run was named for.
+    let hash = Arc::new(Mutex::new(Sha256::new()));
+    let reader: Box<dyn Read + Send> = if stdin {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(&spec.data).map_err(|source| InputError::Open {
+                path: spec.data.display().to_string(),
+                source,
+            })?,
+        )
+    };
+    let reader = Hashing {
+        inner: reader,
+        hash: hash.clone(),
+    };
+    let reader =
+        RecordReader::from_reader(Box::new(reader), format, &spec.data.display().to_string())?;
+    let limit = spec.limit.unwrap_or(u64::MAX);
+    let records_in = reader.take_while(|r| r.as_ref().map_or(true, |r| r.number <= limit));
+
+    let slots: usize = backends.iter().map(|b| b.slots()).sum();
+    let plan = schedule::Plan {
+        run_id: owned.run_id().into(),
+        template_sha256: template_sha256.clone().into(),
+        params: Arc::new(spec.output.clone()),
+        batch_records: spec.batch_records.max(1) as usize,
+        resume: kept.len() as u64,
+        repair: verified.repair.iter().copied().collect(),
+        kept,
+        window: if spec.window == 0 {
+            (2 * slots).max(2)
+        } else {
+            spec.window
+        },
+        max_attempts: spec.max_attempts.max(1),
+    };
+    let ended = schedule::execute(
+        &plan,
+        records_in,
+        &mut committer,
+        backends,
+        control,
+        observer,
+    );
+    let status = match &ended {
+        Ok(schedule::Ended::Completed) => RunStatus::Succeeded,
+        Ok(schedule::Ended::Stopped) => RunStatus::Stopped,
+        Ok(schedule::Ended::Cancelled) => RunStatus::Cancelled,
+        Err(_) => RunStatus::Failed,
+    };
+    let read_sha256 = hex::encode(
+        std::mem::take(&mut *hash.lock().unwrap_or_else(|e| e.into_inner())).finalize(),
+    );
+    let ended = match ended {
+        // Only a run that read its whole input can compare the hash.
+        Ok(schedule::Ended::Completed)
+            if spec.limit.is_none() && input.as_ref().is_some_and(|i| i.0 != read_sha256) =>
+        {
+            Err(RunError::InputChanged {
+                path: spec.data.display().to_string(),
+            })
+        }
+        other => other,
+    };
+    let status = if ended.is_err() {
+        RunStatus::Failed
+    } else {
+        status
+    };
+    let report = RunReport {
+        run_id: owned.run_id().to_string(),
+        status,
+        out: dir.clone(),
+        summary: committer.summary.clone(),
+        resumed_shards: kept.len() as u64,
+        repaired: verified.damage.clone(),
+        input_sha256: input.map(|i| i.0).unwrap_or(read_sha256),
+        elapsed: started.elapsed(),
+    };
+    if status == RunStatus::Succeeded {
+        write_summary(&dir, &template, spec, &report, backends).map_err(io)?;
+    }
+    owned.set_status(status).map_err(io)?;
+    ended.map(|_| report)
 }
 
-impl Committer {
-    /// Reopens the index files of a run at a checkpoint, with the counts it had then.
-    pub fn resume(opts: &RunOptions, at: &Checkpoint) -> Result<Self, RunError> {
-        let out_err = |source: std::io::Error| RunError::Output {
-            path: opts.out.display().to_string(),
-            source,
-        };
-        Ok(Self {
-            dir: opts.out.clone(),
-            store: Box::new(output::LocalDir(opts.out.clone())),
-            index: JsonLines::open_at(&opts.out.join("documents.jsonl"), at.documents_len)
-                .map_err(out_err)?,
-            exceptions: JsonLines::open_at(&opts.out.join("exceptions.jsonl"), at.exceptions_len)
-                .map_err(out_err)?,
-            warnings: JsonLines::open_at(&opts.out.join("warnings.jsonl"), at.warnings_len)
-                .map_err(out_err)?,
-            summary: at.summary.clone(),
-        })
-    }
-
-    /// Flushes the index files and returns where they end: a point to resume from.
-    pub fn checkpoint(&mut self) -> Result<Checkpoint, RunError> {
-        let err = |source: std::io::Error| RunError::Output {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        self.index.flush().map_err(err)?;
-        self.exceptions.flush().map_err(err)?;
-        self.warnings.flush().map_err(err)?;
-        Ok(Checkpoint {
-            documents_len: self.index.len(),
-            exceptions_len: self.exceptions.len(),
-            warnings_len: self.warnings.len(),
-            summary: self.summary.clone(),
-        })
-    }
-
-    /// Creates (truncates) the index files in `opts.out`.
-    pub fn create(opts: &RunOptions) -> Result<Self, RunError> {
-        let out_err = |source: std::io::Error| RunError::Output {
-            path: opts.out.display().to_string(),
-            source,
-        };
-        Ok(Self {
-            dir: opts.out.clone(),
-            store: Box::new(output::LocalDir(opts.out.clone())),
-            index: JsonLines::create(&opts.out.join("documents.jsonl")).map_err(out_err)?,
-            exceptions: JsonLines::create(&opts.out.join("exceptions.jsonl")).map_err(out_err)?,
-            warnings: JsonLines::create(&opts.out.join("warnings.jsonl")).map_err(out_err)?,
-            summary: RunSummary::default(),
-        })
-    }
-
-    /// Sends the shard files to another store (the index files stay in the output folder).
-    pub fn with_store(mut self, store: Box<dyn output::OutputStore>) -> Self {
-        self.store = store;
-        self
-    }
-
-    /// Writes a shard's files (atomically, each) and then its index lines.
-    pub fn shard(&mut self, out: ShardOutput) -> Result<(), RunError> {
-        let err = |source: std::io::Error| RunError::Output {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        for f in &out.files {
-            self.store.put(&f.name, &f.bytes).map_err(err)?;
-            if f.name.starts_with("print-") {
-                self.summary.print_files += 1;
-            }
-        }
-        // Documents and exceptions interleave by record number, as in the input.
-        for d in &out.documents {
-            self.index.write(d).map_err(err)?;
-        }
-        for e in &out.exceptions {
-            self.exceptions.write(e).map_err(err)?;
-        }
-        for w in &out.warnings {
-            self.warnings.write(w).map_err(err)?;
-        }
-        let s = &mut self.summary;
-        s.records += out.records;
-        s.documents += out.documents.len() as u64;
-        s.rejected += out.exceptions.len() as u64;
-        s.warnings += out.warnings.len() as u64;
-        s.pages += out.pages;
-        s.sheets += out.sheets;
-        Ok(())
-    }
-
-    /// Flushes the index files and returns the counts.
-    pub fn finish(mut self) -> Result<RunSummary, RunError> {
-        let err = |source: std::io::Error| RunError::Output {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        self.index.flush().map_err(err)?;
-        self.exceptions.flush().map_err(err)?;
-        self.warnings.flush().map_err(err)?;
-        Ok(self.summary)
-    }
+/// Writes `summary.json`: what was run, by what, on what, and the counts.
+fn write_summary(
+    dir: &Path,
+    template: &Template,
+    spec: &RunSpec,
+    report: &RunReport,
+    backends: &[Arc<dyn Backend>],
+) -> std::io::Result<()> {
+    let summary = serde_json::json!({
+        "run_id": report.run_id,
+        "status": report.status.as_str(),
+        "runner": spec.runner,
+        "engine": ENGINE_BUILD,
+        "template": {
+            "id": template.id,
+            "version": template.version,
+            "content_hash": hex::encode(template.content_hash),
+        },
+        "input": {
+            "path": spec.data.display().to_string(),
+            "sha256": report.input_sha256,
+        },
+        "run_date": spec.output.run_date,
+        "params": spec.output,
+        "batch_records": spec.batch_records,
+        "limit": spec.limit,
+        "backends": backends.iter().map(|b| b.name()).collect::<Vec<_>>(),
+        "summary": report.summary,
+        "resumed_shards": report.resumed_shards,
+        "repaired": report.repaired,
+        "elapsed_seconds": report.elapsed.as_secs_f64(),
+    });
+    output::write_durably(
+        &dir.join(folder::SUMMARY),
+        &serde_json::to_vec_pretty(&summary)?,
+    )
 }

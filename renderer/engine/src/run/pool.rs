@@ -4,11 +4,12 @@
 //! instead of an unbounded queue).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
 use super::compose::Worker;
-use super::shard::{OutputParams, ShardOutput, render_shard};
+use super::shard::{Cancelled, OutputParams, ShardOutput, render_shard_until};
 use crate::input::RawRecord;
 use crate::template::Template;
 
@@ -18,44 +19,63 @@ pub struct Job {
     pub shard: u64,
     pub records: Vec<RawRecord>,
     pub params: OutputParams,
-    pub reply: Box<dyn FnOnce(ShardOutput) + Send>,
+    /// Set by the caller when it no longer wants the answer (it went away): a queued job
+    /// is skipped, a running one stops at the next record.
+    pub cancel: Arc<AtomicBool>,
+    /// Receives the output, or `Cancelled`.
+    pub reply: Box<dyn FnOnce(Result<ShardOutput, Cancelled>) + Send>,
 }
 
 /// Fixed render threads fed by a bounded queue.
 pub struct RenderPool {
     tx: Sender<Job>,
+    busy: Arc<AtomicUsize>,
+    threads: usize,
 }
 
 impl RenderPool {
     /// Starts `threads` render threads behind a queue of `queue` jobs.
     pub fn new(threads: usize, queue: usize) -> Self {
         let (tx, rx) = bounded::<Job>(queue);
+        let busy = Arc::new(AtomicUsize::new(0));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
+            let busy = busy.clone();
             std::thread::Builder::new()
                 .name(format!("render-{i}"))
                 .spawn(move || {
                     let mut worker = Worker::default();
                     for job in rx {
+                        if job.cancel.load(Ordering::Relaxed) {
+                            (job.reply)(Err(Cancelled));
+                            continue;
+                        }
+                        busy.fetch_add(1, Ordering::SeqCst);
                         let span = tracing::info_span!(
                             "shard",
                             shard = job.shard,
                             records = job.records.len()
                         );
                         let _e = span.enter();
-                        let out = render_shard(
+                        let out = render_shard_until(
                             &job.template,
                             job.shard,
                             &job.records,
                             &job.params,
                             &mut worker,
+                            &job.cancel,
                         );
+                        busy.fetch_sub(1, Ordering::SeqCst);
                         (job.reply)(out);
                     }
                 })
                 .expect("render threads start");
         }
-        Self { tx }
+        Self {
+            tx,
+            busy,
+            threads: threads.max(1),
+        }
     }
 
     /// Queues a job, or hands it back when the queue is full.
@@ -74,5 +94,15 @@ impl RenderPool {
     /// Jobs waiting for a thread.
     pub fn queued(&self) -> usize {
         self.tx.len()
+    }
+
+    /// Jobs being rendered now.
+    pub fn running(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// Render threads.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 }

@@ -37,6 +37,25 @@ pub struct OutputParams {
     pub compression: u8,
 }
 
+impl OutputParams {
+    /// Checks the parameters, as they arrive from a command line or over the wire.
+    pub fn validate(&self) -> Result<(), String> {
+        if crate::template::parse_date(&self.run_date).is_none() {
+            return Err(format!(
+                "run date {:?} is not a calendar date YYYY-MM-DD",
+                self.run_date
+            ));
+        }
+        if !(1..=9).contains(&self.compression) {
+            return Err(format!("compression {} is outside 1..=9", self.compression));
+        }
+        if self.batch_sheets == Some(0) || self.batch_documents == Some(0) {
+            return Err("batch sizes must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for OutputParams {
     fn default() -> Self {
         Self {
@@ -66,6 +85,8 @@ pub struct DocumentEntry {
     pub sheets: u32,
     /// SHA-256 of the document's content (see `pdf::EncodedDocument::content_hash`).
     pub sha256: String,
+    /// Content hash of the template version the document was rendered with.
+    pub template_sha256: String,
     /// Per-document PDF, relative to the output folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdf: Option<String>,
@@ -112,6 +133,11 @@ pub struct ShardOutput {
     pub sheets: u64,
 }
 
+/// A render given up because its caller asked (the caller went away, the run ended).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the render was cancelled")]
+pub struct Cancelled;
+
 /// Renders shard `shard` (records in input order) into memory.
 ///
 /// A record that panics the engine is rejected with the panic's message, never lost.
@@ -122,6 +148,26 @@ pub fn render_shard(
     params: &OutputParams,
     worker: &mut Worker,
 ) -> ShardOutput {
+    render_shard_until(
+        template,
+        shard,
+        records,
+        params,
+        worker,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("never cancelled")
+}
+
+/// Renders a shard like [`render_shard`], giving up between records once `cancel` is set.
+pub fn render_shard_until(
+    template: &Template,
+    shard: u64,
+    records: &[RawRecord],
+    params: &OutputParams,
+    worker: &mut Worker,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<ShardOutput, Cancelled> {
     let env = PdfEnv {
         fonts: template.fonts.clone(),
         images: template.images.clone(),
@@ -137,7 +183,11 @@ pub fn render_shard(
     };
     let capacity = worker.print_bytes_per_document * records.len() * 11 / 10;
     let mut print = PrintFile::new(shard, env.clone(), print_opts, template, capacity);
+    let template_sha256 = hex::encode(template.content_hash);
     for raw in records {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Cancelled);
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             document(template, raw, params, &env, worker)
         }));
@@ -165,6 +215,7 @@ pub fn render_shard(
                     pages,
                     sheets: sheets_for(pages, params.duplex),
                     sha256: hex::encode(doc.content_hash),
+                    template_sha256: template_sha256.clone(),
                     pdf: None,
                 };
                 if let Some(enc) = &doc.print {
@@ -215,7 +266,7 @@ pub fn render_shard(
         }
     }
     print.finish_into(&mut out.files, worker);
-    out
+    Ok(out)
 }
 
 /// A document of a shard, encoded.
