@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Runs Pressrun's whole test suite on a machine with only the Rust toolchain.
-# Installs what the tests need (qpdf, poppler-utils) with apt-get, or fails saying what is missing.
+# Installs what the tests need (qpdf, poppler-utils, promtool from prometheus) with apt-get,
+# or fails saying what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
 { command -v pdftotext && command -v pdfinfo && command -v pdffonts; } >/dev/null 2>&1 || missing+=(poppler-utils)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
-  echo "test.sh: installing ${missing[*]} (needed by the PDF checks)" >&2
+  echo "test.sh: installing ${missing[*]} (needed by the PDF and metrics checks)" >&2
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "test.sh: missing ${missing[*]}: install them with apt-get (root needed)" >&2
     exit 1

@@ -1,8 +1,12 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: locate the real binaries, run them,
 //! and inspect PDFs with qpdf and poppler (missing tools fail the test, never skip it).
 
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -111,4 +115,240 @@ pub fn spawn_listening(cmd: &mut Command, prefix: &str) -> (std::process::Child,
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
     (child, addr)
+}
+
+/// A renderer node process, killed when dropped.
+pub struct NodeProc {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl NodeProc {
+    pub fn start() -> NodeProc {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> NodeProc {
+        let (child, addr) = spawn_listening(
+            Command::new(bin("renderer"))
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--threads",
+                    "1",
+                    "--drain-seconds",
+                    "2",
+                ])
+                .args(extra),
+            "renderer listening on ",
+        );
+        NodeProc { child, addr }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn statements(dir: &Path, n: u64) -> PathBuf {
+    let out = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "statement",
+        "--records",
+        &n.to_string(),
+        "--seed",
+        "5",
+    ]));
+    assert!(out.status.success());
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    // Two bad records: counts must still reconcile.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[3] = "{ not json";
+    lines[17] = "{\"customer\": {}}";
+    text = lines.join("\n") + "\n";
+    let path = dir.join("statements.jsonl");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn embedded(dir: &Path, data: &Path) -> PathBuf {
+    let out = dir.join("embedded");
+    let res = run(Command::new(bin("renderer"))
+        .args([
+            "render",
+            "--quiet",
+            "--run-date",
+            "2026-11-23",
+            "--batch-records",
+            "10",
+            "--threads",
+            "2",
+            "--template",
+        ])
+        .arg(root().join("examples/statement"))
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    out
+}
+
+/// `dispatcher run` of the example statement in shards of 10 records.
+pub fn dispatcher(data: &Path, out: &Path, nodes: &[&str], extra: &[&str]) -> Command {
+    dispatcher_batch(data, out, nodes, 10, extra)
+}
+
+/// `dispatcher run` of the example statement in shards of `batch` records.
+pub fn dispatcher_batch(
+    data: &Path,
+    out: &Path,
+    nodes: &[&str],
+    batch: u64,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = Command::new(bin("dispatcher"));
+    cmd.args([
+        "run",
+        "--quiet",
+        "--log",
+        "info",
+        "--run-date",
+        "2026-11-23",
+        "--batch-records",
+        &batch.to_string(),
+        "--template",
+    ])
+    .arg(root().join("examples/statement"))
+    .arg("--data")
+    .arg(data)
+    .arg("--out")
+    .arg(out)
+    .args(extra);
+    for n in nodes {
+        cmd.args(["--renderer", n]);
+    }
+    cmd
+}
+
+/// Every output file, by name, except the run's own bookkeeping.
+pub fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for sub in ["", "documents"] {
+        let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.file_type().unwrap().is_file()
+                && !name.starts_with("run-state")
+                && !["summary.json", "run.json", "run.lock", "commits.jsonl"]
+                    .contains(&name.as_str())
+            {
+                files.insert(format!("{sub}/{name}"), fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    files
+}
+
+pub fn assert_same_output(a: &Path, b: &Path) {
+    let (fa, fb) = (outputs(a), outputs(b));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (name, bytes) in &fa {
+        assert!(
+            bytes == &fb[name],
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+pub fn wait_for_lines(path: &Path, n: usize, limit: Duration) {
+    // Polls every 20 ms, giving up after `limit` worth of polls.
+    for _ in 0..(limit.as_millis() / 20).max(1) {
+        if fs::read_to_string(path)
+            .map(|s| s.lines().count() >= n)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never reached {n} lines", path.display());
+}
+
+/// GETs /metrics over plain HTTP/1.1, retrying until the endpoint answers.
+pub fn scrape(addr: &str) -> String {
+    for _ in 0..200 {
+        if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(
+                conn,
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut body = String::new();
+            let _ = conn.read_to_string(&mut body);
+            if body.starts_with("HTTP/1.1 200") {
+                return body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no metrics at {addr}");
+}
+
+/// Checks a Prometheus exposition with `promtool check metrics` (Debian `prometheus`);
+/// fails loudly when promtool is missing or finds a problem.
+pub fn promtool_check(exposition: &str) {
+    let body = exposition
+        .split_once("\r\n\r\n")
+        .map_or(exposition, |(_, b)| b);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool is required by this test but cannot run ({e}): install the Debian package prometheus (scripts/test.sh does)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (for servers that take an address rather than port 0).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }

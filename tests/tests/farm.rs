@@ -1,183 +1,16 @@
 //! End-to-end: the dispatcher sharding runs over real renderer node processes on 127.0.0.1.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use pressrun_tests::{bin, jsonl, root, run, spawn_listening};
-
-/// A renderer node process, killed when dropped.
-struct NodeProc {
-    child: Child,
-    addr: String,
-}
-
-impl NodeProc {
-    fn start() -> NodeProc {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> NodeProc {
-        let (child, addr) = spawn_listening(
-            Command::new(bin("renderer"))
-                .args([
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--threads",
-                    "1",
-                    "--drain-seconds",
-                    "2",
-                ])
-                .args(extra),
-            "renderer listening on ",
-        );
-        NodeProc { child, addr }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn statements(dir: &Path, n: u64) -> PathBuf {
-    let out = run(Command::new(bin("renderer")).args([
-        "example-data",
-        "statement",
-        "--records",
-        &n.to_string(),
-        "--seed",
-        "5",
-    ]));
-    assert!(out.status.success());
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    // Two bad records: counts must still reconcile.
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines[3] = "{ not json";
-    lines[17] = "{\"customer\": {}}";
-    text = lines.join("\n") + "\n";
-    let path = dir.join("statements.jsonl");
-    fs::write(&path, text).unwrap();
-    path
-}
-
-fn embedded(dir: &Path, data: &Path) -> PathBuf {
-    let out = dir.join("embedded");
-    let res = run(Command::new(bin("renderer"))
-        .args([
-            "render",
-            "--quiet",
-            "--run-date",
-            "2026-11-23",
-            "--batch-records",
-            "10",
-            "--threads",
-            "2",
-            "--template",
-        ])
-        .arg(root().join("examples/statement"))
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(&out));
-    assert_eq!(
-        res.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    out
-}
-
-fn dispatcher(data: &Path, out: &Path, nodes: &[&str], extra: &[&str]) -> Command {
-    let mut cmd = Command::new(bin("dispatcher"));
-    cmd.args([
-        "run",
-        "--quiet",
-        "--log",
-        "info",
-        "--run-date",
-        "2026-11-23",
-        "--batch-records",
-        "10",
-        "--template",
-    ])
-    .arg(root().join("examples/statement"))
-    .arg("--data")
-    .arg(data)
-    .arg("--out")
-    .arg(out)
-    .args(extra);
-    for n in nodes {
-        cmd.args(["--renderer", n]);
-    }
-    cmd
-}
-
-/// Every output file, by name, except the run's own bookkeeping.
-fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for sub in ["", "documents"] {
-        let Ok(entries) = fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().to_string();
-            if e.file_type().unwrap().is_file()
-                && !name.starts_with("run-state")
-                && !["summary.json", "run.json", "run.lock", "commits.jsonl"]
-                    .contains(&name.as_str())
-            {
-                files.insert(format!("{sub}/{name}"), fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    files
-}
-
-fn assert_same_output(a: &Path, b: &Path) {
-    let (fa, fb) = (outputs(a), outputs(b));
-    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
-    for (name, bytes) in &fa {
-        assert!(
-            bytes == &fb[name],
-            "{name} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
-}
-
-fn wait_for_lines(path: &Path, n: usize, limit: Duration) {
-    // Polls every 20 ms, giving up after `limit` worth of polls.
-    for _ in 0..(limit.as_millis() / 20).max(1) {
-        if fs::read_to_string(path)
-            .map(|s| s.lines().count() >= n)
-            .unwrap_or(false)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{} never reached {n} lines", path.display());
-}
+use pressrun_tests::{
+    NodeProc, assert_same_output, dispatcher, embedded, jsonl, promtool_check, run, scrape,
+    statements, wait_for_lines,
+};
 
 #[test]
 fn three_nodes_give_the_embedded_bytes_and_reconcile() {
@@ -322,8 +155,10 @@ fn hung_and_garbage_nodes_are_timed_out_and_their_work_moved() {
     // Once work flows, freeze one node: it holds its shards and never answers.
     wait_for_lines(&out.join("documents.jsonl"), 1, Duration::from_secs(60));
     hung.signal("-STOP");
-    // While the run waits for the hung node, the metrics endpoint answers.
+    // While the run waits for the hung node, the metrics endpoint answers, and promtool
+    // accepts what it says.
     let metrics = scrape(&metrics_addr);
+    promtool_check(&metrics);
     for name in [
         "pressrun_pages_rendered",
         "pressrun_shards_committed_total",
@@ -356,27 +191,6 @@ fn hung_and_garbage_nodes_are_timed_out_and_their_work_moved() {
             .any(|l| l.contains("stalled") && l.contains(&hung.addr)),
         "the hung node was not reported stalled:\n{err}"
     );
-}
-
-/// GETs /metrics over plain HTTP/1.1, retrying until the endpoint answers.
-fn scrape(addr: &str) -> String {
-    for _ in 0..200 {
-        if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
-            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            write!(
-                conn,
-                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut body = String::new();
-            let _ = conn.read_to_string(&mut body);
-            if body.starts_with("HTTP/1.1 200") {
-                return body;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no metrics at {addr}");
 }
 
 #[test]

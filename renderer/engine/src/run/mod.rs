@@ -23,6 +23,8 @@ pub mod output;
 pub mod pool;
 pub mod schedule;
 pub mod shard;
+#[cfg(test)]
+mod tests;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
