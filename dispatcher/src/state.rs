@@ -28,12 +28,19 @@ pub struct RunRow {
 
 /// A registry problem.
 #[derive(Debug, thiserror::Error)]
-#[error("run registry database: {0}")]
-pub struct StateError(#[from] rusqlite::Error);
+pub enum StateError {
+    #[error("run registry database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot create the run registry's folder: {0}")]
+    Folder(#[from] std::io::Error),
+}
 
 impl State {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -90,6 +90,10 @@ enum Command {
         /// Largest shard accepted, in bytes of records.
         #[arg(long, default_value_t = 2 << 30)]
         max_shard_bytes: u64,
+        /// Also serve the gRPC health service alone, in plain text, on this address: for
+        /// orchestrator probes that cannot speak TLS (Kubernetes gRPC probes).
+        #[arg(long)]
+        health_listen: Option<std::net::SocketAddr>,
     },
     /// Compile a template and report every problem with file, line and column.
     Check {
@@ -162,6 +166,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             allow_unauthenticated,
             metrics_listen,
             max_shard_bytes,
+            health_listen,
         } => {
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
@@ -196,6 +201,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 std::time::Duration::from_secs(drain_seconds),
                 security,
                 node::Limits { max_shard_bytes },
+                health_listen,
             ))?;
             Ok(exit::OK)
         }

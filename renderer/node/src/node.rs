@@ -352,6 +352,7 @@ pub async fn serve(
     drain: Duration,
     security: Security,
     limits: Limits,
+    health_listen: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let node = Arc::new(Node::new(threads, limits));
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -363,6 +364,21 @@ pub async fn serve(
     tracing::info!(%local, threads, "renderer node serving");
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<RendererServer<Node>>().await;
+    if let Some(addr) = health_listen {
+        // Plain-text health only, for probes; it shares the reporter, so it turns
+        // NOT_SERVING when the node drains.
+        let probe = tonic::transport::Server::builder().add_service(health.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, "health for probes");
+        tokio::spawn(async move {
+            if let Err(e) = probe
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+            {
+                tracing::warn!("health listener ended: {e}");
+            }
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_reporter = reporter.clone();
     tokio::spawn(async move {
