@@ -61,13 +61,25 @@ fn kubernetes_renderers_run_as_a_numeric_user_with_tls_and_a_token_behind_a_head
         "the renderer service must be headless"
     );
     let pod = &r[0]["spec"]["template"]["spec"];
-    assert!(pod["securityContext"]["runAsUser"].as_u64().is_some_and(|u| u > 0));
+    assert!(
+        pod["securityContext"]["runAsUser"]
+            .as_u64()
+            .is_some_and(|u| u > 0)
+    );
     assert!(pod["securityContext"]["fsGroup"].as_u64().is_some());
     assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
     let container = &pod["containers"][0];
     let args = strings(&container["args"]);
-    for needed in ["--tls-cert=", "--tls-key=", "--token-file=", "--health-listen="] {
-        assert!(args.iter().any(|a| a.starts_with(needed)), "{needed} missing: {args:?}");
+    for needed in [
+        "--tls-cert=",
+        "--tls-key=",
+        "--token-file=",
+        "--health-listen=",
+    ] {
+        assert!(
+            args.iter().any(|a| a.starts_with(needed)),
+            "{needed} missing: {args:?}"
+        );
     }
     let health = args
         .iter()
@@ -103,7 +115,11 @@ fn the_kubernetes_run_job_talks_tls_with_a_token_and_its_command_line_parses() {
     let d = documents("deploy/k8s/dispatcher.yaml");
     assert_eq!(kinds(&d), ["PersistentVolumeClaim", "Job"]);
     let pod = &d[1]["spec"]["template"]["spec"];
-    assert!(pod["securityContext"]["runAsUser"].as_u64().is_some_and(|u| u > 0));
+    assert!(
+        pod["securityContext"]["runAsUser"]
+            .as_u64()
+            .is_some_and(|u| u > 0)
+    );
     assert!(pod["securityContext"]["fsGroup"].as_u64().is_some());
     let args = strings(&pod["containers"][0]["args"]);
     assert!(args.contains(&"--renderer=pressrun-renderer:50051".to_string()));
@@ -116,7 +132,8 @@ fn the_kubernetes_run_job_talks_tls_with_a_token_and_its_command_line_parses() {
     secrets(dir.path());
     let d = dir.path().display().to_string();
     fs::create_dir_all(dir.path().join("runs/input")).unwrap();
-    let records = run(Command::new(bin("renderer")).args(["example-data", "statement", "--records", "2"]));
+    let records =
+        run(Command::new(bin("renderer")).args(["example-data", "statement", "--records", "2"]));
     fs::write(dir.path().join("runs/input/records.jsonl"), records.stdout).unwrap();
     let local: Vec<String> = args
         .iter()
@@ -124,7 +141,10 @@ fn the_kubernetes_run_job_talks_tls_with_a_token_and_its_command_line_parses() {
             a.replace("/etc/pressrun/tls", &d)
                 .replace("/etc/pressrun/token", &d)
                 .replace("/runs/", &format!("{d}/runs/"))
-                .replace("/opt/pressrun/examples", &root().join("examples").display().to_string())
+                .replace(
+                    "/opt/pressrun/examples",
+                    &root().join("examples").display().to_string(),
+                )
                 .replace("0.0.0.0:9100", &free_addr())
         })
         .collect();
@@ -136,7 +156,8 @@ fn the_kubernetes_run_job_talks_tls_with_a_token_and_its_command_line_parses() {
 
 #[test]
 fn the_systemd_unit_loads_tls_and_the_token_as_credentials_and_starts_a_node() {
-    let unit = fs::read_to_string(root().join("deploy/systemd/pressrun-renderer@.service")).unwrap();
+    let unit =
+        fs::read_to_string(root().join("deploy/systemd/pressrun-renderer@.service")).unwrap();
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
@@ -161,7 +182,10 @@ fn the_systemd_unit_loads_tls_and_the_token_as_credentials_and_starts_a_node() {
 #[test]
 fn the_image_runs_as_a_numeric_user_and_a_node_needs_its_token() {
     let docker = fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
-    assert!(docker.lines().any(|l| l.trim() == "USER 10001:10001"), "{docker}");
+    assert!(
+        docker.lines().any(|l| l.trim() == "USER 10001:10001"),
+        "{docker}"
+    );
     assert!(docker.contains("--token-file"), "{docker}");
 }
 

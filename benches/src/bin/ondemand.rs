@@ -1,5 +1,6 @@
 //! On-demand latency: one 3-page statement rendered through the dispatcher's gRPC API
-//! (`RenderNow`), sequentially, many times; prints p50, p99 and max.
+//! (`RenderNow`) many times, by one client or several at once (each on its own
+//! connection); prints p50, p99 and max.
 //!
 //! Start a server first (`dispatcher serve --listen 127.0.0.1:50050 --state S`) or use
 //! `benches/ondemand.sh`.
@@ -24,6 +25,9 @@ struct Args {
     /// Pages of the statement to render.
     #[arg(long, default_value_t = 3)]
     pages: u32,
+    /// Concurrent clients, each on its own connection, sharing the requests.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -61,27 +65,42 @@ async fn main() -> anyhow::Result<()> {
     let Some(record) = record else {
         bail!("no example statement has {} pages", args.pages)
     };
-    // Warm up, then time.
+    // Warm up, then time: every client on its own connection.
     for _ in 0..200 {
         client.render_now(call(record.clone())).await?;
     }
+    let clients = args.clients.max(1);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = DispatcherClient::connect(format!("http://{}", args.server)).await?;
+        let n = args.requests / clients + usize::from(c < args.requests % clients);
+        let req = call(record.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut times: Vec<Duration> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let started = Instant::now();
+                let answer = client.render_now(req.clone()).await?.into_inner();
+                times.push(started.elapsed());
+                if !matches!(
+                    answer.result,
+                    Some(render_document_response::Result::Document(_))
+                ) {
+                    bail!("the record was rejected: {answer:?}");
+                }
+            }
+            anyhow::Ok(times)
+        }));
+    }
     let mut times: Vec<Duration> = Vec::with_capacity(args.requests);
-    for _ in 0..args.requests {
-        let started = Instant::now();
-        let answer = client.render_now(call(record.clone())).await?.into_inner();
-        times.push(started.elapsed());
-        if !matches!(
-            answer.result,
-            Some(render_document_response::Result::Document(_))
-        ) {
-            bail!("the record was rejected: {answer:?}");
-        }
+    for t in tasks {
+        times.extend(t.await??);
     }
     times.sort();
     let q = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     println!(
-        "{{\"requests\":{},\"pages\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}",
+        "{{\"requests\":{},\"clients\":{},\"pages\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}",
         times.len(),
+        clients,
         args.pages,
         q(0.50).as_secs_f64() * 1e3,
         q(0.99).as_secs_f64() * 1e3,
