@@ -246,6 +246,7 @@ fn document(
         &value,
         &bind,
         params.tagged_print || params.per_document,
+        &super::compose::Limits::default(),
         worker,
     )?;
     let pages = composed.laid_out.pages.len() as u32;
