@@ -248,10 +248,8 @@ impl<'a, 'c> Flow<'a, 'c> {
                 | BlockKind::PageBreak
                 | BlockKind::Columns(_)
         ) {
-            for k in start..out.len() {
-                let h = out[k].height;
-                self.charge(h)?;
-            }
+            let height = out[start..].iter().map(|u| u.height).sum();
+            self.charge(height)?;
         }
         Ok(0.0)
     }
@@ -339,8 +337,10 @@ impl<'a, 'c> Flow<'a, 'c> {
             blame(e, budget, work_before, || Blame::Paragraph(buf.to_string()))
         };
         if !spans.is_empty() {
-            // Every line is at least `leading` tall: no more lines than the pages left hold.
-            let max_lines = if st.leading >= 0.5 {
+            // Every line is at least `leading` tall, and a body paragraph's lines stack up
+            // (in a table cell or a column too): no more lines than the pages left hold.
+            // Running content is not charged to the pages, so it is not cut either.
+            let max_lines = if st.leading >= 0.5 && self.page_info.is_none() {
                 budget.lines_left(st.leading)
             } else {
                 usize::MAX

@@ -488,17 +488,17 @@ fn a_table_row_taller_than_pages_is_sliced_in_order_across_them() {
             f.masters.rest.body_area()
         };
         for item in &page.items {
-            if let ItemKind::Text(r) = &item.kind {
-                if let Some(n) = r.text.strip_prefix('L') {
-                    seen.push(n.parse::<usize>().unwrap());
-                    // A slice takes the items whose top is above its cut.
-                    assert!(
-                        r.y - r.size >= y - 0.01 && r.y - r.size < y + h,
-                        "page {i} line {n} at {} outside {y}..{}",
-                        r.y,
-                        y + h
-                    );
-                }
+            if let ItemKind::Text(r) = &item.kind
+                && let Some(n) = r.text.strip_prefix('L')
+            {
+                seen.push(n.parse::<usize>().unwrap());
+                // A slice takes the items whose top is above its cut.
+                assert!(
+                    r.y - r.size >= y - 0.01 && r.y - r.size < y + h,
+                    "page {i} line {n} at {} outside {y}..{}",
+                    r.y,
+                    y + h
+                );
             }
         }
     }

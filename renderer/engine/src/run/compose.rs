@@ -359,6 +359,58 @@ mod tests {
         assert!(compose_with(&t, &record, &Limits::default(), &mut Worker::default()).is_ok());
     }
 
+    /// A template that puts each element of `pages` on a page of its own.
+    fn one_page_each() -> (tempfile::TempDir, Template) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("template.toml"),
+            "[template]\nid = \"pages\"\nversion = \"1.0.0\"\n\n[fields]\npages = \"array<string>\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("body.xml"),
+            "<document><body><for each=\"p in pages\"><p>{{ p }}</p><page-break/></for>\
+             </body></document>",
+        )
+        .unwrap();
+        let t = compile(dir.path(), &CompileOptions::default())
+            .unwrap_or_else(|d| panic!("{d}"))
+            .template;
+        (dir, t)
+    }
+
+    #[test]
+    fn a_record_over_the_default_page_limit_ends_in_the_exceptions_of_its_shard() {
+        use crate::input::{RawData, RawRecord};
+        use crate::run::shard::{OutputParams, render_shard};
+        let (_dir, t) = one_page_each();
+        let pages =
+            |n: usize| json!({ "pages": (0..n).map(|i| format!("page {i}")).collect::<Vec<_>>() });
+        // n elements make n + 1 pages (the last page break starts an empty page).
+        let raws: Vec<RawRecord> = [pages(3), pages(2_000), pages(1_999)]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RawRecord {
+                number: i as u64 + 1,
+                line: i as u64 + 1,
+                data: RawData::Json(r.to_string()),
+            })
+            .collect();
+        let out = render_shard(
+            &t,
+            0,
+            &raws,
+            &OutputParams::default(),
+            &mut Worker::default(),
+        );
+        assert_eq!(out.documents.len(), 2);
+        assert_eq!(out.exceptions.len(), 1);
+        let e = &out.exceptions[0];
+        assert_eq!((e.record, e.line), (2, 2));
+        assert!(e.reason.contains("more than 2000 pages"), "{}", e.reason);
+        assert_eq!(out.documents[1].pages, 2_000, "exactly the limit passes");
+    }
+
     #[test]
     fn the_field_is_the_string_that_makes_most_of_the_text() {
         let record = json!({
