@@ -298,57 +298,66 @@ pub fn civil_date(days: i64) -> String {
 }
 
 /// Where the words come from: the compact lists, or the realistic lexicon.
-#[derive(Clone, Copy)]
-enum Words {
-    Compact,
-    Realistic(&'static Lexicon),
+///
+/// The realistic words are drawn from a second random stream, and the compact draws are
+/// made (and dropped) all the same, so both vocabularies give records of the same shape:
+/// the same places, transaction counts, dates and amounts, only other words.
+struct Words {
+    /// `None` for the compact vocabulary.
+    lexicon: Option<&'static Lexicon>,
+    /// The stream the realistic words are drawn from.
+    rng: ChaCha8Rng,
 }
 
 impl Words {
-    fn of(v: Vocabulary) -> Self {
-        match v {
-            Vocabulary::Compact => Words::Compact,
-            Vocabulary::Realistic => Words::Realistic(Lexicon::get()),
+    fn of(v: Vocabulary, seed: u64) -> Self {
+        Words {
+            lexicon: (v == Vocabulary::Realistic).then(Lexicon::get),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F70_CAB5),
         }
     }
 
-    fn given(self, r: &mut ChaCha8Rng) -> String {
-        match self {
-            Words::Compact => GIVEN.choose(r).unwrap().to_string(),
-            Words::Realistic(l) => l.given(r).to_string(),
+    fn given(&mut self, r: &mut ChaCha8Rng) -> String {
+        let compact = GIVEN.choose(r).unwrap();
+        match self.lexicon {
+            None => compact.to_string(),
+            Some(l) => l.given(&mut self.rng).to_string(),
         }
     }
 
-    fn family(self, r: &mut ChaCha8Rng) -> String {
-        match self {
-            Words::Compact => FAMILY.choose(r).unwrap().to_string(),
-            Words::Realistic(l) => l.family(r).to_string(),
+    fn family(&mut self, r: &mut ChaCha8Rng) -> String {
+        let compact = FAMILY.choose(r).unwrap();
+        match self.lexicon {
+            None => compact.to_string(),
+            Some(l) => l.family(&mut self.rng).to_string(),
         }
     }
 
-    fn street(self, r: &mut ChaCha8Rng, place: &Place) -> String {
-        match self {
-            Words::Compact => STREETS.choose(r).unwrap().to_string(),
-            Words::Realistic(l) => l.street(r, place.flavour),
+    fn street(&mut self, r: &mut ChaCha8Rng, place: &Place) -> String {
+        let compact = STREETS.choose(r).unwrap();
+        match self.lexicon {
+            None => compact.to_string(),
+            Some(l) => l.street(&mut self.rng, place.flavour),
         }
     }
 
-    fn city(self, r: &mut ChaCha8Rng, place: &Place) -> String {
-        match self {
-            Words::Compact => place.city.to_string(),
-            Words::Realistic(l) => l.city(r, place.flavour),
+    fn city(&mut self, place: &Place) -> String {
+        match self.lexicon {
+            None => place.city.to_string(),
+            Some(l) => l.city(&mut self.rng, place.flavour),
         }
     }
 
-    fn description(self, r: &mut ChaCha8Rng, place: &Place) -> String {
-        match self {
-            Words::Compact => MERCHANTS.choose(r).unwrap().to_string(),
-            Words::Realistic(l) => l.description(r, place.flavour),
+    fn description(&mut self, r: &mut ChaCha8Rng, place: &Place) -> String {
+        let compact = MERCHANTS.choose(r).unwrap();
+        match self.lexicon {
+            None => compact.to_string(),
+            Some(l) => l.description(&mut self.rng, place.flavour),
         }
     }
 }
 
-fn name(r: &mut ChaCha8Rng, words: Words) -> String {
+fn name(r: &mut ChaCha8Rng, words: &mut Words) -> String {
     let mut n = format!("{} {}", words.given(r), words.family(r));
     if r.random_bool(0.08) {
         n = format!("{} {} {}", words.given(r), words.given(r), words.family(r));
@@ -356,7 +365,7 @@ fn name(r: &mut ChaCha8Rng, words: Words) -> String {
     n
 }
 
-fn address(r: &mut ChaCha8Rng, place: &Place, words: Words) -> Vec<String> {
+fn address(r: &mut ChaCha8Rng, place: &Place, words: &mut Words) -> Vec<String> {
     let mut lines = vec![format!(
         "{} {}",
         r.random_range(1..250),
@@ -383,13 +392,14 @@ pub fn record(example: Example, seed: u64, i: u64) -> Value {
 
 /// Generates record `i` (0-based) of the stream for `seed` in `vocabulary`.
 pub fn record_with(example: Example, vocabulary: Vocabulary, seed: u64, i: u64) -> Value {
-    let words = Words::of(vocabulary);
-    let mut r = ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let stream = seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut words = Words::of(vocabulary, stream);
+    let mut r = ChaCha8Rng::seed_from_u64(stream);
     let place = PLACES.choose(&mut r).unwrap();
-    let name = name(&mut r, words);
-    let addr = address(&mut r, place, words);
+    let name = name(&mut r, &mut words);
+    let addr = address(&mut r, place, &mut words);
     let postcode = (place.postcode)(&mut r);
-    let city = words.city(&mut r, place);
+    let city = words.city(place);
     match example {
         Example::Statement => {
             let start = 20_454 + r.random_range(0..300); // 2026
@@ -614,6 +624,27 @@ mod tests {
                 .as_str()
                 .is_some_and(|c| !c.is_empty())
         );
+    }
+
+    #[test]
+    fn both_vocabularies_give_records_of_the_same_shape() {
+        for i in 0..100 {
+            let c = record(Example::Statement, 4, i);
+            let r = record_with(Example::Statement, Vocabulary::Realistic, 4, i);
+            assert_eq!(c["account"], r["account"]);
+            assert_eq!(c["statement"], r["statement"]);
+            assert_eq!(c["customer"]["region"], r["customer"]["region"]);
+            let amounts = |v: &Value| {
+                v["transactions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| (t["date"].clone(), t["amount"].clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(amounts(&c), amounts(&r), "record {i}");
+            assert_ne!(c["transactions"], r["transactions"]);
+        }
     }
 
     #[test]

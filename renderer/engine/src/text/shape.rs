@@ -3,7 +3,9 @@
 //! The cache maps `(FontId, text)` to shaped glyphs. It is a small open-addressing hash
 //! table of its own: entries keep their key text in one string arena and their glyphs in
 //! one glyph arena, so a lookup by `&str` hashes the borrowed text, compares it against the
-//! arena, and allocates nothing. A hit costs one hash and one comparison.
+//! arena, and allocates nothing. A hit costs one hash and one comparison. Text longer
+//! than [`MAX_CACHED_WORD`] bytes is never cached: it is shaped into the per-paragraph
+//! scratch arena, so one huge field cannot fill the cache with text never seen again.
 //!
 //! On a miss the text is itemised by font coverage: characters the chosen font lacks go
 //! to the first fallback font that has them; characters no font has are shaped as the
@@ -701,6 +703,29 @@ pub(crate) mod tests {
             assert_eq!(s.shape_word(&book, f, w), *r);
         }
         assert_eq!(s.cached_words(), 3000);
+    }
+
+    #[test]
+    fn words_longer_than_the_entry_bound_are_shaped_but_never_cached() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        s.bind(&book);
+        let fits = "w".repeat(MAX_CACHED_WORD);
+        let long = "w".repeat(MAX_CACHED_WORD + 1);
+        s.shape_word(&book, f, &fits);
+        assert_eq!(s.cached_words(), 1);
+        let before = s.shaped_glyphs();
+        let w = s.shape_word(&book, f, &long);
+        assert_eq!(s.glyphs(w).len(), long.len());
+        assert_eq!(s.cached_words(), 1, "the long word is not cached");
+        assert_eq!(s.cached_glyphs(), MAX_CACHED_WORD);
+        s.shape_word(&book, f, &long);
+        assert_eq!(s.shaped_glyphs() - before, 2 * long.len() as u64);
+        // Uncached glyphs equal what the cache would have held.
+        let w = s.shape_word(&book, f, &long);
+        let one = s.shape_word(&book, f, "w");
+        assert!(s.glyphs(w).iter().all(|g| g.id == s.glyphs(one)[0].id));
     }
 
     #[test]
