@@ -3,7 +3,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pressrun_engine::input::{RawData, RawRecord};
 use pressrun_engine::pdf::PdfOptions;
-use pressrun_engine::run::compose::{Worker, compose, encode, parse_record};
+use pressrun_engine::run::compose::{Limits, Worker, compose, encode, parse_record};
 
 fn bench(c: &mut Criterion) {
     let t = pressrun_benches::example_template("statement");
@@ -26,6 +26,7 @@ fn bench(c: &mut Criterion) {
             &v,
             &pressrun_benches::params(raw.number),
             false,
+            &Limits::default(),
             &mut worker,
         )
         .unwrap()
@@ -46,12 +47,44 @@ fn bench(c: &mut Criterion) {
                     &v,
                     &pressrun_benches::params(raw.number),
                     false,
+                    &Limits::default(),
                     &mut worker,
                 )
                 .unwrap();
                 n += encode(&t, &composed, &opts, &mut worker).page_count;
             }
             n
+        })
+    });
+    // One record whose transaction description is a single 100,000-character word.
+    let mut record = pressrun_benches::statements(1, 11).remove(0);
+    let word: String = (0..100_000u64)
+        .map(|i| (b'a' + (i.wrapping_mul(0x9E37_79B9) >> 7) as u8 % 26) as char)
+        .collect();
+    record["transactions"][0]["description"] = serde_json::Value::String(word);
+    let composed = compose(
+        &t,
+        &record,
+        &pressrun_benches::params(1),
+        false,
+        &Limits::default(),
+        &mut worker,
+    )
+    .unwrap();
+    g.throughput(Throughput::Elements(composed.laid_out.pages.len() as u64));
+    g.sample_size(10);
+    g.bench_function("statement_100000_char_word_bind_layout_encode", |b| {
+        b.iter(|| {
+            let composed = compose(
+                &t,
+                &record,
+                &pressrun_benches::params(1),
+                false,
+                &Limits::default(),
+                &mut worker,
+            )
+            .unwrap();
+            encode(&t, &composed, &opts, &mut worker).page_count
         })
     });
     g.finish();

@@ -1,7 +1,7 @@
 //! PDF benchmarks: page encoding (content streams, compression) and print-file assembly.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use pressrun_engine::layout::{LayoutContext, LayoutEnv, layout_document};
+use pressrun_engine::layout::{Budget, LayoutContext, LayoutEnv, layout_document};
 use pressrun_engine::pdf::{EncodeScratch, PdfEnv, PdfFileWriter, PdfOptions, encode_document};
 
 fn bench(c: &mut Criterion) {
@@ -19,7 +19,10 @@ fn bench(c: &mut Criterion) {
         .enumerate()
         .map(|(i, r)| {
             let d = t.bind(r, &pressrun_benches::params(i as u64 + 1)).unwrap();
-            (layout_document(&d, &env, &mut ctx).unwrap(), d.meta)
+            (
+                layout_document(&d, &env, &mut Budget::unlimited(), &mut ctx).unwrap(),
+                d.meta,
+            )
         })
         .collect();
     let pages: u64 = docs.iter().map(|(l, _)| l.pages.len() as u64).sum();

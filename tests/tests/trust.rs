@@ -425,3 +425,63 @@ fn the_served_run_reports_shard_counts_and_its_metrics_pass_promtool() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn a_pathological_record_is_rejected_by_name_in_process_and_on_the_farm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 20);
+    // Record 5: a 100,000-character unbreakable word (renders, broken at any character);
+    // record 6: a 300,000-character one (over the 150-page limit: rejected, by field).
+    let mut lines: Vec<String> = fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for (i, n) in [(4usize, 100_000usize), (5, 300_000)] {
+        let mut v: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
+        v["transactions"][0]["description"] = serde_json::Value::String("W".repeat(n));
+        lines[i] = v.to_string();
+    }
+    fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let limit = ["--max-pages", "150"];
+    let reference = dir.path().join("embedded");
+    let res = run(Command::new(bin("renderer"))
+        .args([
+            "render",
+            "--quiet",
+            "--run-date",
+            "2026-11-23",
+            "--batch-records",
+            "10",
+            "--template",
+        ])
+        .arg(root().join("examples/statement"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&reference)
+        .args(limit));
+    assert_eq!(res.status.code(), Some(3), "{}", stderr(&res));
+    let exceptions = jsonl(&reference.join("exceptions.jsonl"));
+    let six = exceptions
+        .iter()
+        .find(|e| e["record"] == 6)
+        .expect("record 6 rejected");
+    assert_eq!(six["field"], "transactions[0].description", "{six}");
+    assert!(
+        six["reason"].as_str().unwrap().contains("150 pages"),
+        "{six}"
+    );
+    let docs = jsonl(&reference.join("documents.jsonl"));
+    let five = docs
+        .iter()
+        .find(|d| d["record"] == 5)
+        .expect("record 5 rendered");
+    assert!(five["pages"].as_u64().unwrap() > 10, "{five}");
+    // The farm names the same record and field, byte for byte.
+    let node = NodeProc::start();
+    let out = dir.path().join("farm");
+    let res = run(&mut dispatcher(&data, &out, &[&node.addr], &limit));
+    assert_eq!(res.status.code(), Some(3), "{}", stderr(&res));
+    assert_same_output(&reference, &out);
+}

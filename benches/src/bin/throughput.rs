@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use pressrun_engine::example_data::{self, Example};
+use pressrun_engine::example_data::{self, Example, Vocabulary};
 use pressrun_engine::run::shard::OutputParams;
 use pressrun_engine::run::{Backend, LocalBackend, RunControl, RunSpec, run};
 
@@ -32,6 +32,13 @@ struct Args {
     /// Output folder (default: a temporary folder, removed afterwards).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Words of the generated statements: `compact` (a few dozen; nearly every word hits
+    /// the shaped-word cache) or `realistic` (tens of thousands of names, streets, towns
+    /// and merchants).
+    #[arg(long, default_value = "compact", value_parser = clap::builder::TypedValueParser::map(
+        clap::builder::PossibleValuesParser::new(Vocabulary::NAMES),
+        |s| s.parse::<Vocabulary>().expect("a listed name")))]
+    vocabulary: Vocabulary,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     let data = tmp.path().join("statements.jsonl");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&data)?);
-        example_data::write(Example::Statement, 1, args.records, &mut f)?;
+        example_data::write_with(Example::Statement, args.vocabulary, 1, args.records, &mut f)?;
     }
     let template = Arc::new(pressrun_benches::example_template("statement"));
     let opts = RunSpec {
@@ -68,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     let summary = &report.summary;
     println!("{}", report.line());
     println!(
-        "{{\"records\":{},\"pages\":{},\"seconds\":{:.3},\"pages_per_second\":{:.0},\"peak_rss_mib\":{:.1},\"threads\":{},\"tagged\":{},\"per_document\":{}}}",
+        "{{\"records\":{},\"pages\":{},\"seconds\":{:.3},\"pages_per_second\":{:.0},\"peak_rss_mib\":{:.1},\"threads\":{},\"tagged\":{},\"per_document\":{},\"vocabulary\":\"{}\"}}",
         summary.records,
         summary.pages,
         report.elapsed.as_secs_f64(),
@@ -76,7 +83,8 @@ fn main() -> anyhow::Result<()> {
         pressrun_benches::peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
         args.threads,
         args.tagged,
-        args.per_document
+        args.per_document,
+        args.vocabulary.name()
     );
     Ok(())
 }

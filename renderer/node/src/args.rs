@@ -59,6 +59,14 @@ pub struct RunArgs {
     /// for reproducible output and for resuming a run on another day).
     #[arg(long, value_parser = parse_run_date)]
     pub run_date: Option<String>,
+    /// Per-record page limit: a record whose document would have more pages is rejected
+    /// (named in exceptions.jsonl) instead of stalling its shard.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pages: u32,
+    /// Per-record composition time limit in seconds (measured on the machine that
+    /// composes the record): a record that takes longer is rejected.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_record_seconds: u64,
     /// Deflate level for page content, 1 (fast) to 9 (small).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
     pub compression: u8,
@@ -110,6 +118,10 @@ impl RunArgs {
                 per_document: self.per_document,
                 tagged_print: self.tagged_print,
                 compression: self.compression,
+                limits: pressrun_engine::run::compose::Limits {
+                    max_pages: self.max_pages,
+                    max_compose_time: std::time::Duration::from_secs(self.max_record_seconds),
+                },
             },
         }
     }

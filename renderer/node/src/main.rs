@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pressrun_engine::example_data::{self, Example};
+use pressrun_engine::example_data::{self, Example, Vocabulary};
 use pressrun_engine::run::{Backend, LocalBackend, RunControl, run};
 use pressrun_engine::template::{CompileOptions, compile};
 use renderer::args::RunArgs;
@@ -57,6 +57,12 @@ enum Command {
         /// Seed: the same seed gives the same records on every machine.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Words of names, streets, towns and transactions: `compact` (a few dozen, the
+        /// default) or `realistic` (tens of thousands, as a real customer base has).
+        #[arg(long, default_value = "compact", value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(Vocabulary::NAMES),
+            |s| s.parse::<Vocabulary>().expect("a listed name")))]
+        vocabulary: Vocabulary,
     },
     /// Serve the Renderer gRPC service (a stateless farm node) until SIGINT/SIGTERM.
     Serve {
@@ -124,10 +130,11 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             example,
             records,
             seed,
+            vocabulary,
         } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match example_data::write(example, seed, records, &mut out) {
+            match example_data::write_with(example, vocabulary, seed, records, &mut out) {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
                 other => other.context("cannot write example data")?,
             }

@@ -37,6 +37,8 @@ impl ToWire for &shard::OutputParams {
             per_document: p.per_document,
             tagged_print: p.tagged_print,
             compression: p.compression as u32,
+            max_pages: p.limits.max_pages,
+            max_compose_millis: p.limits.max_compose_time.as_millis().min(u64::MAX as u128) as u64,
         }
     }
 }
@@ -52,6 +54,21 @@ impl FromWire<&v1::OutputParams> for shard::OutputParams {
             per_document: p.per_document,
             tagged_print: p.tagged_print,
             compression: p.compression.clamp(1, 9) as u8,
+            limits: {
+                let d = pressrun_engine::run::compose::Limits::default();
+                pressrun_engine::run::compose::Limits {
+                    max_pages: if p.max_pages == 0 {
+                        d.max_pages
+                    } else {
+                        p.max_pages
+                    },
+                    max_compose_time: if p.max_compose_millis == 0 {
+                        d.max_compose_time
+                    } else {
+                        std::time::Duration::from_millis(p.max_compose_millis)
+                    },
+                }
+            },
         }
     }
 }

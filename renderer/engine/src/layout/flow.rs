@@ -1,8 +1,9 @@
 //! Flow: blocks → units at a given width, building the structure tree in reading order.
 
 use super::frame::{Item, ItemKind, Role, Stroke, StructId, StructTree, Tag, TextRun};
+use super::limits::{Budget, TICKS_PER_CLOCK_READ};
 use super::unit::{Unit, stack};
-use super::{LayoutContext, LayoutEnv, LayoutError};
+use super::{Blame, LayoutContext, LayoutEnv, LayoutError};
 use crate::barcode;
 use crate::doc::{
     BarcodeBlock, Block, BlockKind, Columns, ImageBlock, Inline, List, Paragraph, ParagraphRole,
@@ -23,6 +24,49 @@ pub struct Flow<'a, 'c> {
     pub(crate) headers: Vec<Unit>,
     /// Reused by table rows for their cells' units.
     pub(crate) cell_units: Vec<Unit>,
+    /// The document's limits being spent.
+    pub(crate) budget: &'c mut Budget,
+    /// Depth of side-by-side content being laid out (table cells, columns): the units
+    /// inside are not charged to the page budget one by one; the row or column set that
+    /// holds them is charged its height.
+    pub(crate) side_by_side: u32,
+}
+
+/// Charges one unit of `height` points: to the page budget when `to_pages` (body flow,
+/// not side by side), else as work only.
+pub(crate) fn charge(budget: &mut Budget, to_pages: bool, height: f32) -> Result<(), LayoutError> {
+    if to_pages {
+        budget.charge(height)?;
+    } else {
+        budget.tick()?;
+    }
+    Ok(())
+}
+
+/// Names `what` as the part being laid out when `e`, a limit, stopped it, if nothing
+/// inside was named already and `what` did most of the document's work (`work_before` is
+/// the budget's work when it started).
+pub(crate) fn blame(
+    e: LayoutError,
+    budget: &Budget,
+    work_before: u64,
+    what: impl FnOnce() -> Blame,
+) -> LayoutError {
+    match e {
+        LayoutError::Limit {
+            exceeded,
+            at: Blame::Unknown,
+        } => {
+            let own = budget.work() - work_before;
+            let at = if own >= 2 * u64::from(TICKS_PER_CLOCK_READ) && 2 * own >= budget.work() {
+                what()
+            } else {
+                Blame::Unknown
+            };
+            LayoutError::Limit { exceeded, at }
+        }
+        other => other,
+    }
 }
 
 /// Resolves column widths: points first, the rest shared in proportion to fractions.
@@ -46,11 +90,13 @@ pub fn resolve_widths(widths: impl Iterator<Item = Width> + Clone, available: f3
 }
 
 impl<'a, 'c> Flow<'a, 'c> {
-    /// Starts a flow. `page_info` resolves page-number/page-count inlines (running content).
+    /// Starts a flow. `page_info` resolves page-number/page-count inlines (running content,
+    /// whose units are not charged to the page budget).
     pub fn new(
         env: &'a LayoutEnv<'a>,
         ctx: &'c mut LayoutContext,
         structure: &'c mut StructTree,
+        budget: &'c mut Budget,
         page_info: Option<(u32, u32)>,
     ) -> Self {
         Self {
@@ -60,7 +106,20 @@ impl<'a, 'c> Flow<'a, 'c> {
             page_info,
             headers: Vec::new(),
             cell_units: Vec::new(),
+            budget,
+            side_by_side: 0,
         }
+    }
+
+    /// Whether units made now count towards the page budget.
+    pub(crate) fn charges_pages(&self) -> bool {
+        self.page_info.is_none() && self.side_by_side == 0
+    }
+
+    /// Charges a unit of `height` points made now (see [`charge`]).
+    pub(crate) fn charge(&mut self, height: f32) -> Result<(), LayoutError> {
+        let to_pages = self.charges_pages();
+        charge(self.budget, to_pages, height)
     }
 
     /// Takes the repeated-header units collected so far.
@@ -136,8 +195,9 @@ impl<'a, 'c> Flow<'a, 'c> {
         align: Option<Align>,
         out: &mut Vec<Unit>,
     ) -> Result<f32, LayoutError> {
+        let start = out.len();
         match &block.kind {
-            BlockKind::Paragraph(p) => return Ok(self.paragraph(p, width, parent, align, out)),
+            BlockKind::Paragraph(p) => return self.paragraph(p, width, parent, align, out),
             BlockKind::List(l) => self.list(l, width, parent, out)?,
             BlockKind::Columns(c) => self.columns(c, width, parent, out)?,
             BlockKind::Table(t) => super::table::table(self, t, width, parent, out)?,
@@ -178,6 +238,19 @@ impl<'a, 'c> Flow<'a, 'c> {
                 out.extend(units);
             }
         }
+        // Paragraphs, lists, tables and groups charge their units as they make them.
+        if matches!(
+            block.kind,
+            BlockKind::Image(_)
+                | BlockKind::Barcode(_)
+                | BlockKind::Rule(_)
+                | BlockKind::Spacer(_)
+                | BlockKind::PageBreak
+                | BlockKind::Columns(_)
+        ) {
+            let height = out[start..].iter().map(|u| u.height).sum();
+            self.charge(height)?;
+        }
         Ok(0.0)
     }
 
@@ -189,7 +262,7 @@ impl<'a, 'c> Flow<'a, 'c> {
         parent: Option<StructId>,
         align: Option<Align>,
         out: &mut Vec<Unit>,
-    ) -> f32 {
+    ) -> Result<f32, LayoutError> {
         let styles = self.env.styles;
         let st = styles.get(p.style);
         let role = match p.role {
@@ -257,8 +330,31 @@ impl<'a, 'c> Flow<'a, 'c> {
             hyphenate: st.hyphenate,
         };
         lines.clear();
+        let work_before = self.budget.work();
+        let to_pages = self.page_info.is_none() && self.side_by_side == 0;
+        let budget = &mut *self.budget;
+        let fail = |e: LayoutError, budget: &Budget, buf: &str| {
+            blame(e, budget, work_before, || Blame::Paragraph(buf.to_string()))
+        };
         if !spans.is_empty() {
-            text.layout_paragraph(self.env.fonts, &spans, &spec, lines);
+            // Every line is at least `leading` tall, and a body paragraph's lines stack up
+            // (in a table cell or a column too): no more lines than the pages left hold.
+            // Running content is not charged to the pages, so it is not cut either.
+            let max_lines = if st.leading >= 0.5 && self.page_info.is_none() {
+                budget.lines_left(st.leading)
+            } else {
+                usize::MAX
+            };
+            if let Err(e) = text.layout_paragraph_within(
+                self.env.fonts,
+                &spans,
+                &spec,
+                max_lines,
+                budget,
+                lines,
+            ) {
+                return Err(fail(e.into(), budget, buf));
+            }
         }
         let start = out.len();
         if lines.is_empty() {
@@ -266,6 +362,7 @@ impl<'a, 'c> Flow<'a, 'c> {
                 height: st.leading,
                 ..Unit::default()
             });
+            charge(budget, to_pages, st.leading)?;
         }
         for line in lines.drain(..) {
             let content = line.ascent + line.descent;
@@ -305,6 +402,9 @@ impl<'a, 'c> Flow<'a, 'c> {
                 first_baseline: Some(baseline),
                 ..Unit::default()
             });
+            if let Err(e) = charge(budget, to_pages, height) {
+                return Err(fail(e, budget, buf));
+            }
         }
         let produced = &mut out[start..];
         produced[0].space_before = st.space_before;
@@ -318,7 +418,7 @@ impl<'a, 'c> Flow<'a, 'c> {
             produced[0].keep_with_next = true;
             produced[n - 2].keep_with_next = true;
         }
-        st.space_after
+        Ok(st.space_after)
     }
 
     /// Lays out a one-line label (list markers) right-aligned in `width`; returns its runs.
@@ -377,6 +477,7 @@ impl<'a, 'c> Flow<'a, 'c> {
                     first_baseline: Some(st.size),
                     ..Unit::default()
                 });
+                self.charge(st.leading)?;
             }
             let first = &mut units[0];
             let baseline = first.first_baseline.unwrap_or(st.size);
@@ -407,14 +508,22 @@ impl<'a, 'c> Flow<'a, 'c> {
         );
         let mut combined = Unit::default();
         let mut x = 0.0;
+        self.side_by_side += 1;
         for (col, w) in c.columns.iter().zip(widths) {
-            let units = self.blocks(&col.blocks, w, parent, None)?;
+            let units = match self.blocks(&col.blocks, w, parent, None) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.side_by_side -= 1;
+                    return Err(e);
+                }
+            };
             if combined.items.is_empty() && combined.height == 0.0 {
                 combined.space_before = units.first().map(|u| u.space_before).unwrap_or(0.0);
             }
             combined.append_at(stack(units), x, 0.0);
             x += w + c.gap;
         }
+        self.side_by_side -= 1;
         out.push(combined);
         Ok(())
     }
@@ -460,8 +569,8 @@ impl<'a, 'c> Flow<'a, 'c> {
         width: f32,
         parent: Option<StructId>,
     ) -> Result<Unit, LayoutError> {
-        let m =
-            barcode::encode(b.kind, &b.data).map_err(|e| LayoutError(format!("barcode: {e}")))?;
+        let m = barcode::encode(b.kind, &b.data)
+            .map_err(|e| LayoutError::Content(format!("barcode: {e}")))?;
         let total_w = b.width.min(width);
         let module = total_w / (m.width + 2 * m.quiet_zone) as f32;
         let one_d = m.height == 1;

@@ -8,9 +8,14 @@
 //!    honouring keep-with-next, keep-together, page breaks and repeated table headers;
 //! 3. [`pages`] then lays out each page's running header and footer (now that
 //!    "page X of Y" is known) and the first page's fixed regions (the address window).
+//!
+//! All three spend a [`Budget`] of per-record [`Limits`] (see [`limits`]): a document
+//! that would have too many pages, or that takes too long, stops early with
+//! [`LayoutError::Limit`].
 
 pub mod flow;
 pub mod frame;
+pub mod limits;
 pub mod pages;
 pub mod table;
 pub mod unit;
@@ -21,6 +26,7 @@ use crate::style::{PageMasters, StyleSheet};
 use crate::text::TextContext;
 use crate::text::font::FontBook;
 use frame::LaidOutDocument;
+pub use limits::{Budget, Exceeded, Limits};
 
 /// What layout reads besides the document: the template's shared resources.
 #[derive(Clone, Copy)]
@@ -34,10 +40,38 @@ pub struct LayoutEnv<'a> {
     pub structure: bool,
 }
 
-/// A document that cannot be laid out (for example barcode data the symbology cannot hold).
+/// A document that cannot be laid out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct LayoutError(pub String);
+pub enum LayoutError {
+    /// Content the layout cannot make (for example barcode data the symbology cannot hold).
+    #[error("{0}")]
+    Content(String),
+    /// A per-record limit stopped the layout; `at` tells what was being laid out.
+    #[error("{exceeded}")]
+    Limit { exceeded: Exceeded, at: Blame },
+}
+
+impl From<Exceeded> for LayoutError {
+    fn from(exceeded: Exceeded) -> Self {
+        LayoutError::Limit {
+            exceeded,
+            at: Blame::Unknown,
+        }
+    }
+}
+
+/// What the layout was laying out when a limit stopped it, named only when that part
+/// had done most of the document's work so far (so it is likely at fault).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Blame {
+    /// No one part of the document did most of the work.
+    #[default]
+    Unknown,
+    /// A paragraph, with its whole text.
+    Paragraph(String),
+    /// A table, with its number of body rows.
+    Table { rows: usize },
+}
 
 /// Per-thread layout state, reused across documents.
 #[derive(Default)]
@@ -56,20 +90,28 @@ impl LayoutContext {
     }
 }
 
-/// Lays out one document.
+/// Lays out one document, spending `budget` (use [`Budget::unlimited`] for no limits).
 pub fn layout_document(
     doc: &Document,
     env: &LayoutEnv<'_>,
+    budget: &mut Budget,
     ctx: &mut LayoutContext,
 ) -> Result<LaidOutDocument, LayoutError> {
     let mut structure = frame::StructTree::new();
     let root = structure.root();
     let body_width = env.masters.first.body_area().2;
-    let mut flow = flow::Flow::new(env, ctx, &mut structure, None);
+    let tallest = env
+        .masters
+        .first
+        .body_area()
+        .3
+        .max(env.masters.rest.body_area().3);
+    budget.set_page_height(tallest);
+    let mut flow = flow::Flow::new(env, ctx, &mut structure, budget, None);
     let units = flow.blocks(&doc.body, body_width, Some(root), None)?;
     let headers = flow.take_headers();
-    let mut pages = pages::paginate(units, &headers, env.masters);
-    pages::add_running_content(&mut pages, doc, env, ctx, &mut structure)?;
+    let mut pages = pages::paginate(units, &headers, env.masters, budget)?;
+    pages::add_running_content(&mut pages, doc, env, ctx, &mut structure, budget)?;
     Ok(LaidOutDocument { pages, structure })
 }
 

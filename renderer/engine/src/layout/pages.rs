@@ -2,6 +2,7 @@
 
 use super::flow::Flow;
 use super::frame::{Item, ItemKind, Page, Stroke, StructTree, Tag};
+use super::limits::{Budget, Exceeded};
 use super::unit::{Unit, stack, translate};
 use super::{LayoutContext, LayoutEnv, LayoutError};
 use crate::doc::{Document, MasterContent};
@@ -14,22 +15,32 @@ use crate::style::{PageMaster, PageMasters};
 /// a page); space before a unit is dropped at the top of a page; a table row that starts
 /// a page gets a copy of its table's header above it (tagged as an artifact); a unit
 /// taller than a whole page is sliced at the page's bottom edge.
-pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Vec<Page> {
+///
+/// Stops at the first page past `budget`'s page limit, and when its time runs out
+/// (checked once per unit).
+pub fn paginate(
+    units: Vec<Unit>,
+    headers: &[Unit],
+    masters: &PageMasters,
+    budget: &mut Budget,
+) -> Result<Vec<Page>, Exceeded> {
     let mut p = Paginator {
         masters,
         pages: Vec::new(),
         cursor: 0.0,
         last_table_border: None,
+        max_pages: budget.limits().max_pages as usize,
     };
-    p.new_page();
+    p.new_page()?;
     let heights: Vec<(f32, f32, bool)> = units
         .iter()
         .map(|u| (u.height, u.space_before, u.keep_with_next))
         .collect();
-    for (i, mut unit) in units.into_iter().enumerate() {
+    for (i, unit) in units.into_iter().enumerate() {
+        budget.tick()?;
         if unit.break_before {
             if p.cursor > 0.0 || p.pages.last().is_some_and(|pg| !pg.items.is_empty()) {
-                p.new_page();
+                p.new_page()?;
             }
             continue;
         }
@@ -48,7 +59,7 @@ pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Ve
                 chain += heights[j].1 + heights[j].0;
             }
             if p.cursor + chain > area_h && chain <= area_h {
-                p.new_page();
+                p.new_page()?;
             }
         }
         let space = if p.cursor > 0.0 {
@@ -57,7 +68,7 @@ pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Ve
             0.0
         };
         if p.cursor > 0.0 && p.cursor + space + unit.height > area_h {
-            p.new_page();
+            p.new_page()?;
         }
         // A table row at the top of a page gets the table's header above it.
         let header = unit
@@ -76,21 +87,13 @@ pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Ve
         let border = unit.table.as_ref().and_then(|t| t.border_bottom);
         if unit.height > area_h - p.cursor {
             // Taller than what is left of an empty page: slice it.
-            loop {
-                let room = p.area().3 - p.cursor;
-                if unit.height <= room {
-                    break;
-                }
-                let (head, tail) = slice(unit, room);
-                p.place(head, 0.0);
-                p.new_page();
-                unit = tail;
-            }
+            p.place_sliced(unit, space)?;
+        } else {
+            p.place(unit, space);
         }
-        p.place(unit, space);
         p.last_table_border = border;
     }
-    p.pages
+    Ok(p.pages)
 }
 
 struct Paginator<'a> {
@@ -99,6 +102,7 @@ struct Paginator<'a> {
     cursor: f32,
     /// The border line to close at the bottom of a page if a table continues after it.
     last_table_border: Option<(f32, f32, crate::style::Color, f32)>,
+    max_pages: usize,
 }
 
 impl Paginator<'_> {
@@ -114,7 +118,11 @@ impl Paginator<'_> {
         self.master().body_area()
     }
 
-    fn new_page(&mut self) {
+    /// Starts a new page; fails when it would be one page past the limit.
+    fn new_page(&mut self) -> Result<(), Exceeded> {
+        if self.pages.len() >= self.max_pages {
+            return Err(Exceeded::Pages(self.max_pages as u32));
+        }
         let (ax, ay, _, _) = self.area();
         if let (Some((x0, x1, color, width)), Some(page)) =
             (self.last_table_border.take(), self.pages.last_mut())
@@ -142,6 +150,80 @@ impl Paginator<'_> {
             items: Vec::new(),
         });
         self.cursor = 0.0;
+        Ok(())
+    }
+
+    /// Places a unit taller than the room left on this page: a slice per page, each
+    /// cut at the bottom of the page's body area (at least 1 pt), the last with `space`
+    /// above it. An item goes to the slice its top falls in.
+    ///
+    /// The slices' heights depend only on the page areas, so the cuts are known before
+    /// any item is moved and each item is looked at once: a unit of any height costs
+    /// time linear in its items (times the logarithm of its slices).
+    fn place_sliced(&mut self, unit: Unit, space: f32) -> Result<(), Exceeded> {
+        // Cut offsets from the unit's top; the first slice takes this page's room, the
+        // others the room of the pages that follow.
+        let mut cuts: Vec<f32> = Vec::new();
+        let mut heights: Vec<f32> = Vec::new();
+        let mut offset = 0.0f32;
+        let mut remaining = unit.height;
+        let mut room = self.area().3 - self.cursor;
+        let mut page = self.pages.len();
+        while remaining > room {
+            let at = room.max(1.0);
+            let left = (remaining - at).max(0.0);
+            if left >= remaining {
+                break; // too tall for f32 to tell the slices apart: the rest overflows
+            }
+            offset += at;
+            remaining = left;
+            cuts.push(offset);
+            heights.push(at);
+            page += 1;
+            room = if page <= 1 {
+                self.masters.first.body_area().3
+            } else {
+                self.masters.rest.body_area().3
+            };
+            if page > self.max_pages {
+                return Err(Exceeded::Pages(self.max_pages as u32));
+            }
+        }
+        let mut slices: Vec<Vec<Item>> = (0..=cuts.len()).map(|_| Vec::new()).collect();
+        for mut item in unit.items {
+            let top = match &item.kind {
+                ItemKind::Text(r) => r.y - r.size,
+                ItemKind::Rect { y, .. } | ItemKind::Image { y, .. } => *y,
+                ItemKind::Line { y0, y1, .. } => y0.min(*y1),
+            };
+            let k = cuts.partition_point(|&c| c <= top);
+            if k > 0 {
+                translate(&mut item, 0.0, -cuts[k - 1]);
+            }
+            slices[k].push(item);
+        }
+        let last = slices.len() - 1;
+        for (k, items) in slices.into_iter().enumerate() {
+            if k < last {
+                let head = Unit {
+                    height: heights[k],
+                    items,
+                    ..Unit::default()
+                };
+                self.place(head, 0.0);
+                self.new_page()?;
+            } else {
+                let tail = Unit {
+                    height: remaining,
+                    items,
+                    table: unit.table.clone(),
+                    keep_with_next: unit.keep_with_next,
+                    ..Unit::default()
+                };
+                self.place(tail, space);
+            }
+        }
+        Ok(())
     }
 
     fn place(&mut self, mut unit: Unit, space: f32) {
@@ -158,35 +240,6 @@ impl Paginator<'_> {
     }
 }
 
-/// Splits a unit at `at` (relative to its top): items starting above go first.
-fn slice(unit: Unit, at: f32) -> (Unit, Unit) {
-    let at = at.max(1.0);
-    let mut head = Unit {
-        height: at,
-        ..Unit::default()
-    };
-    let mut tail = Unit {
-        height: (unit.height - at).max(0.0),
-        table: unit.table.clone(),
-        keep_with_next: unit.keep_with_next,
-        ..Unit::default()
-    };
-    for mut item in unit.items {
-        let top = match &item.kind {
-            ItemKind::Text(r) => r.y - r.size,
-            ItemKind::Rect { y, .. } | ItemKind::Image { y, .. } => *y,
-            ItemKind::Line { y0, y1, .. } => y0.min(*y1),
-        };
-        if top < at {
-            head.items.push(item);
-        } else {
-            translate(&mut item, 0.0, -at);
-            tail.items.push(item);
-        }
-    }
-    (head, tail)
-}
-
 /// Adds each page's running header and footer (with "page X of Y" resolved) and the
 /// fixed regions. Content of the first page's regions is real content: its structure
 /// elements are moved to the front of the reading order (the address comes first).
@@ -197,17 +250,19 @@ pub fn add_running_content(
     env: &LayoutEnv<'_>,
     ctx: &mut LayoutContext,
     structure: &mut StructTree,
+    budget: &mut Budget,
 ) -> Result<(), LayoutError> {
     let count = pages.len() as u32;
     let root = structure.root();
     for (i, page) in pages.iter_mut().enumerate() {
+        budget.tick()?;
         let (master, content): (&PageMaster, &MasterContent) = if i == 0 {
             (&env.masters.first, &doc.first)
         } else {
             (&env.masters.rest, &doc.rest)
         };
         let info = Some((i as u32 + 1, count));
-        let mut flow = Flow::new(env, ctx, structure, info);
+        let mut flow = Flow::new(env, ctx, structure, budget, info);
         let width = master.width - master.margins.left - master.margins.right;
         let mut extra = Vec::new();
         if !content.header.is_empty() {

@@ -1,9 +1,9 @@
 //! Tables: rows as units; the header row is kept for pagination to repeat on every page.
 
-use super::LayoutError;
-use super::flow::{Flow, resolve_widths};
+use super::flow::{Flow, blame, resolve_widths};
 use super::frame::{Item, ItemKind, Role, Stroke, StructId, Tag};
 use super::unit::{TableInfo, Unit, as_artifact, translate};
+use super::{Blame, LayoutError};
 use crate::doc::{Row, Table};
 use crate::style::{Align, Color};
 
@@ -11,6 +11,22 @@ use crate::style::{Align, Color};
 /// an optional footer unit. Each body/footer unit names the table's header so that
 /// pagination repeats it at the top of every page the table continues on.
 pub fn table(
+    flow: &mut Flow<'_, '_>,
+    t: &Table,
+    width: f32,
+    parent: Option<StructId>,
+    out: &mut Vec<Unit>,
+) -> Result<(), LayoutError> {
+    let work_before = flow.budget.work();
+    table_units(flow, t, width, parent, out).map_err(|e| {
+        blame(e, flow.budget, work_before, || Blame::Table {
+            rows: t.rows.len(),
+        })
+    })
+}
+
+/// Lays out the table's units, charging each to the page budget as it is made.
+fn table_units(
     flow: &mut Flow<'_, '_>,
     t: &Table,
     width: f32,
@@ -41,6 +57,7 @@ pub fn table(
         unit.keep_with_next = true;
         header_index = Some(flow.headers.len());
         flow.headers.push(as_artifact(unit.clone()));
+        flow.charge(unit.height)?;
         out.push(unit);
     }
     let info = TableInfo {
@@ -56,6 +73,7 @@ pub fn table(
         };
         let mut unit = row(flow, t, r, &widths, &aligns, tbody, Role::TD, fill)?;
         unit.table = Some(info.clone());
+        flow.charge(unit.height)?;
         out.push(unit);
     }
     if let Some(f) = &t.footer {
@@ -71,6 +89,7 @@ pub fn table(
             t.style.footer_fill,
         )?;
         unit.table = Some(info.clone());
+        flow.charge(unit.height)?;
         out.push(unit);
     }
     // The table's outer border: top of the first unit, bottom of the last.
@@ -113,7 +132,6 @@ fn row(
     cell_role: Role,
     row_fill: Option<Color>,
 ) -> Result<Unit, LayoutError> {
-    let pad = t.style.padding;
     let tr = flow.node(group, Role::TR, None);
     let table_w: f32 = widths.iter().take(r.cells.len()).sum();
     let mut unit = Unit::default();
@@ -134,44 +152,14 @@ fn row(
         fills.push(unit.items.len());
         unit.items.push(fill_rect(0.0, table_w, fill));
     }
-    // Cell content goes straight into the row's items (no stacked unit per cell).
-    let mut units = std::mem::take(&mut flow.cell_units);
-    let mut height: f32 = 0.0;
-    let mut x = 0.0;
-    for (i, cell) in r.cells.iter().enumerate() {
-        let w = widths.get(i).copied().unwrap_or(0.0);
-        let align = cell.align.or(aligns.get(i).copied());
-        let node = flow.node(tr, cell_role, None);
-        if let Some(fill) = cell.fill {
-            fills.push(unit.items.len());
-            unit.items.push(fill_rect(x, w, fill));
-        }
-        units.clear();
-        flow.blocks_into(
-            &cell.blocks,
-            (w - 2.0 * pad).max(1.0),
-            node,
-            align,
-            &mut units,
-        )?;
-        let mut y = 0.0;
-        for (k, u) in units.drain(..).enumerate() {
-            if k > 0 {
-                y += u.space_before;
-            }
-            if unit.first_baseline.is_none() {
-                unit.first_baseline = u.first_baseline.map(|b| b + y + pad);
-            }
-            for mut item in u.items {
-                translate(&mut item, x + pad, y + pad);
-                unit.items.push(item);
-            }
-            y += u.height;
-        }
-        height = height.max(y + 2.0 * pad);
-        x += w;
-    }
-    flow.cell_units = units;
+    // Cell content goes straight into the row's items (no stacked unit per cell); the
+    // cells sit side by side, so the row, not their units, is charged to the page budget.
+    flow.side_by_side += 1;
+    let laid = cells(
+        flow, t, r, widths, aligns, tr, cell_role, &mut unit, &mut fills,
+    );
+    flow.side_by_side -= 1;
+    let height = laid?;
     for i in fills {
         if let ItemKind::Rect { h, .. } = &mut unit.items[i].kind {
             *h = height;
@@ -198,4 +186,76 @@ fn row(
         }
     }
     Ok(unit)
+}
+
+/// Lays out a row's cells side by side into `unit`'s items (recording fills to size in
+/// `fills`); returns the row's height.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a row's cells need its table, geometry and structure context"
+)]
+fn cells(
+    flow: &mut Flow<'_, '_>,
+    t: &Table,
+    r: &Row,
+    widths: &[f32],
+    aligns: &[Align],
+    tr: Option<StructId>,
+    cell_role: Role,
+    unit: &mut Unit,
+    fills: &mut Vec<usize>,
+) -> Result<f32, LayoutError> {
+    let pad = t.style.padding;
+    let fill_rect = |x: f32, w: f32, fill: Color| Item {
+        tag: Tag::Artifact,
+        kind: ItemKind::Rect {
+            x,
+            y: 0.0,
+            w,
+            h: 0.0,
+            fill: Some(fill),
+            stroke: None,
+        },
+    };
+    let mut units = std::mem::take(&mut flow.cell_units);
+    let mut height: f32 = 0.0;
+    let mut x = 0.0;
+    for (i, cell) in r.cells.iter().enumerate() {
+        let w = widths.get(i).copied().unwrap_or(0.0);
+        let align = cell.align.or(aligns.get(i).copied());
+        let node = flow.node(tr, cell_role, None);
+        if let Some(fill) = cell.fill {
+            fills.push(unit.items.len());
+            unit.items.push(fill_rect(x, w, fill));
+        }
+        units.clear();
+        if let Err(e) = flow.blocks_into(
+            &cell.blocks,
+            (w - 2.0 * pad).max(1.0),
+            node,
+            align,
+            &mut units,
+        ) {
+            flow.cell_units = units;
+            return Err(e);
+        }
+        let mut y = 0.0;
+        for (k, u) in units.drain(..).enumerate() {
+            if k > 0 {
+                y += u.space_before;
+            }
+            if unit.first_baseline.is_none() {
+                unit.first_baseline = u.first_baseline.map(|b| b + y + pad);
+            }
+            for mut item in u.items {
+                translate(&mut item, x + pad, y + pad);
+                unit.items.push(item);
+            }
+            y += u.height;
+        }
+        height = height.max(y + 2.0 * pad);
+        x += w;
+    }
+    flow.cell_units = units;
+    Ok(height)
 }

@@ -1,7 +1,8 @@
 //! Layout tests on hand-built documents.
 
 use super::frame::{ItemKind, Page, Role, Tag};
-use super::{LayoutContext, LayoutEnv, layout_document};
+use super::limits::{Budget, Exceeded, Limits};
+use super::{Blame, LayoutContext, LayoutEnv, LayoutError, layout_document};
 use crate::doc::*;
 use crate::image::ImageStore;
 use crate::style::*;
@@ -191,6 +192,14 @@ fn page_text(page: &Page) -> String {
 }
 
 fn lay(doc: &Document, f: &Fixture) -> super::frame::LaidOutDocument {
+    lay_within(doc, f, &mut Budget::unlimited()).unwrap()
+}
+
+fn lay_within(
+    doc: &Document,
+    f: &Fixture,
+    budget: &mut Budget,
+) -> Result<super::frame::LaidOutDocument, LayoutError> {
     let env = LayoutEnv {
         fonts: &f.fonts,
         images: &f.images,
@@ -198,7 +207,14 @@ fn lay(doc: &Document, f: &Fixture) -> super::frame::LaidOutDocument {
         masters: &f.masters,
         structure: true,
     };
-    layout_document(doc, &env, &mut LayoutContext::new()).unwrap()
+    layout_document(doc, &env, budget, &mut LayoutContext::new())
+}
+
+fn pages_limit(max_pages: u32) -> Budget {
+    Budget::new(&Limits {
+        max_pages,
+        ..Limits::UNLIMITED
+    })
 }
 
 #[test]
@@ -427,4 +443,211 @@ fn a_laid_out_table_becomes_a_valid_pdf_with_the_header_on_every_page() {
             assert!(text.contains("Statement Ωμέγα Привет"), "{text}");
         }
     }
+}
+
+/// A paragraph of `n` lines `L0`, `L1`, … (forced line breaks).
+fn lines_para(n: usize) -> Block {
+    let s = StyleId(0);
+    let mut inlines = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            inlines.push(Inline::LineBreak);
+        }
+        inlines.push(Inline::Text {
+            text: format!("L{i}"),
+            style: s,
+        });
+    }
+    Block::new(BlockKind::Paragraph(Paragraph {
+        role: ParagraphRole::Paragraph,
+        style: s,
+        inlines,
+    }))
+}
+
+#[test]
+fn a_table_row_taller_than_pages_is_sliced_in_order_across_them() {
+    let f = fixture();
+    let mut t = table(1);
+    let BlockKind::Table(tb) = &mut t.kind else {
+        unreachable!()
+    };
+    tb.rows[0].cells[1].blocks = vec![lines_para(300)];
+    let doc = Document {
+        body: vec![para("Before", 0), t],
+        ..Default::default()
+    };
+    let out = lay(&doc, &f);
+    // 300 lines of 12 pt are 3,600 pt: more than four pages of this body area.
+    assert!(out.pages.len() >= 5, "{} pages", out.pages.len());
+    let mut seen = Vec::new();
+    for (i, page) in out.pages.iter().enumerate() {
+        let (_, y, _, h) = if i == 0 {
+            f.masters.first.body_area()
+        } else {
+            f.masters.rest.body_area()
+        };
+        for item in &page.items {
+            if let ItemKind::Text(r) = &item.kind
+                && let Some(n) = r.text.strip_prefix('L')
+            {
+                seen.push(n.parse::<usize>().unwrap());
+                // A slice takes the items whose top is above its cut.
+                assert!(
+                    r.y - r.size >= y - 0.01 && r.y - r.size < y + h,
+                    "page {i} line {n} at {} outside {y}..{}",
+                    r.y,
+                    y + h
+                );
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..300).collect::<Vec<_>>(),
+        "every line once, in order"
+    );
+}
+
+#[test]
+fn the_page_limit_stops_the_flow_early() {
+    let f = fixture();
+    let body: Vec<Block> = (0..5_000)
+        .map(|i| para(&format!("Paragraph {i}"), 0))
+        .collect();
+    let doc = Document {
+        body,
+        ..Default::default()
+    };
+    let mut full = Budget::unlimited();
+    let pages = lay_within(&doc, &f, &mut full).unwrap().pages.len();
+    assert!(pages > 50, "{pages}");
+    let mut limited = pages_limit(3);
+    let e = lay_within(&doc, &f, &mut limited).unwrap_err();
+    assert_eq!(
+        e,
+        LayoutError::Limit {
+            exceeded: Exceeded::Pages(3),
+            at: Blame::Unknown
+        }
+    );
+    // Three pages hold about 170 of the 5,000 one-line paragraphs.
+    assert!(
+        limited.work() * 10 < full.work(),
+        "{} of {} units of work",
+        limited.work(),
+        full.work()
+    );
+}
+
+#[test]
+fn a_document_of_exactly_the_page_limit_passes_and_one_more_page_fails() {
+    let f = fixture();
+    // Three columns side by side: only the rows count towards the page budget.
+    let doc = Document {
+        body: vec![para("Statement", 1), table(400)],
+        ..Default::default()
+    };
+    let n = lay(&doc, &f).pages.len() as u32;
+    assert!(n >= 5, "{n}");
+    assert_eq!(
+        lay_within(&doc, &f, &mut pages_limit(n))
+            .unwrap()
+            .pages
+            .len() as u32,
+        n
+    );
+    let e = lay_within(&doc, &f, &mut pages_limit(n - 1)).unwrap_err();
+    assert!(
+        matches!(e, LayoutError::Limit { exceeded: Exceeded::Pages(m), .. } if m == n - 1),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_giant_paragraph_is_stopped_and_named() {
+    let f = fixture();
+    let doc = Document {
+        body: vec![para("Dear customer,", 0), lines_para(50_000)],
+        ..Default::default()
+    };
+    let mut budget = pages_limit(2);
+    let e = lay_within(&doc, &f, &mut budget).unwrap_err();
+    let LayoutError::Limit { exceeded, at } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(exceeded, Exceeded::Pages(2));
+    let Blame::Paragraph(text) = at else {
+        panic!("{at:?}")
+    };
+    assert!(text.starts_with("L0\nL1\n"), "{}", &text[..20]);
+    // Two pages hold about 120 lines: the breaker stopped long before line 50,000.
+    assert!(budget.work() < 1_000, "{}", budget.work());
+}
+
+#[test]
+fn a_giant_table_is_named() {
+    let f = fixture();
+    let doc = Document {
+        body: vec![para("Statement", 1), table(20_000)],
+        ..Default::default()
+    };
+    let mut budget = pages_limit(3);
+    let e = lay_within(&doc, &f, &mut budget).unwrap_err();
+    assert_eq!(
+        e,
+        LayoutError::Limit {
+            exceeded: Exceeded::Pages(3),
+            at: Blame::Table { rows: 20_000 }
+        }
+    );
+    assert!(budget.work() < 2_000, "{}", budget.work());
+}
+
+#[test]
+fn page_breaks_past_the_limit_stop_pagination() {
+    let f = fixture();
+    let mut body = Vec::new();
+    for i in 0..2_000 {
+        if i > 0 {
+            body.push(Block::new(BlockKind::PageBreak));
+        }
+        body.push(para(&format!("Page {i}"), 0));
+    }
+    let doc = Document {
+        body,
+        ..Default::default()
+    };
+    assert_eq!(lay(&doc, &f).pages.len(), 2_000);
+    let mut budget = pages_limit(10);
+    let e = lay_within(&doc, &f, &mut budget).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LayoutError::Limit {
+                exceeded: Exceeded::Pages(10),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_zero_time_limit_stops_the_layout() {
+    let f = fixture();
+    let doc = Document {
+        body: vec![para("Statement", 1), table(10)],
+        ..Default::default()
+    };
+    let mut budget = Budget::new(&Limits {
+        max_compose_time: std::time::Duration::ZERO,
+        ..Limits::default()
+    });
+    let e = lay_within(&doc, &f, &mut budget).unwrap_err();
+    assert!(
+        matches!(e, LayoutError::Limit { exceeded: Exceeded::Time(t), .. } if t.is_zero()),
+        "{e:?}"
+    );
+    assert_eq!(budget.work(), 1, "stopped at the first check");
 }

@@ -35,6 +35,9 @@ pub struct OutputParams {
     pub tagged_print: bool,
     /// Deflate level 1..=9.
     pub compression: u8,
+    /// Per-record limits (pages, composition time): a record over them is rejected.
+    #[serde(default)]
+    pub limits: super::compose::Limits,
 }
 
 impl OutputParams {
@@ -48,6 +51,9 @@ impl OutputParams {
         }
         if !(1..=9).contains(&self.compression) {
             return Err(format!("compression {} is outside 1..=9", self.compression));
+        }
+        if self.limits.max_pages == 0 || self.limits.max_compose_time.is_zero() {
+            return Err("per-record limits must be above zero".into());
         }
         if self.batch_sheets == Some(0) || self.batch_documents == Some(0) {
             return Err("batch sizes must be at least 1".into());
@@ -67,6 +73,7 @@ impl Default for OutputParams {
             per_document: false,
             tagged_print: false,
             compression: 1,
+            limits: super::compose::Limits::default(),
         }
     }
 }
@@ -297,6 +304,7 @@ fn document(
         &value,
         &bind,
         params.tagged_print || params.per_document,
+        &params.limits,
         worker,
     )?;
     let pages = composed.laid_out.pages.len() as u32;

@@ -6,18 +6,26 @@
 //! segment is shaped (through the word cache) piecewise, one piece per span it touches.
 //! Lines are filled first-fit: a segment goes on the current line if its content (without
 //! trailing spaces) fits; otherwise the breaker tries a hyphenation point, then a new line,
-//! and as a last resort splits the segment at glyph-cluster boundaries.
+//! and as a last resort (a word wider than a whole line) cuts the word at grapheme-cluster
+//! boundaries into line-sized pieces in one pass (`Breaker::emergency_split`).
+//!
+//! Every step is linear in the paragraph's length: a word is shaped a bounded number of
+//! times whatever its length, words longer than [`super::shape::MAX_CACHED_WORD`] bytes
+//! bypass the word cache, and runs of more than `MAX_HYPHENATED_LETTERS` letters are not
+//! hyphenated.
 
 use std::sync::OnceLock;
 
 use hyphenation::{Hyphenator, Language, Load, Standard};
 use rustc_hash::FxHashMap;
 use unicode_linebreak::{BreakOpportunity, linebreaks};
+use unicode_segmentation::UnicodeSegmentation;
 
 use super::font::{FontBook, FontId};
 use super::shape::{ShapedGlyph, Shaper};
 use super::{LaidLine, ParagraphSpec, TextSpan};
 use crate::layout::frame::{PosGlyph, TextRun};
+use crate::layout::limits::{Budget, Exceeded};
 use crate::style::{Align, Color};
 
 /// Tolerance, in points, when deciding whether content fits a line.
@@ -54,6 +62,8 @@ struct Seg {
     soft: bool,
     /// The head of a word split at a hyphenation point (a hyphen is added at the end).
     hyphenated: bool,
+    /// A piece an emergency break cut from a word wider than a line: never hyphenated.
+    emergency: bool,
 }
 
 /// Reusable scratch state of the line breaker.
@@ -63,13 +73,22 @@ pub(crate) struct Breaker {
     spans: Vec<SpanInfo>,
     segs: Vec<Seg>,
     line: Vec<Seg>,
-    /// Scratch: `(byte offset, prefix width)` of cluster boundaries for forced splits.
-    bounds: Vec<(u32, f32)>,
+    /// Segments to place before the next one of `segs`, the next on top: the tail of a
+    /// hyphenated word, a segment that did not fit the full line, emergency pieces.
+    pending: Vec<Seg>,
+    /// Scratch of emergency breaking: advance in points at each byte of the word.
+    advances: Vec<f32>,
+    /// Scratch of emergency breaking: where the word is cut.
+    cuts: Vec<u32>,
     hyphens: HyphenCache,
 }
 
 /// Words kept in the hyphenation cache before it is cleared.
 const MAX_HYPHENATED_WORDS: usize = 20_000;
+/// Longest run of letters that is hyphenated. Longer runs are no word of a natural
+/// language (the longest English dictionary word has 45 letters); emergency breaking
+/// cuts them instead, so pattern matching never runs over a huge field once per line.
+const MAX_HYPHENATED_LETTERS: usize = 64;
 
 /// Hyphenation points per word: pattern matching costs more than laying out the rest of
 /// a line, and the same words end lines again and again in a run.
@@ -272,6 +291,7 @@ impl Breaker {
                 hard: opp == BreakOpportunity::Mandatory && pos < len,
                 soft: opp == BreakOpportunity::Allowed && content.ends_with(SOFT_HYPHEN),
                 hyphenated: false,
+                emergency: false,
             });
             prev = pos;
         }
@@ -340,7 +360,8 @@ impl Breaker {
         let b = word[a..]
             .find(|c: char| !c.is_alphabetic())
             .map_or(word.len(), |n| a + n);
-        if word[a..b].chars().count() < 5 {
+        let letters = word[a..b].chars().take(MAX_HYPHENATED_LETTERS + 1).count();
+        if !(5..=MAX_HYPHENATED_LETTERS).contains(&letters) {
             return None;
         }
         let (first, end) = self.hyphens.lookup(&word[a..b]);
@@ -362,73 +383,110 @@ impl Breaker {
         None
     }
 
-    /// Splits `seg` at the last glyph-cluster boundary whose head fits `room` (at least
-    /// one cluster, so an unbreakable cluster wider than the line still makes progress).
-    fn force_split(
+    /// Emergency breaking: cuts `seg`, a word wider than the line it starts, at
+    /// grapheme-cluster boundaries into pieces, the first at most `room` points wide and
+    /// every other at most `avail`, and pushes them onto `self.pending` (the first on top).
+    /// `hyphen` is the width of the hyphen shown after the word (a soft hyphen at its end),
+    /// counted with its last grapheme. Returns `false`, pushing nothing, when there is
+    /// nothing to cut (a single grapheme).
+    ///
+    /// One pass over the word: its glyphs are shaped once, their advances summed per
+    /// grapheme, and the pieces filled first-fit, so a word of any length costs time
+    /// linear in its length (parley's emergency breaks and CSS `overflow-wrap: anywhere`
+    /// work the same way). The pieces are re-measured when they are placed, so kerning
+    /// across a cut can only make a piece be cut again, never overflow the line.
+    fn emergency_split(
         &mut self,
         shaper: &mut Shaper,
         book: &FontBook,
         seg: Seg,
         room: f32,
-    ) -> (Seg, Option<Seg>) {
-        self.bounds.clear();
-        let mut k = self.span_at(seg.start);
-        let mut a = seg.start;
-        let mut x = 0.0;
-        while a < seg.content_end {
+        avail: f32,
+        hyphen: f32,
+    ) -> bool {
+        let (start, end) = (seg.start, seg.content_end);
+        self.advances.clear();
+        self.advances.resize((end - start) as usize, 0.0);
+        let mut k = self.span_at(start);
+        let mut a = start;
+        while a < end {
             let span = self.spans[k];
-            let b = span.end.min(seg.content_end);
+            let b = span.end.min(end);
             let w = shaper.shape_word(book, span.font, &self.text[a as usize..b as usize]);
-            let mut last = None;
+            let scale = span.size / 1000.0;
             for g in shaper.glyphs(w) {
                 let c = a + g.cluster;
-                if c >= b {
-                    continue;
+                if c < b {
+                    self.advances[(c - start) as usize] += g.advance * scale;
                 }
-                if last != Some(c) && c > seg.start {
-                    self.bounds.push((c, x));
-                }
-                last = Some(c);
-                x += g.advance * span.size / 1000.0;
             }
             a = b;
             k += 1;
         }
-        // Candidates from the widest down; the first boundary is always taken if needed.
-        let mut pick = self.bounds.partition_point(|&(_, w)| w <= room + EPS);
-        let at = loop {
-            if pick == 0 {
-                break self.bounds.first().map_or(seg.content_end, |&(p, _)| p);
+        self.cuts.clear();
+        let word = &self.text[start as usize..end as usize];
+        let (mut x, mut limit, mut piece_start) = (0.0f32, room, 0usize);
+        for (off, g) in word.grapheme_indices(true) {
+            let mut gw: f32 = self.advances[off..off + g.len()].iter().sum();
+            if off + g.len() == word.len() {
+                gw += hyphen;
             }
-            let p = self.bounds[pick - 1].0;
-            let (w, _) = self.widths(shaper, book, seg.start, p, p);
-            if w <= room + EPS || pick == 1 {
-                break p;
+            if off > piece_start && x + gw > limit + EPS {
+                self.cuts.push(start + off as u32);
+                (x, limit, piece_start) = (0.0, avail, off);
             }
-            pick -= 1;
-        };
-        if at >= seg.content_end {
-            return (seg, None);
+            x += gw;
         }
-        let head = Seg {
-            end: at,
-            content_end: at,
-            hard: false,
-            soft: false,
+        if self.cuts.is_empty() {
+            return false;
+        }
+        let last = *self.cuts.last().expect("a cut");
+        self.pending.push(Seg {
+            start: last,
+            emergency: true,
             ..seg
-        };
-        (head, Some(Seg { start: at, ..seg }))
+        });
+        let mut next = last;
+        for &c in self
+            .cuts
+            .iter()
+            .rev()
+            .skip(1)
+            .chain(std::iter::once(&start))
+        {
+            self.pending.push(Seg {
+                start: c,
+                end: next,
+                content_end: next,
+                hard: false,
+                soft: false,
+                hyphenated: false,
+                emergency: true,
+            });
+            next = c;
+        }
+        true
     }
 
     /// Breaks `spans` into lines and appends them to `out`.
+    ///
+    /// Stops with [`Exceeded::Pages`] once it has made `max_lines` lines and more text is
+    /// left, and with [`Exceeded::Time`] when `budget` runs out of time (checked as lines
+    /// are made); `out` then holds the lines made so far.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the paragraph, its shaping state and its limits"
+    )]
     pub(crate) fn layout(
         &mut self,
         shaper: &mut Shaper,
         book: &FontBook,
         spans: &[TextSpan<'_>],
         spec: &ParagraphSpec,
+        max_lines: usize,
+        budget: &mut Budget,
         out: &mut Vec<LaidLine>,
-    ) {
+    ) -> Result<(), Exceeded> {
         self.prepare(spans);
         if self.spans.is_empty() {
             if let Some(s) = spans.first() {
@@ -440,15 +498,23 @@ impl Breaker {
                     runs: Vec::new(),
                 });
             }
-            return;
+            return Ok(());
         }
         self.line.clear();
+        self.pending.clear();
+        let first_line = out.len();
+        // Called after every line but the last: the line limit, then the clock.
+        let mut line_made = |out: &Vec<LaidLine>| -> Result<(), Exceeded> {
+            if out.len() - first_line >= max_lines {
+                return Err(Exceeded::Pages(budget.limits().max_pages));
+            }
+            budget.tick()
+        };
         let mut first = true;
         let mut width = 0.0;
         let mut next = 0;
-        let mut pending: Option<Seg> = None;
         loop {
-            let seg = match pending.take() {
+            let seg = match self.pending.pop() {
                 Some(s) => s,
                 None if next < self.segs.len() => {
                     next += 1;
@@ -469,36 +535,37 @@ impl Breaker {
                 width += full;
                 if seg.hard {
                     self.emit(shaper, book, spec, first, false, out);
+                    line_made(out)?;
                     first = false;
                     width = 0.0;
                 }
                 continue;
             }
-            if let Some((head, tail)) = spec
-                .hyphenate
+            if let Some((head, tail)) = (spec.hyphenate && !seg.emergency)
                 .then(|| self.hyphenate(shaper, book, seg, room))
                 .flatten()
             {
                 self.line.push(head);
                 self.emit(shaper, book, spec, first, true, out);
-                (first, width, pending) = (false, 0.0, Some(tail));
+                line_made(out)?;
+                (first, width) = (false, 0.0);
+                self.pending.push(tail);
                 continue;
             }
             if !self.line.is_empty() {
                 self.emit(shaper, book, spec, first, true, out);
-                (first, width, pending) = (false, 0.0, Some(seg));
+                line_made(out)?;
+                (first, width) = (false, 0.0);
+                self.pending.push(seg);
                 continue;
             }
-            let (head, tail) = self.force_split(shaper, book, seg, room);
-            if let Some(tail) = tail {
-                self.line.push(head);
-                self.emit(shaper, book, spec, first, true, out);
-                (first, width, pending) = (false, 0.0, Some(tail));
-            } else {
+            if !self.emergency_split(shaper, book, seg, room, spec.width, hy) {
+                // A single grapheme wider than the line: it overflows.
                 self.line.push(seg);
                 width += full;
                 if seg.hard {
                     self.emit(shaper, book, spec, first, false, out);
+                    line_made(out)?;
                     (first, width) = (false, 0.0);
                 }
             }
@@ -506,6 +573,7 @@ impl Breaker {
         if !self.line.is_empty() {
             self.emit(shaper, book, spec, first, false, out);
         }
+        Ok(())
     }
 
     /// Returns the widest line's natural width when `spans` are laid without a width limit
@@ -649,6 +717,7 @@ fn justify(runs: &mut [TextRun], slack: f32) {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use unicode_segmentation::UnicodeSegmentation;
 
     use super::*;
     use crate::text::TextContext;
@@ -894,6 +963,88 @@ mod tests {
         );
     }
 
+    /// Lays out one word of `n` characters drawn from `alphabet` (a fixed pseudo-random
+    /// sequence, so that no two lines are alike), and checks that every line fits
+    /// `width`, that the lines hold the word exactly, and that shaping did work linear in
+    /// `n`. Returns the lines.
+    fn long_word(n: usize, alphabet: &str, width: f32, hyphenate: bool) -> Vec<LaidLine> {
+        let book = FontBook::with_defaults();
+        let letters: Vec<char> = alphabet.chars().collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let word: String = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                letters[(x % letters.len() as u64) as usize]
+            })
+            .collect();
+        let mut cx = TextContext::new();
+        let mut lines = Vec::new();
+        let s = [span(&book, &word)];
+        cx.layout_paragraph(
+            &book,
+            &s,
+            &spec(width, Align::Justify, hyphenate),
+            &mut lines,
+        );
+        for l in &lines {
+            assert!(l.width <= width + 1e-3, "{} > {width}", l.width);
+        }
+        let joined: String = lines.iter().map(line_text).collect();
+        assert!(joined == word, "the lines lose or add text");
+        let shaped = cx.shaper().shaped_glyphs();
+        assert!(
+            shaped <= 8 * n as u64,
+            "{shaped} glyphs shaped for a word of {n} characters"
+        );
+        lines
+    }
+
+    #[test]
+    fn a_word_of_100000_characters_is_cut_into_full_lines_in_linear_time() {
+        let lines = long_word(100_000, "Pressrunfolgtdemwortéλ", 480.0, false);
+        // About 90 characters of 10 pt sans fit 480 pt; every line but the last is full.
+        assert!(lines.len() > 800 && lines.len() < 2_000, "{}", lines.len());
+        let (last, rest) = lines.split_last().unwrap();
+        assert!(rest.iter().all(|l| l.width > 470.0), "lines are filled");
+        assert!(last.width <= 480.0);
+    }
+
+    #[test]
+    fn a_huge_word_is_not_hyphenated_but_cut() {
+        let lines = long_word(20_000, "abcdefghijklmnopqrstuvwxyz", 200.0, true);
+        assert!(lines.iter().all(|l| !line_text(l).ends_with('-')));
+        assert!(lines.len() > 100);
+    }
+
+    #[test]
+    fn emergency_breaks_keep_grapheme_clusters_whole() {
+        // A base letter with two combining marks, a flag (two regional indicators) and a
+        // family emoji (a ZWJ sequence): cutting inside any of them would be wrong.
+        let clusters = ["e\u{301}\u{327}", "🇬🇧", "👨\u{200d}👩\u{200d}👧", "Ж", "ab"];
+        let word: String = clusters.iter().cycle().take(600).copied().collect();
+        let book = FontBook::with_defaults();
+        for width in [6.0f32, 15.0, 33.3, 90.0] {
+            let lines = lay(
+                &book,
+                &[span(&book, &word)],
+                &spec(width, Align::Left, false),
+            );
+            assert!(lines.len() > 2, "{width}");
+            let bounds: Vec<usize> = word.grapheme_indices(true).map(|(i, _)| i).collect();
+            let mut at = 0;
+            for l in &lines {
+                at += line_text(l).len();
+                assert!(
+                    at == word.len() || bounds.binary_search(&at).is_ok(),
+                    "cut inside a grapheme at byte {at} (width {width})"
+                );
+            }
+            assert_eq!(at, word.len());
+        }
+    }
+
     fn check_runs_are_contiguous(l: &LaidLine) -> Result<(), TestCaseError> {
         for w in l.runs.windows(2) {
             let end =
@@ -909,6 +1060,42 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn very_long_words_are_cut_into_lines_that_fit_without_losing_text(
+            pieces in prop::collection::vec(
+                prop::sample::select(vec![
+                    "a", "W", "ﬁ", "1", ".", "é", "e\u{301}", "Ж", "λ", "🇩🇪", "👍🏽", "\u{ad}", "AV", "⇒",
+                ]),
+                50..1500,
+            ),
+            width in 4.0f32..400.0,
+            indent in -20.0f32..40.0,
+            hyphenate in any::<bool>(),
+        ) {
+            let book = FontBook::with_defaults();
+            let word: String = pieces.concat();
+            let mut sp = spec(width, Align::Justify, hyphenate);
+            sp.first_line_indent = indent;
+            let lines = lay(&book, &[span(&book, &word)], &sp);
+            // Soft hyphens are invisible (or shown as the added hyphen at a line end).
+            let visible = |s: &str| s.replace(['\u{ad}', '-'], "");
+            let word = visible(&word);
+            let mut at = 0;
+            for (i, l) in lines.iter().enumerate() {
+                let text = visible(&line_text(l));
+                prop_assert!(word[at..].starts_with(&text), "line {} {:?} is not the next text", i, text);
+                let graphemes = text.graphemes(true).count();
+                let avail = width - if i == 0 { indent } else { 0.0 };
+                prop_assert!(
+                    l.width <= avail + 0.01 || graphemes <= 1,
+                    "line {} {:?} is {} wide, more than {}", i, text, l.width, avail
+                );
+                at += text.len();
+                check_runs_are_contiguous(l)?;
+            }
+            prop_assert_eq!(at, word.len(), "text lost");
+        }
+
         #[test]
         fn lines_fit_keep_the_text_and_justify(
             words in prop::collection::vec("[a-zA-Z]{1,14}", 1..40),

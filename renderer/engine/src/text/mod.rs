@@ -7,6 +7,7 @@ pub mod linebreak;
 pub mod shape;
 
 use crate::layout::frame::TextRun;
+use crate::layout::limits::{Budget, Exceeded};
 use crate::style::{Align, Color};
 use font::{FontBook, FontId};
 use linebreak::Breaker;
@@ -76,11 +77,31 @@ impl TextContext {
         spec: &ParagraphSpec,
         out: &mut Vec<LaidLine>,
     ) {
+        let mut budget = Budget::unlimited();
+        let done = self.layout_paragraph_within(book, spans, spec, usize::MAX, &mut budget, out);
+        debug_assert!(done.is_ok(), "an unlimited budget is never exceeded");
+    }
+
+    /// Like [`TextContext::layout_paragraph`], within limits: stops with
+    /// [`Exceeded::Pages`] once `max_lines` lines are made and text is left, and with
+    /// [`Exceeded::Time`] when `budget`'s time runs out (checked once per line). On
+    /// either, `out` holds the lines made so far.
+    pub fn layout_paragraph_within(
+        &mut self,
+        book: &FontBook,
+        spans: &[TextSpan<'_>],
+        spec: &ParagraphSpec,
+        max_lines: usize,
+        budget: &mut Budget,
+        out: &mut Vec<LaidLine>,
+    ) -> Result<(), Exceeded> {
         self.shaper.bind(book);
         self.shaper.trim();
-        self.breaker
-            .layout(&mut self.shaper, book, spans, spec, out);
+        let done = self
+            .breaker
+            .layout(&mut self.shaper, book, spans, spec, max_lines, budget, out);
         self.collect_warnings(book);
+        done
     }
 
     /// Returns the natural width in points of `spans` laid on one line.

@@ -3,7 +3,9 @@
 //! The cache maps `(FontId, text)` to shaped glyphs. It is a small open-addressing hash
 //! table of its own: entries keep their key text in one string arena and their glyphs in
 //! one glyph arena, so a lookup by `&str` hashes the borrowed text, compares it against the
-//! arena, and allocates nothing. A hit costs one hash and one comparison.
+//! arena, and allocates nothing. A hit costs one hash and one comparison. Text longer
+//! than [`MAX_CACHED_WORD`] bytes is never cached: it is shaped into the per-paragraph
+//! scratch arena, so one huge field cannot fill the cache with text never seen again.
 //!
 //! On a miss the text is itemised by font coverage: characters the chosen font lacks go
 //! to the first fallback font that has them; characters no font has are shaped as the
@@ -55,6 +57,11 @@ const MAX_WORDS: usize = 50_000;
 const MAX_GLYPHS: usize = 1 << 20;
 /// Bytes of key text kept before the cache is cleared.
 const MAX_TEXT: usize = 4 << 20;
+/// Longest text, in bytes, that the cache keeps. Longer "words" (a field of one
+/// 100,000-character token, the pieces an emergency break cuts from it) are shaped into
+/// the per-paragraph scratch arena instead: they are rarely seen twice, and caching
+/// them would fill the arenas with text no later lookup hits.
+pub const MAX_CACHED_WORD: usize = 96;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -97,6 +104,8 @@ pub struct Shaper {
     simple: Vec<SimpleTable>,
     /// Glyphs of uncached words, cleared at every [`Shaper::trim`] (paragraph start).
     scratch: Vec<ShapedGlyph>,
+    /// Glyphs rustybuzz has produced since the shaper was made (a work counter).
+    shaped: u64,
 }
 
 /// Characters that usually shape without context: digits, spaces, and the punctuation
@@ -156,6 +165,7 @@ impl Shaper {
             bound_fallbacks: Vec::new(),
             simple: Vec::new(),
             scratch: Vec::new(),
+            shaped: 0,
         }
     }
 
@@ -208,6 +218,9 @@ impl Shaper {
                 scratch: true,
                 advance,
             };
+        }
+        if text.len() > MAX_CACHED_WORD {
+            return self.shape_uncached(book, font, text);
         }
         let hash = hash_key(font, text);
         let mask = self.slots.len() - 1;
@@ -274,9 +287,36 @@ impl Shaper {
         self.glyphs.len()
     }
 
+    /// Returns how many glyphs rustybuzz has produced since the shaper was made: the
+    /// shaping work done, cache hits and table lookups not counted.
+    pub fn shaped_glyphs(&self) -> u64 {
+        self.shaped
+    }
+
     /// Drains the characters found in no loaded font since the last call (repeats included).
     pub fn take_missing(&mut self, out: &mut Vec<MissingChar>) {
         out.append(&mut self.missing);
+    }
+
+    /// Shapes `text` into the scratch arena, outside the cache (see [`MAX_CACHED_WORD`]).
+    fn shape_uncached(&mut self, book: &FontBook, font: FontId, text: &str) -> WordRef {
+        let start = self.glyphs.len();
+        self.itemize(book, font, text);
+        let mut items = std::mem::take(&mut self.items);
+        for &(a, b, f) in &items {
+            self.shape_run(book, f, &text[a..b], a as u32);
+        }
+        items.clear();
+        self.items = items;
+        let first = self.scratch.len();
+        self.scratch.extend(self.glyphs.drain(start..));
+        let glyphs = &self.scratch[first..];
+        WordRef {
+            start: first as u32,
+            len: glyphs.len() as u32,
+            scratch: true,
+            advance: glyphs.iter().map(|g| g.advance).sum(),
+        }
     }
 
     fn insert(
@@ -479,6 +519,7 @@ impl Shaper {
             }
         };
         let out = rustybuzz::shape_with_plan(face, &self.plans[k].plan, buffer);
+        self.shaped += out.len() as u64;
         self.glyphs
             .extend(
                 out.glyph_infos()
@@ -662,6 +703,29 @@ pub(crate) mod tests {
             assert_eq!(s.shape_word(&book, f, w), *r);
         }
         assert_eq!(s.cached_words(), 3000);
+    }
+
+    #[test]
+    fn words_longer_than_the_entry_bound_are_shaped_but_never_cached() {
+        let book = FontBook::with_defaults();
+        let f = sans(&book);
+        let mut s = Shaper::new();
+        s.bind(&book);
+        let fits = "w".repeat(MAX_CACHED_WORD);
+        let long = "w".repeat(MAX_CACHED_WORD + 1);
+        s.shape_word(&book, f, &fits);
+        assert_eq!(s.cached_words(), 1);
+        let before = s.shaped_glyphs();
+        let w = s.shape_word(&book, f, &long);
+        assert_eq!(s.glyphs(w).len(), long.len());
+        assert_eq!(s.cached_words(), 1, "the long word is not cached");
+        assert_eq!(s.cached_glyphs(), MAX_CACHED_WORD);
+        s.shape_word(&book, f, &long);
+        assert_eq!(s.shaped_glyphs() - before, 2 * long.len() as u64);
+        // Uncached glyphs equal what the cache would have held.
+        let w = s.shape_word(&book, f, &long);
+        let one = s.shape_word(&book, f, "w");
+        assert!(s.glyphs(w).iter().all(|g| g.id == s.glyphs(one)[0].id));
     }
 
     #[test]
