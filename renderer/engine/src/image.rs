@@ -209,9 +209,26 @@ fn png_dpi(bytes: &[u8]) -> Option<f32> {
     None
 }
 
+/// Largest width or height of a PNG in pixels (1.7 m at 300 dpi).
+const MAX_PNG_SIDE: u32 = 20_000;
+/// Most memory the PNG decoder may allocate (a small file can claim huge dimensions).
+const MAX_PNG_DECODE_BYTES: u64 = 128 << 20;
+
 fn load_png(name: &str, bytes: &[u8]) -> Result<Loaded, ImageError> {
-    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
-        .map_err(|e| ImageError(format!("image '{name}' is a damaged PNG: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PNG_SIDE);
+    limits.max_image_height = Some(MAX_PNG_SIDE);
+    limits.max_alloc = Some(MAX_PNG_DECODE_BYTES);
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageError(format!(
+            "image '{name}' is too large to decode (at most {MAX_PNG_SIDE} pixels a side and {} MiB of samples); scale it down",
+            MAX_PNG_DECODE_BYTES >> 20
+        )),
+        e => ImageError(format!("image '{name}' is a damaged PNG: {e}")),
+    })?;
     let (w, h) = (img.width(), img.height());
     let has_alpha = img.color().has_alpha();
     let has_color = img.color().has_color();

@@ -58,6 +58,10 @@ fn intern(data: Vec<u8>, hash: [u8; 32]) -> &'static [u8] {
         .or_insert_with(|| Box::leak(data.into_boxed_slice()))
 }
 
+fn not_a_font() -> FontError {
+    FontError("not a TrueType or OpenType font, or a damaged one".into())
+}
+
 impl Font {
     /// Parses a font from process-lifetime bytes.
     pub fn from_static(data: &'static [u8]) -> Result<Font, FontError> {
@@ -65,15 +69,18 @@ impl Font {
         Self::parse(data, hash)
     }
 
-    /// Parses a font from owned bytes, interning them by hash.
+    /// Parses a font from owned bytes, interning them by hash. Bytes that are not a font
+    /// are refused before they are interned, so a damaged file is never kept.
     pub fn from_vec(data: Vec<u8>) -> Result<Font, FontError> {
+        if ttf_parser::Face::parse(&data, 0).is_err() {
+            return Err(not_a_font());
+        }
         let hash: [u8; 32] = Sha256::digest(&data).into();
         Self::parse(intern(data, hash), hash)
     }
 
     fn parse(data: &'static [u8], hash: [u8; 32]) -> Result<Font, FontError> {
-        let face = rustybuzz::Face::from_slice(data, 0)
-            .ok_or_else(|| FontError("not a TrueType or OpenType font, or a damaged one".into()))?;
+        let face = rustybuzz::Face::from_slice(data, 0).ok_or_else(not_a_font)?;
         let ttf: &ttf_parser::Face<'_> = &face;
         let ps_name = ttf
             .names()
