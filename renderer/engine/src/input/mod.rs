@@ -224,6 +224,137 @@ mod tests {
         }
     }
 
+    /// `n` bytes of `fill`, then `tail`, produced on the fly.
+    struct Long {
+        left: u64,
+        fill: u8,
+        tail: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Long {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return self.tail.read(buf);
+            }
+            let n = buf.len().min(self.left as usize);
+            buf[..n].fill(self.fill);
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+
+    fn read_max(bytes: &[u8], format: InputFormat, max: usize) -> Vec<RawRecord> {
+        RecordReader::with_max_record(
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+            format,
+            "t",
+            max,
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let r = read("\u{feff}{\"a\":1}\n{\"a\":2}\n", InputFormat::Jsonl);
+        assert!(
+            matches!(&r[0].data, RawData::Json(s) if s == "{\"a\":1}"),
+            "{r:?}"
+        );
+        let r = read("\u{feff}name,amount\nAnna,1\n", InputFormat::Csv);
+        match &r[0].data {
+            RawData::Csv { headers, row } => {
+                assert_eq!(headers.as_slice(), ["name", "amount"]);
+                assert_eq!(row, &["Anna", "1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Only at the start: a mark inside a line is data.
+        let r = read("{}\n\u{feff}{}\n", InputFormat::Jsonl);
+        assert!(matches!(&r[1].data, RawData::Json(s) if s.starts_with('\u{feff}')));
+    }
+
+    #[test]
+    fn a_jsonl_record_over_the_limit_is_unreadable_and_the_run_goes_on() {
+        let long = "x".repeat(100);
+        let text = format!("{{\"a\":1}}\n{long}\n\n{{\"a\":3}}\n{long}");
+        let r = read_max(text.as_bytes(), InputFormat::Jsonl, 64);
+        let seen: Vec<(u64, u64)> = r.iter().map(|r| (r.number, r.line)).collect();
+        assert_eq!(seen, [(1, 1), (2, 2), (3, 4), (4, 5)]);
+        assert!(
+            matches!(&r[1].data, RawData::Unreadable(m) if m.contains("100 bytes, more than the 64")),
+            "{:?}",
+            r[1]
+        );
+        assert!(matches!(&r[2].data, RawData::Json(s) if s == "{\"a\":3}"));
+        assert!(matches!(&r[3].data, RawData::Unreadable(_)));
+        // Exactly at the limit still fits.
+        let r = read_max(b"1234\n", InputFormat::Jsonl, 4);
+        assert!(matches!(&r[0].data, RawData::Json(s) if s == "1234"));
+    }
+
+    #[test]
+    fn a_line_of_hundreds_of_megabytes_is_skipped_with_the_default_limit() {
+        let input = Long {
+            left: 3 * MAX_RECORD_BYTES as u64,
+            fill: b'a',
+            tail: std::io::Cursor::new(b"\n{\"a\":2}\n".to_vec()),
+        };
+        let r: Vec<_> = RecordReader::from_reader(Box::new(input), InputFormat::Jsonl, "t")
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[0].data, RawData::Unreadable(m) if m.contains("more than the")));
+        assert_eq!((r[1].number, r[1].line), (2, 2));
+    }
+
+    #[test]
+    fn a_csv_record_over_the_limit_is_unreadable_and_lines_stay_right() {
+        let long = "y".repeat(100);
+        let text = format!("name,note\nA,\"two\nlines\"\nB,{long}\n\nC,ok\n");
+        let r = read_max(text.as_bytes(), InputFormat::Csv, 64);
+        let seen: Vec<(u64, u64)> = r.iter().map(|r| (r.number, r.line)).collect();
+        assert_eq!(seen, [(1, 2), (2, 4), (3, 6)]);
+        assert!(matches!(&r[0].data, RawData::Csv { row, .. } if row == &["A", "two\nlines"]));
+        assert!(
+            matches!(&r[1].data, RawData::Unreadable(m) if m.contains("more than the 64")),
+            "{:?}",
+            r[1]
+        );
+        assert!(matches!(&r[2].data, RawData::Csv { row, .. } if row == &["C", "ok"]));
+        // An unclosed quote makes the rest of the file one field: bounded, then unreadable.
+        let input = Long {
+            left: 3 * MAX_RECORD_BYTES as u64,
+            fill: b'z',
+            tail: std::io::Cursor::new(b"\nD,1\n".to_vec()),
+        };
+        let head = std::io::Cursor::new(b"name,note\nA,\"".to_vec()).chain(input);
+        let r: Vec<_> = RecordReader::from_reader(Box::new(head), InputFormat::Csv, "t")
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(r.len(), 1);
+        assert!(matches!(&r[0].data, RawData::Unreadable(_)));
+    }
+
+    #[test]
+    fn csv_rows_with_crlf_and_bad_utf8() {
+        let r = read_max(b"a,b\r\n1,2\r\n\xff,3\r\n", InputFormat::Csv, 1 << 20);
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[0].data, RawData::Csv { row, .. } if row == &["1", "2"]));
+        assert_eq!(r[1].line, 3);
+        assert!(matches!(&r[1].data, RawData::Unreadable(m) if m.contains("UTF-8")));
+        let err = RecordReader::with_max_record(
+            Box::new(std::io::Cursor::new(b"\xff,a\n".to_vec())),
+            InputFormat::Csv,
+            "t",
+            1 << 20,
+        );
+        assert!(matches!(err, Err(InputError::CsvHeader { .. })));
+    }
+
     #[test]
     fn format_from_extension() {
         assert_eq!(
