@@ -389,4 +389,38 @@ mod tests {
         let e = ImageAsset::load("x.jpg", &[0xFF, 0xD8, 0xFF, 0xD9]).unwrap_err();
         assert!(e.0.contains("damaged JPEG"), "{e}");
     }
+
+    /// A PNG header claiming `w`×`h` RGBA pixels, with one tiny data chunk.
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], body: &[u8]| {
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            let mut c = kind.to_vec();
+            c.extend_from_slice(body);
+            out.extend_from_slice(&c);
+            out.extend_from_slice(&crc32(&c).to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        chunk(
+            b"IDAT",
+            &miniz_oxide::deflate::compress_to_vec_zlib(&[0; 64], 6),
+        );
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn a_small_png_claiming_huge_dimensions_is_refused_before_decoding() {
+        for (w, h) in [(30_000, 10), (10, 30_000), (15_000, 15_000)] {
+            let e = ImageAsset::load("bomb.png", &png_claiming(w, h)).unwrap_err();
+            assert!(e.0.contains("too large to decode"), "{w}x{h}: {e}");
+        }
+        // A normal size gets as far as the (damaged) data.
+        let e = ImageAsset::load("ok.png", &png_claiming(100, 100)).unwrap_err();
+        assert!(e.0.contains("damaged PNG"), "{e}");
+    }
 }

@@ -68,7 +68,7 @@ pub fn layout_document(
     let mut flow = flow::Flow::new(env, ctx, &mut structure, None);
     let units = flow.blocks(&doc.body, body_width, Some(root), None)?;
     let headers = flow.take_headers();
-    let mut pages = pages::paginate(units, &headers, env.masters);
+    let mut pages = pages::paginate(units, &headers, env.masters)?;
     pages::add_running_content(&mut pages, doc, env, ctx, &mut structure)?;
     Ok(LaidOutDocument { pages, structure })
 }

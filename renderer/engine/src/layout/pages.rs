@@ -13,8 +13,13 @@ use crate::style::{PageMaster, PageMasters};
 /// by `keep_with_next` that does not fit moves to a new page whole (unless it is taller than
 /// a page); space before a unit is dropped at the top of a page; a table row that starts
 /// a page gets a copy of its table's header above it (tagged as an artifact); a unit
-/// taller than a whole page is sliced at the page's bottom edge.
-pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Vec<Page> {
+/// taller than a whole page is sliced at the page's bottom edge. A document of more than
+/// [`MAX_PAGES`] pages is an error (a bound on runaway templates, not a real document).
+pub fn paginate(
+    units: Vec<Unit>,
+    headers: &[Unit],
+    masters: &PageMasters,
+) -> Result<Vec<Page>, LayoutError> {
     let mut p = Paginator {
         masters,
         pages: Vec::new(),
@@ -81,6 +86,9 @@ pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Ve
                 if unit.height <= room {
                     break;
                 }
+                if p.pages.len() > MAX_PAGES {
+                    return Err(too_many_pages());
+                }
                 let (head, tail) = slice(unit, room);
                 p.place(head, 0.0);
                 p.new_page();
@@ -89,8 +97,20 @@ pub fn paginate(units: Vec<Unit>, headers: &[Unit], masters: &PageMasters) -> Ve
         }
         p.place(unit, space);
         p.last_table_border = border;
+        if p.pages.len() > MAX_PAGES {
+            return Err(too_many_pages());
+        }
     }
-    p.pages
+    Ok(p.pages)
+}
+
+/// Most pages one document may have.
+pub const MAX_PAGES: usize = 10_000;
+
+fn too_many_pages() -> LayoutError {
+    LayoutError(format!(
+        "the document has more than {MAX_PAGES} pages: check the template's lengths and the record's size"
+    ))
 }
 
 struct Paginator<'a> {
