@@ -521,7 +521,23 @@ fn mutate(rng: &mut ChaCha8Rng, seed: &[u8], other: &[u8], tokens: &[&str]) -> V
     }
     for _ in 0..edits {
         let at = |rng: &mut ChaCha8Rng, s: &[u8]| char_boundary(s, rng.random_range(0..=s.len()));
-        match rng.random_range(0..115) {
+        match rng.random_range(0..125) {
+            115..=124 => {
+                // Delete, duplicate or move a whole line.
+                let lines: Vec<usize> = std::iter::once(0)
+                    .chain((0..s.len()).filter(|&i| s[i] == b'\n').map(|i| i + 1))
+                    .collect();
+                let k = rng.random_range(0..lines.len());
+                let (i, j) = (lines[k], lines.get(k + 1).copied().unwrap_or(s.len()));
+                let line: Vec<u8> = s.drain(i..j).collect();
+                if rng.random_bool(0.6) {
+                    let to = lines[rng.random_range(0..lines.len())].min(s.len());
+                    s.splice(to..to, line.iter().copied());
+                    if rng.random_bool(0.5) {
+                        s.splice(i.min(s.len())..i.min(s.len()), line);
+                    }
+                }
+            }
             100..=114 => {
                 // Replace the text between a pair of quotes on one line.
                 let quotes: Vec<usize> = (0..s.len()).filter(|&i| s[i] == b'"').collect();

@@ -103,7 +103,7 @@ pub struct RecordReader {
 
 enum Inner {
     Jsonl(jsonl::JsonlReader),
-    Csv(delimited::CsvReader),
+    Csv(Box<delimited::CsvReader>),
 }
 
 impl RecordReader {
@@ -144,7 +144,9 @@ impl RecordReader {
         let reader = BufReader::with_capacity(1 << 20, input);
         let inner = match format {
             InputFormat::Jsonl => Inner::Jsonl(jsonl::JsonlReader::new(reader, max_record)),
-            InputFormat::Csv => Inner::Csv(delimited::CsvReader::new(reader, max_record, name)?),
+            InputFormat::Csv => Inner::Csv(Box::new(delimited::CsvReader::new(
+                reader, max_record, name,
+            )?)),
         };
         Ok(Self { inner })
     }
