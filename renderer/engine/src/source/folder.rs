@@ -103,17 +103,11 @@ impl FolderSource {
 
     /// Reads every file (those already handed out as they were) into bundle paths and
     /// bytes, sorted by path.
-    pub fn into_files(mut self) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
+    pub fn into_files(self) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
         let mut files = Vec::new();
-        let mut cache = std::mem::take(&mut self.cache);
-        self.each_file(&cache, |path, bytes| {
+        self.each_file(&self.cache, |path, bytes| {
             files.push((path.to_string(), bytes.to_vec()));
         })?;
-        for (path, bytes) in &mut files {
-            if let Some(b) = cache.remove(path.as_str()) {
-                *bytes = b;
-            }
-        }
         Ok(files)
     }
 
