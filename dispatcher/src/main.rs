@@ -454,6 +454,12 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
         &a.common.template,
         a.common.fragments.as_deref(),
     )?);
+    // The bundle the nodes get must be the template compiled here, byte for byte.
+    if bundle.hash != hex::encode(template.content_hash) {
+        anyhow::bail!(
+            "the template folder changed while it was read: run the command again once it is stable"
+        );
+    }
     let mut spec = a.common.run_spec(a.common.run_date(), "dispatcher run");
     spec.max_attempts = a.nodes.max_attempts;
     let nodes = a.nodes.nodes(a.common.threads)?;

@@ -115,6 +115,12 @@ impl Service {
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?
         .map_err(ServiceError::InvalidArgument)?;
+        if bundle.hash != hex::encode(template.content_hash) {
+            return Err(ServiceError::FailedPrecondition(
+                "the template folder changed while it was read: submit again once it is stable"
+                    .into(),
+            ));
+        }
         let entry = (Arc::new(template), Arc::new(bundle));
         self.templates
             .lock()

@@ -209,9 +209,26 @@ fn png_dpi(bytes: &[u8]) -> Option<f32> {
     None
 }
 
+/// Largest width or height of a PNG in pixels (1.7 m at 300 dpi).
+const MAX_PNG_SIDE: u32 = 20_000;
+/// Most memory the PNG decoder may allocate (a small file can claim huge dimensions).
+const MAX_PNG_DECODE_BYTES: u64 = 128 << 20;
+
 fn load_png(name: &str, bytes: &[u8]) -> Result<Loaded, ImageError> {
-    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
-        .map_err(|e| ImageError(format!("image '{name}' is a damaged PNG: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PNG_SIDE);
+    limits.max_image_height = Some(MAX_PNG_SIDE);
+    limits.max_alloc = Some(MAX_PNG_DECODE_BYTES);
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageError(format!(
+            "image '{name}' is too large to decode (at most {MAX_PNG_SIDE} pixels a side and {} MiB of samples); scale it down",
+            MAX_PNG_DECODE_BYTES >> 20
+        )),
+        e => ImageError(format!("image '{name}' is a damaged PNG: {e}")),
+    })?;
     let (w, h) = (img.width(), img.height());
     let has_alpha = img.color().has_alpha();
     let has_color = img.color().has_color();
@@ -371,5 +388,39 @@ mod tests {
         assert!(e.0.contains("damaged PNG"), "{e}");
         let e = ImageAsset::load("x.jpg", &[0xFF, 0xD8, 0xFF, 0xD9]).unwrap_err();
         assert!(e.0.contains("damaged JPEG"), "{e}");
+    }
+
+    /// A PNG header claiming `w`×`h` RGBA pixels, with one tiny data chunk.
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], body: &[u8]| {
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            let mut c = kind.to_vec();
+            c.extend_from_slice(body);
+            out.extend_from_slice(&c);
+            out.extend_from_slice(&crc32(&c).to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        chunk(
+            b"IDAT",
+            &miniz_oxide::deflate::compress_to_vec_zlib(&[0; 64], 6),
+        );
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn a_small_png_claiming_huge_dimensions_is_refused_before_decoding() {
+        for (w, h) in [(30_000, 10), (10, 30_000), (15_000, 15_000)] {
+            let e = ImageAsset::load("bomb.png", &png_claiming(w, h)).unwrap_err();
+            assert!(e.0.contains("too large to decode"), "{w}x{h}: {e}");
+        }
+        // A normal size gets as far as the (damaged) data.
+        let e = ImageAsset::load("ok.png", &png_claiming(100, 100)).unwrap_err();
+        assert!(e.0.contains("damaged PNG"), "{e}");
     }
 }

@@ -2,7 +2,9 @@
 //! paginated, print-ready PDF out.
 //!
 //! The pipeline, one module per stage with plain data between them:
-//! 1. [`template`]: template folder → checked program (once per template version);
+//! 0. [`source`]: every file of a template (folder, bundle) through one interface,
+//!    confined, size-limited and hashed;
+//! 1. [`template`]: template source → checked program (once per template version);
 //! 2. `bind` (in [`template`]): record → [`doc::Document`];
 //! 3. [`text`]: styled spans → shaped, broken lines (cached shaping);
 //! 4. [`layout`]: document → pages of positioned items ([`layout::frame`]);
@@ -19,6 +21,7 @@ pub mod input;
 pub mod layout;
 pub mod pdf;
 pub mod run;
+pub mod source;
 pub mod style;
 pub mod template;
 pub mod text;

@@ -25,6 +25,10 @@ impl Color {
     /// Parses `#rrggbb` or `#rgb`.
     pub fn parse_hex(s: &str) -> Option<Color> {
         let h = s.strip_prefix('#')?;
+        // Only ASCII hex digits: byte slicing below then never splits a character.
+        if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
         let (r, g, b) = match h.len() {
             6 => (
                 u8::from_str_radix(&h[0..2], 16).ok()?,
@@ -151,4 +155,20 @@ impl PageMaster {
 pub struct PageMasters {
     pub first: PageMaster,
     pub rest: PageMaster,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_parse_and_non_ascii_is_refused_not_a_panic() {
+        assert_eq!(Color::parse_hex("#fff"), Some(Color::WHITE));
+        assert_eq!(Color::parse_hex("#000000"), Some(Color::BLACK));
+        for bad in [
+            "#€abc", "#€€", "#a€", "#ééé", "#12345", "fff", "#", "#+1+2+3",
+        ] {
+            assert_eq!(Color::parse_hex(bad), None, "{bad}");
+        }
+    }
 }

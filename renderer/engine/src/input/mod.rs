@@ -1,7 +1,12 @@
 //! Input: records streamed from JSON Lines or CSV, one raw record at a time, with line numbers.
 //!
 //! Parsing to JSON happens on the workers; the reader only splits the stream, so one
-//! thread keeps up with many workers and memory never depends on the file's size.
+//! thread keeps up with many workers and memory never depends on the file's size: a record
+//! longer than [`MAX_RECORD_BYTES`] is skipped as unreadable, never held whole. A UTF-8
+//! byte-order mark at the start of the file is skipped.
+
+mod delimited;
+mod jsonl;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -63,7 +68,7 @@ pub enum RawData {
         headers: Arc<Vec<String>>,
         row: Vec<String>,
     },
-    /// A line that could not be read as a record (e.g. invalid UTF-8, malformed CSV).
+    /// A line that could not be read as a record (e.g. invalid UTF-8, too long).
     Unreadable(String),
 }
 
@@ -83,20 +88,22 @@ pub enum InputError {
     Read { line: u64, source: std::io::Error },
 }
 
+/// Longest record the reader accepts by default (64 MiB): a longer one is
+/// [`RawData::Unreadable`] with a reason, skipped without being held in memory, and the run
+/// goes on.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// The UTF-8 byte-order mark some editors put at the start of a file.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// Streams raw records from a file.
-pub enum RecordReader {
-    Jsonl {
-        reader: BufReader<Box<dyn Read + Send>>,
-        line: u64,
-        number: u64,
-        buf: Vec<u8>,
-    },
-    Csv {
-        reader: csv::Reader<Box<dyn Read + Send>>,
-        headers: Arc<Vec<String>>,
-        number: u64,
-        record: csv::StringRecord,
-    },
+pub struct RecordReader {
+    inner: Inner,
+}
+
+enum Inner {
+    Jsonl(jsonl::JsonlReader),
+    Csv(Box<delimited::CsvReader>),
 }
 
 impl RecordReader {
@@ -117,41 +124,31 @@ impl RecordReader {
         Self::from_reader(input, format, &name)
     }
 
-    /// Reads records from any byte stream.
+    /// Reads records from any byte stream, with records of at most [`MAX_RECORD_BYTES`].
     pub fn from_reader(
         input: Box<dyn Read + Send>,
         format: InputFormat,
         name: &str,
     ) -> Result<Self, InputError> {
-        Ok(match format {
-            InputFormat::Jsonl => RecordReader::Jsonl {
-                reader: BufReader::with_capacity(1 << 20, input),
-                line: 0,
-                number: 0,
-                buf: Vec::new(),
-            },
-            InputFormat::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .flexible(true)
-                    .buffer_capacity(1 << 20)
-                    .from_reader(input);
-                let headers = reader
-                    .headers()
-                    .map_err(|e| InputError::CsvHeader {
-                        path: name.to_string(),
-                        message: e.to_string(),
-                    })?
-                    .iter()
-                    .map(|h| h.trim().to_string())
-                    .collect();
-                RecordReader::Csv {
-                    reader,
-                    headers: Arc::new(headers),
-                    number: 0,
-                    record: csv::StringRecord::new(),
-                }
-            }
-        })
+        Self::with_max_record(input, format, name, MAX_RECORD_BYTES)
+    }
+
+    /// Reads records from any byte stream; a record longer than `max_record` bytes is
+    /// unreadable.
+    pub fn with_max_record(
+        input: Box<dyn Read + Send>,
+        format: InputFormat,
+        name: &str,
+        max_record: usize,
+    ) -> Result<Self, InputError> {
+        let reader = BufReader::with_capacity(1 << 20, input);
+        let inner = match format {
+            InputFormat::Jsonl => Inner::Jsonl(jsonl::JsonlReader::new(reader, max_record)),
+            InputFormat::Csv => Inner::Csv(Box::new(delimited::CsvReader::new(
+                reader, max_record, name,
+            )?)),
+        };
+        Ok(Self { inner })
     }
 }
 
@@ -159,83 +156,27 @@ impl Iterator for RecordReader {
     type Item = Result<RawRecord, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            RecordReader::Jsonl {
-                reader,
-                line,
-                number,
-                buf,
-            } => loop {
-                buf.clear();
-                match reader.read_until(b'\n', buf) {
-                    Ok(0) => return None,
-                    Ok(_) => {
-                        *line += 1;
-                        let text = buf.strip_suffix(b"\n").unwrap_or(buf);
-                        let text = text.strip_suffix(b"\r").unwrap_or(text);
-                        if text.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        *number += 1;
-                        let data = match std::str::from_utf8(text) {
-                            Ok(s) => RawData::Json(s.to_string()),
-                            Err(e) => RawData::Unreadable(format!("line is not valid UTF-8 ({e})")),
-                        };
-                        return Some(Ok(RawRecord {
-                            number: *number,
-                            line: *line,
-                            data,
-                        }));
-                    }
-                    Err(source) => {
-                        return Some(Err(InputError::Read {
-                            line: *line + 1,
-                            source,
-                        }));
-                    }
-                }
-            },
-            RecordReader::Csv {
-                reader,
-                headers,
-                number,
-                record,
-            } => {
-                let result = reader.read_record(record);
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
-                match result {
-                    Ok(false) => None,
-                    Ok(true) => {
-                        *number += 1;
-                        let row = record.iter().map(str::to_string).collect();
-                        Some(Ok(RawRecord {
-                            number: *number,
-                            line,
-                            data: RawData::Csv {
-                                headers: headers.clone(),
-                                row,
-                            },
-                        }))
-                    }
-                    Err(e) => {
-                        let line = e.position().map(|p| p.line()).unwrap_or(line);
-                        if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                            return Some(Err(InputError::Read {
-                                line,
-                                source: std::io::Error::other(e.to_string()),
-                            }));
-                        }
-                        *number += 1;
-                        Some(Ok(RawRecord {
-                            number: *number,
-                            line,
-                            data: RawData::Unreadable(format!("malformed CSV row: {e}")),
-                        }))
-                    }
-                }
-            }
+        match &mut self.inner {
+            Inner::Jsonl(r) => r.next_record(),
+            Inner::Csv(r) => r.next_record(),
         }
     }
+}
+
+/// Says why a record was too long.
+fn too_long(size: u64, max: usize) -> RawData {
+    RawData::Unreadable(format!(
+        "the record is {size} bytes, more than the {max} bytes a record may have; split it, or check for a missing line end or quote"
+    ))
+}
+
+/// Drops a byte-order mark at the start of a stream.
+fn skip_bom(reader: &mut BufReader<Box<dyn Read + Send>>) -> std::io::Result<()> {
+    let buf = reader.fill_buf()?;
+    if buf.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,6 +224,137 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// `n` bytes of `fill`, then `tail`, produced on the fly.
+    struct Long {
+        left: u64,
+        fill: u8,
+        tail: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Long {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return self.tail.read(buf);
+            }
+            let n = buf.len().min(self.left as usize);
+            buf[..n].fill(self.fill);
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+
+    fn read_max(bytes: &[u8], format: InputFormat, max: usize) -> Vec<RawRecord> {
+        RecordReader::with_max_record(
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+            format,
+            "t",
+            max,
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let r = read("\u{feff}{\"a\":1}\n{\"a\":2}\n", InputFormat::Jsonl);
+        assert!(
+            matches!(&r[0].data, RawData::Json(s) if s == "{\"a\":1}"),
+            "{r:?}"
+        );
+        let r = read("\u{feff}name,amount\nAnna,1\n", InputFormat::Csv);
+        match &r[0].data {
+            RawData::Csv { headers, row } => {
+                assert_eq!(headers.as_slice(), ["name", "amount"]);
+                assert_eq!(row, &["Anna", "1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Only at the start: a mark inside a line is data.
+        let r = read("{}\n\u{feff}{}\n", InputFormat::Jsonl);
+        assert!(matches!(&r[1].data, RawData::Json(s) if s.starts_with('\u{feff}')));
+    }
+
+    #[test]
+    fn a_jsonl_record_over_the_limit_is_unreadable_and_the_run_goes_on() {
+        let long = "x".repeat(100);
+        let text = format!("{{\"a\":1}}\n{long}\n\n{{\"a\":3}}\n{long}");
+        let r = read_max(text.as_bytes(), InputFormat::Jsonl, 64);
+        let seen: Vec<(u64, u64)> = r.iter().map(|r| (r.number, r.line)).collect();
+        assert_eq!(seen, [(1, 1), (2, 2), (3, 4), (4, 5)]);
+        assert!(
+            matches!(&r[1].data, RawData::Unreadable(m) if m.contains("100 bytes, more than the 64")),
+            "{:?}",
+            r[1]
+        );
+        assert!(matches!(&r[2].data, RawData::Json(s) if s == "{\"a\":3}"));
+        assert!(matches!(&r[3].data, RawData::Unreadable(_)));
+        // Exactly at the limit still fits.
+        let r = read_max(b"1234\n", InputFormat::Jsonl, 4);
+        assert!(matches!(&r[0].data, RawData::Json(s) if s == "1234"));
+    }
+
+    #[test]
+    fn a_line_of_hundreds_of_megabytes_is_skipped_with_the_default_limit() {
+        let input = Long {
+            left: 3 * MAX_RECORD_BYTES as u64,
+            fill: b'a',
+            tail: std::io::Cursor::new(b"\n{\"a\":2}\n".to_vec()),
+        };
+        let r: Vec<_> = RecordReader::from_reader(Box::new(input), InputFormat::Jsonl, "t")
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[0].data, RawData::Unreadable(m) if m.contains("more than the")));
+        assert_eq!((r[1].number, r[1].line), (2, 2));
+    }
+
+    #[test]
+    fn a_csv_record_over_the_limit_is_unreadable_and_lines_stay_right() {
+        let long = "y".repeat(100);
+        let text = format!("name,note\nA,\"two\nlines\"\nB,{long}\n\nC,ok\n");
+        let r = read_max(text.as_bytes(), InputFormat::Csv, 64);
+        let seen: Vec<(u64, u64)> = r.iter().map(|r| (r.number, r.line)).collect();
+        assert_eq!(seen, [(1, 2), (2, 4), (3, 6)]);
+        assert!(matches!(&r[0].data, RawData::Csv { row, .. } if row == &["A", "two\nlines"]));
+        assert!(
+            matches!(&r[1].data, RawData::Unreadable(m) if m.contains("more than the 64")),
+            "{:?}",
+            r[1]
+        );
+        assert!(matches!(&r[2].data, RawData::Csv { row, .. } if row == &["C", "ok"]));
+        // An unclosed quote makes the rest of the file one field: bounded, then unreadable.
+        let input = Long {
+            left: 3 * MAX_RECORD_BYTES as u64,
+            fill: b'z',
+            tail: std::io::Cursor::new(b"\nD,1\n".to_vec()),
+        };
+        let head = std::io::Cursor::new(b"name,note\nA,\"".to_vec()).chain(input);
+        let r: Vec<_> = RecordReader::from_reader(Box::new(head), InputFormat::Csv, "t")
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(r.len(), 1);
+        assert!(matches!(&r[0].data, RawData::Unreadable(_)));
+    }
+
+    #[test]
+    fn csv_rows_with_crlf_and_bad_utf8() {
+        let r = read_max(b"a,b\r\n1,2\r\n\xff,3\r\n", InputFormat::Csv, 1 << 20);
+        assert_eq!(r.len(), 2);
+        assert!(matches!(&r[0].data, RawData::Csv { row, .. } if row == &["1", "2"]));
+        assert_eq!(r[1].line, 3);
+        assert!(matches!(&r[1].data, RawData::Unreadable(m) if m.contains("UTF-8")));
+        let err = RecordReader::with_max_record(
+            Box::new(std::io::Cursor::new(b"\xff,a\n".to_vec())),
+            InputFormat::Csv,
+            "t",
+            1 << 20,
+        );
+        assert!(matches!(err, Err(InputError::CsvHeader { .. })));
     }
 
     #[test]

@@ -378,7 +378,10 @@ fn row<'a>(
         let v = scope.value(add)?;
         number(&v, "running-add")?
     };
-    *total += a;
+    *total = total.checked_add(a).ok_or_else(|| FieldError {
+        path: t.rows_path.clone(),
+        reason: format!("the running total '{name}' is out of range: check the amounts"),
+    })?;
     let value = Value::from(*total as f64 / 100.0);
     scope.locals.push((name.as_str(), Local::Owned(value)));
     let r = cells(prog, &t.body, scope);

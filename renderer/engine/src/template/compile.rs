@@ -1,7 +1,7 @@
 //! `body.xml` and fragments → the checked program that `bind` walks per record.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use roxmltree::Node as X;
 
@@ -11,6 +11,7 @@ use super::source::{Diags, SourceFile, did_you_mean, raw_offset};
 use super::styles::{Derive, Styles, parse_align};
 use crate::doc::{BarcodeKind, Rule, TableColumn, TableStyle, Width};
 use crate::image::{ImageAsset, ImageId, ImageStore};
+use crate::source::{FileKind, RelPath, Root, TemplateSource};
 use crate::style::{Align, Color, StyleId};
 
 /// Inline content of a compiled paragraph.
@@ -122,35 +123,23 @@ pub struct Program {
     pub fragments: Vec<Vec<Node>>,
 }
 
-/// A fragment library: names (sorted) and their files.
+/// A fragment library: the names of its `NAME.xml` files (sorted) and what is compiled.
 pub struct FragmentLib {
+    /// How messages name the library.
     pub dir: PathBuf,
     pub names: Vec<String>,
     /// Compiled index per name, once compiled (`usize::MAX` while in progress).
     pub index: BTreeMap<String, usize>,
-    /// Sources of compiled fragments by name, for the content hash.
-    pub sources: BTreeMap<String, Vec<u8>>,
 }
 
 impl FragmentLib {
-    /// Lists `NAME.xml` files of a library folder (missing folder = empty library).
-    pub fn open(dir: PathBuf) -> Self {
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let n = e.file_name().to_string_lossy().to_string();
-                        n.strip_suffix(".xml").map(str::to_string)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// Wraps the fragment names a source lists.
+    pub fn open(mut names: Vec<String>, dir: PathBuf) -> Self {
         names.sort();
         Self {
             dir,
             names,
             index: BTreeMap::new(),
-            sources: BTreeMap::new(),
         }
     }
 }
@@ -161,9 +150,10 @@ pub struct Compiler<'c> {
     pub styles: &'c mut Styles,
     pub exprs: &'c mut ExprCompiler,
     pub images: &'c mut ImageStore,
-    /// Image sources by relative path with their bytes (for the content hash).
-    pub assets: BTreeMap<String, (ImageId, Vec<u8>)>,
-    pub dir: &'c Path,
+    /// Images by the `src` they were named with.
+    pub assets: BTreeMap<String, ImageId>,
+    /// Where every file comes from.
+    pub src: &'c mut dyn TemplateSource,
     pub lib: FragmentLib,
     pub program: Program,
 }
@@ -810,19 +800,36 @@ impl Compiler<'_> {
                 .error_hint(f, off, format!("missing fragment '{name}'"), hint);
             return None;
         }
-        let path = self.lib.dir.join(format!("{name}.xml"));
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let rel = match RelPath::exact(&format!("{name}.xml")) {
+            Ok(p) => p,
             Err(e) => {
-                self.diags
-                    .error_in(&path, format!("cannot read fragment: {e}"));
+                self.err(f, off, format!("cannot read fragment '{name}': {e}"));
                 return None;
             }
         };
+        let path = self.src.describe(Root::Fragments, &rel);
+        let text = match self.src.read(Root::Fragments, &rel, FileKind::Text) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.err(
+                        f,
+                        off,
+                        format!("cannot read fragment '{name}': it is not UTF-8 text ({e})"),
+                    );
+                    return None;
+                }
+            },
+            Err(e) => {
+                self.err(f, off, format!("cannot read fragment '{name}': {e}"));
+                return None;
+            }
+        };
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(t) => t.to_string(),
+            None => text,
+        };
         self.lib.index.insert(name.to_string(), usize::MAX);
-        self.lib
-            .sources
-            .insert(name.to_string(), text.clone().into_bytes());
         let file = SourceFile::new(path, text);
         let blocks = match roxmltree::Document::parse(&file.text) {
             Ok(doc) => {
@@ -850,19 +857,13 @@ impl Compiler<'_> {
     }
 
     pub(super) fn image(&mut self, f: &SourceFile, n: X, src: &str) -> Option<ImageId> {
-        if let Some((id, _)) = self.assets.get(src) {
+        if let Some(id) = self.assets.get(src) {
             return Some(*id);
         }
         let off = Self::attr_off(n, "src");
-        if src.contains("..") || Path::new(src).is_absolute() {
-            self.err(
-                f,
-                off,
-                format!("image '{src}' must be a path inside the template folder"),
-            );
-            return None;
-        }
-        let bytes = match std::fs::read(self.dir.join(src)) {
+        let bytes = match RelPath::new(src)
+            .and_then(|rel| self.src.read(Root::Template, &rel, FileKind::Image))
+        {
             Ok(b) => b,
             Err(e) => {
                 self.err(f, off, format!("cannot read image '{src}': {e}"));
@@ -872,7 +873,7 @@ impl Compiler<'_> {
         match ImageAsset::load(src, &bytes) {
             Ok(asset) => {
                 let id = self.images.add(asset);
-                self.assets.insert(src.to_string(), (id, bytes));
+                self.assets.insert(src.to_string(), id);
                 Some(id)
             }
             Err(e) => {

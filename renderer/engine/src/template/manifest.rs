@@ -125,7 +125,12 @@ pub struct Manifest {
     pub styles: Vec<StyleDecl>,
 }
 
-/// Parses a length: `12pt`, `5mm`, `1.5cm`, `1in`, or `0`. Returns points.
+/// Longest length a template may write, in points: 14,400 pt (200 in) is the largest page
+/// PDF readers are required to show, so anything longer is a mistake.
+pub const MAX_LENGTH: f32 = 14_400.0;
+
+/// Parses a length: `12pt`, `5mm`, `1.5cm`, `1in`, or `0`. Returns points; lengths longer
+/// than [`MAX_LENGTH`] either way are refused.
 pub fn parse_length(s: &str) -> Option<f32> {
     let s = s.trim();
     if s == "0" {
@@ -141,12 +146,13 @@ pub fn parse_length(s: &str) -> Option<f32> {
         "in" => 72.0,
         _ => return None,
     };
-    n.is_finite().then_some(n * k)
+    let pt = n * k;
+    (pt.is_finite() && pt.abs() <= MAX_LENGTH).then_some(pt)
 }
 
 /// The hint for a bad length.
 pub const LENGTH_HINT: &str =
-    "write a number with a unit: pt, mm, cm or in (e.g. \"12pt\", \"5mm\")";
+    "write a number with a unit: pt, mm, cm or in (e.g. \"12pt\", \"5mm\"), at most 200in";
 
 fn mm(x: f32) -> f32 {
     x * 72.0 / 25.4
@@ -773,6 +779,18 @@ mod tests {
         assert_eq!(parse_length("12xx"), None);
         assert_eq!(parse_length("12"), None);
         assert_eq!(parse_length("mm"), None);
+        assert_eq!(parse_length("200in"), Some(MAX_LENGTH));
+        assert_eq!(parse_length("-200in"), Some(-MAX_LENGTH));
+        for long in [
+            "201in",
+            "18446744073709551616pt",
+            "1e38mm",
+            "-1e30cm",
+            "infpt",
+            "NaNpt",
+        ] {
+            assert_eq!(parse_length(long), None, "{long}");
+        }
     }
 
     #[test]

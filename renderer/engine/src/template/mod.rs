@@ -15,11 +15,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::doc::{DocMeta, Document, MasterContent};
 use crate::image::ImageStore;
+use crate::source::{FileKind, FolderSource, RelPath, Root, SourceError, TemplateSource};
 use crate::style::{PageMasters, StyleSheet};
 use crate::text::font::FontBook;
 
@@ -47,10 +46,52 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Compiles the template in `dir`. Errors name file, line and column.
+/// Compiles the template folder `dir` (read through a [`FolderSource`]). Errors name
+/// file, line and column.
 pub fn compile(dir: &Path, opts: &CompileOptions) -> Result<Compiled, Diagnostics> {
-    let mut diags = Diags::default();
-    let result = compile_inner(dir, opts, &mut diags);
+    let mut src = FolderSource::open(dir, opts.fragments.as_deref()).map_err(|e| {
+        let file = match &e {
+            SourceError::BundleTooLarge { largest, .. } => PathBuf::from(largest),
+            _ => dir.to_path_buf(),
+        };
+        Diagnostics(vec![Diagnostic::error(
+            Some(crate::diag::SourceLocation {
+                file,
+                line: 1,
+                column: 1,
+            }),
+            e.to_string(),
+        )])
+    })?;
+    compile_source(&mut src)
+}
+
+/// Compiles a template from any [`TemplateSource`]: every file the compiler reads comes
+/// from it, and the template's `content_hash` is the source's
+/// [`content_hash`](TemplateSource::content_hash). A panic inside the compiler becomes an
+/// error (a last line of defence: each one is a bug to fix).
+pub fn compile_source(src: &mut dyn TemplateSource) -> Result<Compiled, Diagnostics> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut diags = Diags::default();
+        let template = compile_inner(src, &mut diags);
+        (template, diags)
+    }));
+    let (result, mut diags) = match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            return Err(Diagnostics(vec![Diagnostic::error(
+                None,
+                format!(
+                    "the template compiler failed on this template ({what}); report it with the template attached"
+                ),
+            )]));
+        }
+    };
     match result {
         Some(template) if diags.errors.is_empty() => Ok(Compiled {
             template,
@@ -67,18 +108,47 @@ pub fn compile(dir: &Path, opts: &CompileOptions) -> Result<Compiled, Diagnostic
     }
 }
 
-fn read_source(path: PathBuf, diags: &mut Diags) -> Option<SourceFile> {
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(SourceFile::new(path, text)),
+/// Reads a UTF-8 text file of the template (a leading byte-order mark is dropped).
+fn read_source(
+    src: &mut dyn TemplateSource,
+    root: Root,
+    path: &RelPath,
+    diags: &mut Diags,
+) -> Option<SourceFile> {
+    let shown = src.describe(root, path);
+    let text = src
+        .read(root, path, FileKind::Text)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|e| format!("it is not UTF-8 text ({e}); save it as UTF-8"))
+        });
+    match text {
+        Ok(mut text) => {
+            if text.starts_with('\u{feff}') {
+                text.drain(..'\u{feff}'.len_utf8());
+            }
+            Some(SourceFile::new(shown, text))
+        }
         Err(e) => {
-            diags.errors.push(Diagnostic::error(
-                Some(crate::diag::SourceLocation {
-                    file: path,
-                    line: 1,
-                    column: 1,
-                }),
-                format!("cannot read file: {e}"),
-            ));
+            diags.error_in(&shown, format!("cannot read file: {e}"));
+            None
+        }
+    }
+}
+
+/// Names a file of the template by a confined path, or reports why it cannot be one.
+fn rel_path(
+    file: &SourceFile,
+    offset: usize,
+    what: &str,
+    path: &str,
+    diags: &mut Diags,
+) -> Option<RelPath> {
+    match RelPath::new(path) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            diags.error(file, offset, format!("cannot read {what} '{path}': {e}"));
             None
         }
     }
@@ -103,9 +173,23 @@ fn manifest_text(
     }
 }
 
-fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option<Template> {
-    let toml_file = read_source(dir.join("template.toml"), diags)?;
+fn compile_inner(src: &mut dyn TemplateSource, diags: &mut Diags) -> Option<Template> {
+    let toml_path = RelPath::new("template.toml").ok()?;
+    let toml_file = read_source(src, Root::Template, &toml_path, diags)?;
     let m = manifest::parse(&toml_file, diags)?;
+    if let Some(lib) = &m.fragments
+        && Path::new(&lib.text).is_absolute()
+    {
+        diags.error_hint(
+            &toml_file,
+            lib.offset,
+            "the fragment library must be a path relative to the template folder",
+            Some(
+                "use a relative path such as \"../fragments\", or pass the library to the compiler"
+                    .into(),
+            ),
+        );
+    }
 
     // Fonts: the embedded defaults plus the declared families.
     let mut book = FontBook::with_defaults();
@@ -118,17 +202,16 @@ fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option
     ]
     .map(String::from)
     .to_vec();
-    let mut font_bytes: Vec<(String, Vec<u8>)> = Vec::new();
     for decl in &m.fonts {
         let mut ids = [None; 4];
         for (i, face) in decl.faces.iter().enumerate() {
             let Some(face) = face else { continue };
-            match std::fs::read(dir.join(&face.text)) {
-                Ok(bytes) => match book.add_font(bytes.clone()) {
-                    Ok(id) => {
-                        ids[i] = Some(id);
-                        font_bytes.push((face.text.clone(), bytes));
-                    }
+            let Some(path) = rel_path(&toml_file, face.offset, "font", &face.text, diags) else {
+                continue;
+            };
+            match src.read(Root::Template, &path, FileKind::Font) {
+                Ok(bytes) => match book.add_font(bytes) {
+                    Ok(id) => ids[i] = Some(id),
                     Err(e) => diags.error(
                         &toml_file,
                         face.offset,
@@ -160,53 +243,36 @@ fn compile_inner(dir: &Path, opts: &CompileOptions, diags: &mut Diags) -> Option
     let doc_id = manifest_text(&mut ex, &toml_file, m.document_id.as_ref(), diags);
     let currency = manifest_text(&mut ex, &toml_file, m.currency_template.as_ref(), diags);
 
-    let frag_dir = match (&opts.fragments, &m.fragments) {
-        (Some(p), _) => p.clone(),
-        (None, Some(l)) => dir.join(&l.text),
-        (None, None) => dir.join("../fragments"),
-    };
-    let body_file = read_source(dir.join("body.xml"), diags)?;
+    let body_path = RelPath::new("body.xml").ok()?;
+    let body_file = read_source(src, Root::Template, &body_path, diags)?;
     let mut images = ImageStore::default();
+    let lib = FragmentLib::open(src.fragment_names(), src.root_name(Root::Fragments));
     let mut c = Compiler {
         diags,
         styles: &mut styles,
         exprs: &mut ex,
         images: &mut images,
         assets: BTreeMap::new(),
-        dir,
-        lib: FragmentLib::open(frag_dir),
+        src: &mut *src,
+        lib,
         program: Program::default(),
     };
     match roxmltree::Document::parse(&body_file.text) {
         Ok(doc) => compile_document(&mut c, &body_file, doc.root_element()),
         Err(e) => compile::xml_error(c.diags, &body_file, &e),
     }
-    let Compiler {
-        program,
-        assets,
-        lib,
-        ..
-    } = c;
+    let Compiler { program, .. } = c;
 
-    let mut h = Sha256::new();
-    let mut part = |kind: &str, name: &str, bytes: &[u8]| {
-        for field in [kind.as_bytes(), name.as_bytes(), bytes] {
-            h.update((field.len() as u64).to_le_bytes());
-            h.update(field);
+    let content_hash = match src.content_hash() {
+        Ok(h) => h,
+        Err(e) => {
+            diags.error_in(
+                &src.root_name(Root::Template),
+                format!("cannot hash the template's files: {e}"),
+            );
+            return None;
         }
     };
-    part("manifest", "template.toml", toml_file.text.as_bytes());
-    part("body", "body.xml", body_file.text.as_bytes());
-    for (name, bytes) in &font_bytes {
-        part("font", name, bytes);
-    }
-    for (name, src) in &lib.sources {
-        part("fragment", name, src);
-    }
-    for (name, (_, bytes)) in &assets {
-        part("asset", name, bytes);
-    }
-    let content_hash: [u8; 32] = h.finalize().into();
 
     let mut masters = m.masters;
     if masters.first.regions.iter().all(|r| r.name != "window") && !program.window.is_empty() {
@@ -376,7 +442,9 @@ pub struct Template {
     pub images: Arc<ImageStore>,
     pub styles: Arc<StyleSheet>,
     pub masters: Arc<PageMasters>,
-    /// SHA-256 over every source file, fragment, font and asset the template uses.
+    /// The identity of the files the template was compiled from: the
+    /// [`ContentHasher`](crate::source::ContentHasher) hash of every file of the template
+    /// folder and the fragment library, equal to the hash of the bundle made of them.
     pub content_hash: [u8; 32],
     /// BCP 47 language of the documents.
     pub lang: String,

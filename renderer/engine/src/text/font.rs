@@ -48,14 +48,29 @@ impl std::fmt::Debug for Font {
     }
 }
 
+/// Font bytes kept for the life of the process, by hash.
+static FONTS: OnceLock<Mutex<BTreeMap<[u8; 32], &'static [u8]>>> = OnceLock::new();
+
 fn intern(data: Vec<u8>, hash: [u8; 32]) -> &'static [u8] {
-    static FONTS: OnceLock<Mutex<BTreeMap<[u8; 32], &'static [u8]>>> = OnceLock::new();
     let mut map = FONTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     map.entry(hash)
         .or_insert_with(|| Box::leak(data.into_boxed_slice()))
+}
+
+#[cfg(test)]
+fn is_interned(hash: &[u8; 32]) -> bool {
+    FONTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(hash)
+}
+
+fn not_a_font() -> FontError {
+    FontError("not a TrueType or OpenType font, or a damaged one".into())
 }
 
 impl Font {
@@ -65,15 +80,18 @@ impl Font {
         Self::parse(data, hash)
     }
 
-    /// Parses a font from owned bytes, interning them by hash.
+    /// Parses a font from owned bytes, interning them by hash. Bytes that are not a font
+    /// are refused before they are interned, so a damaged file is never kept.
     pub fn from_vec(data: Vec<u8>) -> Result<Font, FontError> {
+        if ttf_parser::Face::parse(&data, 0).is_err() {
+            return Err(not_a_font());
+        }
         let hash: [u8; 32] = Sha256::digest(&data).into();
         Self::parse(intern(data, hash), hash)
     }
 
     fn parse(data: &'static [u8], hash: [u8; 32]) -> Result<Font, FontError> {
-        let face = rustybuzz::Face::from_slice(data, 0)
-            .ok_or_else(|| FontError("not a TrueType or OpenType font, or a damaged one".into()))?;
+        let face = rustybuzz::Face::from_slice(data, 0).ok_or_else(not_a_font)?;
         let ttf: &ttf_parser::Face<'_> = &face;
         let ps_name = ttf
             .names()
@@ -271,6 +289,20 @@ impl FontBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_that_are_not_a_font_are_refused_and_not_kept() {
+        let mut damaged = DEJAVU_SANS[..4096].to_vec();
+        damaged[0] ^= 0xff;
+        let hash: [u8; 32] = Sha256::digest(&damaged).into();
+        let mut book = FontBook::empty();
+        assert!(book.add_font(damaged).is_err());
+        assert!(!is_interned(&hash));
+        let good = LIBERATION_REGULAR.to_vec();
+        let hash: [u8; 32] = Sha256::digest(&good).into();
+        book.add_font(good).unwrap();
+        assert!(is_interned(&hash));
+    }
 
     #[test]
     fn defaults_select_faces_case_insensitively() {

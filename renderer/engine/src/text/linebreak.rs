@@ -222,15 +222,26 @@ impl RunBuilder {
         if !self.open {
             return;
         }
-        // A run that holds only an added hyphen has no source text.
-        let start = if self.text_start == ADDED {
-            end
-        } else {
-            self.text_start
-        };
-        let mut run_text = String::with_capacity((end - start) as usize + 1);
-        run_text.push_str(&text[start as usize..end as usize]);
         let mut glyphs = std::mem::take(&mut self.glyphs);
+        // A run that holds only an added hyphen has no source text. Right-to-left text
+        // makes clusters run backwards, so the run's text spans its smallest to its largest
+        // cluster, not its first to `end`.
+        let (mut start, mut stop) = if self.text_start == ADDED {
+            (end, end)
+        } else {
+            (self.text_start, end)
+        };
+        for g in glyphs.iter().filter(|g| g.cluster != ADDED) {
+            start = start.min(g.cluster);
+            let after = text[g.cluster as usize..]
+                .chars()
+                .next()
+                .map_or(0, |c| c.len_utf8() as u32);
+            stop = stop.max(g.cluster + after);
+        }
+        let stop = stop.max(start);
+        let mut run_text = String::with_capacity((stop - start) as usize + 1);
+        run_text.push_str(&text[start as usize..stop as usize]);
         let mut added = false;
         for g in &mut glyphs {
             if g.cluster == ADDED {
