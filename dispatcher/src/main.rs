@@ -359,6 +359,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 limit: spec.limit,
                 replace: spec.replace,
                 window_shards: spec.window as u64,
+                max_record_bytes: spec.max_record_bytes as u64,
             };
             let id = runtime()?.block_on(async {
                 anyhow::Ok(

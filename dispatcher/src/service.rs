@@ -188,6 +188,11 @@ impl Dispatcher for Service {
             window: r.window_shards as usize,
             max_attempts: self.config.max_attempts,
             runner: "dispatcher serve".into(),
+            max_record_bytes: if r.max_record_bytes == 0 {
+                pressrun_engine::input::MAX_RECORD_BYTES
+            } else {
+                r.max_record_bytes as usize
+            },
         };
         let (t, s) = (template.clone(), spec.clone());
         let claimed = tokio::task::spawn_blocking(move || prepare(&t, &s)?.claim(&s))

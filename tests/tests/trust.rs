@@ -324,7 +324,7 @@ fn blank_tokens_and_unauthenticated_exposed_listeners_are_refused() {
 }
 
 #[test]
-fn run_dates_and_empty_inputs_are_checked() {
+fn run_dates_empty_inputs_and_overlong_records_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let data = statements(dir.path(), 20);
     let res = run(Command::new(bin("renderer"))
@@ -345,6 +345,24 @@ fn run_dates_and_empty_inputs_are_checked() {
     let res = render(&empty, &dir.path().join("e"), &[]);
     assert_eq!(res.status.code(), Some(5), "{}", stderr(&res));
     assert!(stderr(&res).contains("no records"), "{}", stderr(&res));
+    // A record over --max-record-bytes is rejected by line, and the run goes on.
+    let mut lines: Vec<String> = fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut v: serde_json::Value = serde_json::from_str(&lines[7]).unwrap();
+    v["padding"] = serde_json::Value::String("p".repeat(50_000));
+    lines[7] = v.to_string();
+    fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("long");
+    let res = render(&data, &out, &["--max-record-bytes", "20000"]);
+    assert_eq!(res.status.code(), Some(3), "{}", stderr(&res));
+    let exceptions = jsonl(&out.join("exceptions.jsonl"));
+    let long = exceptions.iter().find(|e| e["record"] == 8).expect("record 8 rejected");
+    assert_eq!(long["line"], 8);
+    assert!(long["reason"].as_str().unwrap().contains("more than the 20000 bytes"), "{long}");
+    assert_eq!(jsonl(&out.join("documents.jsonl")).len() + exceptions.len(), 20);
 }
 
 #[test]

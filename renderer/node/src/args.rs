@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// composes the record): a record that takes longer is rejected.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_record_seconds: u64,
+    /// Largest input record in bytes: a longer record is rejected as unreadable (with its
+    /// line number) and the run goes on.
+    #[arg(long, default_value_t = pressrun_engine::input::MAX_RECORD_BYTES, value_parser = clap::value_parser!(usize))]
+    pub max_record_bytes: usize,
     /// Deflate level for page content, 1 (fast) to 9 (small).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
     pub compression: u8,
@@ -109,6 +113,7 @@ impl RunArgs {
             window: self.window_shards,
             max_attempts: 8,
             runner: runner.to_string(),
+            max_record_bytes: self.max_record_bytes.max(1),
             output: OutputParams {
                 run_date,
                 duplex: self.duplex,

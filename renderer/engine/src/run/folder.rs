@@ -37,6 +37,8 @@ pub struct RunIdentity {
     pub template_sha256: String,
     pub batch_records: u64,
     pub limit: Option<u64>,
+    /// Largest record read (longer ones are rejected).
+    pub max_record_bytes: u64,
     pub params: OutputParams,
 }
 
@@ -358,6 +360,7 @@ mod tests {
             template_sha256: "t".into(),
             batch_records: 10,
             limit: None,
+            max_record_bytes: 1 << 20,
             params: OutputParams::default(),
         }
     }

@@ -69,6 +69,8 @@ pub struct RunSpec {
     pub max_attempts: u32,
     /// Who ran it (`renderer render`, `dispatcher run`, …), recorded in `summary.json`.
     pub runner: String,
+    /// Largest record read; a longer one is rejected as unreadable (the run goes on).
+    pub max_record_bytes: usize,
 }
 
 impl Default for RunSpec {
@@ -84,6 +86,7 @@ impl Default for RunSpec {
             window: 0,
             max_attempts: 8,
             runner: "pressrun-engine".into(),
+            max_record_bytes: crate::input::MAX_RECORD_BYTES,
         }
     }
 }
@@ -375,6 +378,7 @@ pub fn prepare(template: &Template, spec: &RunSpec) -> Result<Prepared, RunError
         template_sha256: hex::encode(template.content_hash),
         batch_records: spec.batch_records.max(1),
         limit: spec.limit,
+        max_record_bytes: spec.max_record_bytes as u64,
         params: spec.output.clone(),
     };
     Ok(Prepared {
@@ -468,8 +472,12 @@ pub fn run_claimed(
         inner: reader,
         hash: hash.clone(),
     };
-    let reader =
-        RecordReader::from_reader(Box::new(reader), format, &spec.data.display().to_string())?;
+    let reader = RecordReader::with_max_record(
+        Box::new(reader),
+        format,
+        &spec.data.display().to_string(),
+        spec.max_record_bytes.max(1),
+    )?;
     let limit = spec.limit.unwrap_or(u64::MAX);
     let records_in = reader.take_while(|r| r.as_ref().map_or(true, |r| r.number <= limit));
 
