@@ -41,10 +41,12 @@ fn parse(s: &str, exponent: bool) -> Result<Decimal, AmountError> {
     if neg {
         i += 1;
     }
-    // Significant digits without leading and trailing zeros; `zeros` counts the zeros
-    // seen since the last non-zero digit (trailing so far).
-    let mut digits: Vec<u8> = Vec::new();
-    let mut zeros: i64 = 0;
+    // The significant digits as an integer (no allocation: this runs for every amount a
+    // document shows), without leading zeros; `zeros` counts the zeros seen since the
+    // last non-zero digit, which are trailing until another digit follows.
+    let mut m: i128 = 0;
+    let mut ndigits: u32 = 0;
+    let mut zeros: u32 = 0;
     let mut frac_len: i64 = 0;
     let mut seen_digit = false;
     let mut in_frac = false;
@@ -52,14 +54,14 @@ fn parse(s: &str, exponent: bool) -> Result<Decimal, AmountError> {
         match b.get(i) {
             Some(&c @ b'0'..=b'9') => {
                 if c == b'0' {
-                    zeros += i64::from(!digits.is_empty());
+                    zeros += u32::from(ndigits > 0);
                 } else {
-                    if digits.len() as i64 + zeros > 38 {
+                    if ndigits + zeros + 1 > 38 {
                         return Err(AmountError::OutOfRange);
                     }
-                    digits.extend(std::iter::repeat_n(0, zeros as usize));
+                    m = m * 10i128.pow(zeros + 1) + i128::from(c - b'0');
+                    ndigits += zeros + 1;
                     zeros = 0;
-                    digits.push(c - b'0');
                 }
                 seen_digit = true;
                 frac_len += i64::from(in_frac);
@@ -106,16 +108,12 @@ fn parse(s: &str, exponent: bool) -> Result<Decimal, AmountError> {
     if i != b.len() {
         return Err(AmountError::Syntax);
     }
-    if digits.is_empty() {
+    if ndigits == 0 {
         return Ok(Decimal::ZERO);
-    }
-    let mut m: i128 = 0;
-    for &d in &digits {
-        m = m * 10 + i128::from(d);
     }
     // value = m × 10^(zeros + exp - frac_len); the spelling's own scale is frac_len - exp.
     let written = frac_len - exp;
-    let mut scale = written - zeros;
+    let mut scale = written - i64::from(zeros);
     if scale > i64::from(MAX_SCALE) {
         return Err(AmountError::TooPrecise);
     }

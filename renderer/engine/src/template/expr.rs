@@ -668,8 +668,8 @@ struct Cur<'a> {
 
 impl<'a> Cur<'a> {
     fn ws(&mut self) {
-        while self.s[self.i..].starts_with(char::is_whitespace) {
-            self.i += 1;
+        while let Some(c) = self.s[self.i..].chars().next().filter(|c| c.is_whitespace()) {
+            self.i += c.len_utf8();
         }
     }
     fn eat(&mut self, c: char) -> bool {
@@ -1177,7 +1177,7 @@ impl<'a> Scope<'a> {
             }),
             Expr::Jinja(j) => {
                 let v = self.jinja_value(j)?;
-                jinja::from_jinja(&v).map_err(|e| self.jinja_err(j, &e))?;
+                jinja::check_finite(&v).map_err(|e| self.jinja_err(j, &e))?;
                 Ok(v.is_true())
             }
         }

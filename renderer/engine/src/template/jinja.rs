@@ -139,6 +139,19 @@ pub fn decimal_to_jinja(d: Decimal) -> Result<J, Error> {
     number_to_jinja(&d.to_string()).map_err(reject)
 }
 
+/// Refuses a result that is an infinite or undefined float, or an invalid value.
+pub fn check_finite(v: &J) -> Result<(), Error> {
+    match v.kind() {
+        ValueKind::Invalid => Err(reject(INEXACT)),
+        ValueKind::Number
+            if !v.is_integer() && f64::try_from(v.clone()).is_ok_and(|f| !f.is_finite()) =>
+        {
+            Err(reject(NON_FINITE))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Converts a MiniJinja result back to JSON; a non-finite float is an error, not `null`.
 pub fn from_jinja(v: &J) -> Result<Value, Error> {
     Ok(match v.kind() {
