@@ -79,12 +79,20 @@ fn elems<'a>(scope: &Scope<'a>, e: &Expr, what: &str) -> Result<Elems<'a>, Field
     }
 }
 
-/// Where the elements of a list expression sit, for naming a field of one of them.
-fn elems_origin(scope: &Scope<'_>, e: &Expr, fallback: Option<&str>) -> Option<Rc<str>> {
-    scope
-        .path(e)
-        .map(Rc::from)
-        .or_else(|| fallback.map(Rc::from))
+/// Where the elements of a list expression sit, for naming a field of one of them: the
+/// record path when the list is the record's own array (a computed list, e.g. a filtered
+/// one, has other indices), else `fallback`.
+fn elems_origin(
+    scope: &Scope<'_>,
+    e: &Expr,
+    list: &Elems<'_>,
+    fallback: Option<&str>,
+) -> Option<Rc<str>> {
+    let own = match list {
+        Elems::Borrowed(_) => scope.path(e),
+        Elems::Owned(_) => None,
+    };
+    own.map(Rc::from).or_else(|| fallback.map(Rc::from))
 }
 
 fn node<'a>(
@@ -230,7 +238,7 @@ fn node<'a>(
             var,
         } => {
             let list = elems(scope, e, "for")?;
-            let base = elems_origin(scope, e, None);
+            let base = elems_origin(scope, e, &list, None);
             for i in 0..list.len() {
                 let origin = base
                     .as_ref()
@@ -358,7 +366,7 @@ fn table<'a>(
         Some((_, start, _)) => Some(scope.amount(start, "running-start")?.unwrap_or_default()),
         None => None,
     };
-    let base = elems_origin(scope, &t.rows, Some(&t.rows_path));
+    let base = elems_origin(scope, &t.rows, &list, Some(&t.rows_path));
     let mut rows = Vec::with_capacity(list.len());
     for i in 0..list.len() {
         let origin = base

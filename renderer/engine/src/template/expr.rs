@@ -668,7 +668,11 @@ struct Cur<'a> {
 
 impl<'a> Cur<'a> {
     fn ws(&mut self) {
-        while let Some(c) = self.s[self.i..].chars().next().filter(|c| c.is_whitespace()) {
+        while let Some(c) = self.s[self.i..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+        {
             self.i += c.len_utf8();
         }
     }

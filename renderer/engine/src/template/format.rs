@@ -254,18 +254,40 @@ fn symbol(currency: &str, locale: &Locale) -> &'static str {
     }
 }
 
-/// Writes the integer part with group separators.
-fn push_grouped(out: &mut String, mut n: u128, group: &str) {
-    let mut digits = [0u8; 40];
+/// Writes the decimal digits of `n` into `buf`, least significant first; returns how many.
+/// (Amounts nearly always fit a u64, whose division is much cheaper than a u128's.)
+fn digits_of(n: u128, buf: &mut [u8; 40]) -> usize {
     let mut len = 0;
-    loop {
-        digits[len] = (n % 10) as u8;
+    let mut push = |d: u8| {
+        buf[len] = d;
         len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
+    };
+    match u64::try_from(n) {
+        Ok(mut n) => loop {
+            push((n % 10) as u8);
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = n;
+            loop {
+                push((n % 10) as u8);
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
         }
     }
+    len
+}
+
+/// Writes the integer part with group separators.
+fn push_grouped(out: &mut String, n: u128, group: &str) {
+    let mut digits = [0u8; 40];
+    let len = digits_of(n, &mut digits);
     for i in (0..len).rev() {
         out.push((b'0' + digits[i]) as char);
         if i > 0 && i % 3 == 0 {
@@ -278,16 +300,21 @@ fn push_grouped(out: &mut String, mut n: u128, group: &str) {
 /// rounded value is negative (a value that rounds to zero is not).
 fn push_digits(out: &mut String, x: Decimal, decimals: u32, locale: &Locale, r: Rounding) -> bool {
     let rounded = x.round_dp_with_strategy(decimals, r.strategy());
+    // After rounding the scale is at most `decimals`.
     let scale = rounded.scale();
     let m = rounded.mantissa().unsigned_abs();
     let pow = 10u128.pow(scale);
     push_grouped(out, m / pow, locale.group);
     if decimals > 0 {
         out.push(locale.decimal);
-        let frac = m % pow;
-        // `scale` <= `decimals`: the fraction's digits, then zeros up to `decimals`.
-        for k in (0..scale).rev() {
-            out.push((b'0' + ((frac / 10u128.pow(k)) % 10) as u8) as char);
+        let mut digits = [0u8; 40];
+        let len = digits_of(m % pow, &mut digits);
+        // The fraction's `scale` digits with their leading zeros, then zeros up to `decimals`.
+        for _ in len..scale as usize {
+            out.push('0');
+        }
+        for i in (0..len.min(scale as usize)).rev() {
+            out.push((b'0' + digits[i]) as char);
         }
         for _ in scale..decimals {
             out.push('0');

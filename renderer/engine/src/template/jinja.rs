@@ -24,7 +24,9 @@ pub const CURRENCY_KEY: &str = "__currency";
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]
 pub struct Reject {
+    /// The field the failure concerns, when known.
     pub path: Option<String>,
+    /// What is wrong, in words that quote no value.
     pub reason: String,
 }
 
@@ -66,8 +68,11 @@ pub fn failure(e: &Error) -> (Option<String>, String) {
 /// A path built only when a conversion error needs it.
 #[derive(Clone, Copy)]
 pub enum Path<'a> {
+    /// The path of the value converted (none when it is not a record field).
     Root(Option<&'a str>),
+    /// A key below a path.
     Key(&'a Path<'a>, &'a str),
+    /// An element below a path.
     Index(&'a Path<'a>, usize),
 }
 

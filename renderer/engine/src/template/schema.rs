@@ -10,7 +10,9 @@ use super::format::parse_date;
 /// The inclusive bounds a `decimal` field may declare (`decimal(0..1000000)`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Range {
+    /// The smallest allowed amount, if any.
     pub min: Option<Decimal>,
+    /// The largest allowed amount, if any.
     pub max: Option<Decimal>,
 }
 
