@@ -308,8 +308,9 @@ pub fn register(env: &mut Environment<'static>, fmt: &Fmt) {
             };
             let d = parse_date(s).ok_or_else(|| reject(format!("date: {DATE_REASON}")))?;
             let format = format.as_deref().unwrap_or("%d %B %Y");
-            check_date_format(format)
-                .map_err(|bad| reject(format!("date: unsupported directive {bad}")))?;
+            check_date_format(format).map_err(|_| {
+                reject("date: the format has an unsupported directive; use %d %e %m %B %b %Y %y %%")
+            })?;
             Ok(format_date(d, format, &f.locale))
         },
     );
