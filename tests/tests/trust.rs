@@ -359,10 +359,22 @@ fn run_dates_empty_inputs_and_overlong_records_are_checked() {
     let res = render(&data, &out, &["--max-record-bytes", "20000"]);
     assert_eq!(res.status.code(), Some(3), "{}", stderr(&res));
     let exceptions = jsonl(&out.join("exceptions.jsonl"));
-    let long = exceptions.iter().find(|e| e["record"] == 8).expect("record 8 rejected");
+    let long = exceptions
+        .iter()
+        .find(|e| e["record"] == 8)
+        .expect("record 8 rejected");
     assert_eq!(long["line"], 8);
-    assert!(long["reason"].as_str().unwrap().contains("more than the 20000 bytes"), "{long}");
-    assert_eq!(jsonl(&out.join("documents.jsonl")).len() + exceptions.len(), 20);
+    assert!(
+        long["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than the 20000 bytes"),
+        "{long}"
+    );
+    assert_eq!(
+        jsonl(&out.join("documents.jsonl")).len() + exceptions.len(),
+        20
+    );
 }
 
 #[test]

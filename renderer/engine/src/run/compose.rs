@@ -47,7 +47,7 @@ pub struct Composed {
 
 /// Parses and validates a raw record against the template's declared fields.
 pub fn parse_record(template: &Template, raw: &RawRecord) -> Result<serde_json::Value, Rejection> {
-    let value = match &raw.data {
+    let mut value = match &raw.data {
         RawData::Json(text) => {
             let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Rejection {
                 field: String::new(),
@@ -69,7 +69,7 @@ pub fn parse_record(template: &Template, raw: &RawRecord) -> Result<serde_json::
             });
         }
     };
-    template.validate(&value)?;
+    template.validate(&mut value)?;
     Ok(value)
 }
 

@@ -1,11 +1,15 @@
 //! Binding: walks the compiled program over one record and builds a `doc::Document`.
 
+use std::rc::Rc;
+
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::FieldError;
+use super::amount::{exact_add, json_number};
 use super::compile::{CellNode, INode, Node, Program, TableNode};
-use super::expr::{Expr, Local, Scope};
-use super::format::to_cents;
+use super::expr::{Expr, Local, Origin, Scope};
+use super::schema::json_kind;
 use crate::doc::{
     BarcodeBlock, Block, BlockKind, Cell, Column, Columns, ImageBlock, Inline, List, Paragraph,
     Row, Table,
@@ -58,8 +62,8 @@ impl<'a> Elems<'a> {
 
 fn elems<'a>(scope: &Scope<'a>, e: &Expr, what: &str) -> Result<Elems<'a>, FieldError> {
     let bad = |other: &Value| FieldError {
-        path: String::new(),
-        reason: format!("{what} expects an array, found {other}"),
+        path: scope.path(e).unwrap_or_default(),
+        reason: format!("{what} expects an array, found {}", json_kind(other)),
     };
     if let Some(v) = scope.borrow(e) {
         return match v {
@@ -73,6 +77,22 @@ fn elems<'a>(scope: &Scope<'a>, e: &Expr, what: &str) -> Result<Elems<'a>, Field
         Value::Null => Ok(Elems::Owned(Vec::new())),
         other => Err(bad(&other)),
     }
+}
+
+/// Where the elements of a list expression sit, for naming a field of one of them: the
+/// record path when the list is the record's own array (a computed list, e.g. a filtered
+/// one, has other indices), else `fallback`.
+fn elems_origin(
+    scope: &Scope<'_>,
+    e: &Expr,
+    list: &Elems<'_>,
+    fallback: Option<&str>,
+) -> Option<Rc<str>> {
+    let own = match list {
+        Elems::Borrowed(_) => scope.path(e),
+        Elems::Owned(_) => None,
+    };
+    own.map(Rc::from).or_else(|| fallback.map(Rc::from))
 }
 
 fn node<'a>(
@@ -167,13 +187,14 @@ fn node<'a>(
             alt,
             keep,
         } => {
-            let data = scope.text(data)?;
-            if data.is_empty() {
+            let text = scope.text(data)?;
+            if text.is_empty() {
                 return Err(FieldError {
-                    path: String::new(),
+                    path: scope.text_path(data),
                     reason: "barcode data is empty".into(),
                 });
             }
+            let data = text;
             out.push(block(
                 BlockKind::Barcode(BarcodeBlock {
                     kind: *kind,
@@ -217,10 +238,14 @@ fn node<'a>(
             var,
         } => {
             let list = elems(scope, e, "for")?;
+            let base = elems_origin(scope, e, &list, None);
             for i in 0..list.len() {
-                scope.locals.push((var.as_str(), list.local(i)));
+                let origin = base
+                    .as_ref()
+                    .map_or(Origin::Unknown, |b| Origin::Elem(b.clone(), i));
+                scope.push(var.as_str(), list.local(i), origin);
                 let r = nodes(prog, body, scope, out);
-                scope.locals.pop();
+                scope.pop();
                 r?;
             }
         }
@@ -236,9 +261,17 @@ fn node<'a>(
         } => {
             let resolved = scope.text(name)?;
             let Ok(i) = candidates.binary_search_by(|(n, _)| n.as_str().cmp(&resolved)) else {
+                let names: Vec<&str> = candidates.iter().map(|(n, _)| n.as_str()).collect();
                 return Err(FieldError {
-                    path: String::new(),
-                    reason: format!("no fragment named '{resolved}'"),
+                    path: scope.text_path(name),
+                    reason: format!(
+                        "no fragment matches the name this record gives; the template has {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
                 });
             };
             let mut b = Vec::new();
@@ -330,17 +363,18 @@ fn table<'a>(
     };
     let list = elems(scope, &t.rows, "table rows")?;
     let mut running = match &t.running {
-        Some((_, start, _)) => {
-            let v = scope.value(start)?;
-            Some(number(&v, "running-start")?)
-        }
+        Some((_, start, _)) => Some(scope.amount(start, "running-start")?.unwrap_or_default()),
         None => None,
     };
+    let base = elems_origin(scope, &t.rows, &list, Some(&t.rows_path));
     let mut rows = Vec::with_capacity(list.len());
     for i in 0..list.len() {
-        scope.locals.push((t.var.as_str(), list.local(i)));
+        let origin = base
+            .as_ref()
+            .map_or(Origin::Unknown, |b| Origin::Elem(b.clone(), i));
+        scope.push(t.var.as_str(), list.local(i), origin);
         let r = row(prog, t, scope, running.as_mut());
-        scope.locals.pop();
+        scope.pop();
         rows.push(r.map_err(|mut e| {
             if e.path.is_empty() {
                 e.path = format!("{}[{i}]", t.rows_path);
@@ -364,39 +398,25 @@ fn table<'a>(
     ))
 }
 
-/// Binds one body row; the row's element is already in scope.
+/// Binds one body row; the row's element is already in scope. The running total is an
+/// exact decimal: the sum of the addends as written, with no rounding and no overflow.
 fn row<'a>(
     prog: &'a Program,
     t: &'a TableNode,
     scope: &mut Scope<'a>,
-    running: Option<&mut i64>,
+    running: Option<&mut Decimal>,
 ) -> Result<Row, FieldError> {
     let (Some((name, _, add)), Some(total)) = (&t.running, running) else {
         return cells(prog, &t.body, scope);
     };
-    let a = {
-        let v = scope.value(add)?;
-        number(&v, "running-add")?
-    };
-    *total = total.checked_add(a).ok_or_else(|| FieldError {
-        path: t.rows_path.clone(),
-        reason: format!("the running total '{name}' is out of range: check the amounts"),
+    let a = scope.amount(add, "running-add")?.unwrap_or_default();
+    *total = exact_add(*total, a).ok_or_else(|| FieldError {
+        path: scope.path(add).unwrap_or_default(),
+        reason: "the running total needs more digits than an exact decimal holds".into(),
     })?;
-    let value = Value::from(*total as f64 / 100.0);
-    scope.locals.push((name.as_str(), Local::Owned(value)));
+    let value = Value::Number(json_number(*total));
+    scope.push(name.as_str(), Local::Owned(value), Origin::Unknown);
     let r = cells(prog, &t.body, scope);
-    scope.locals.pop();
+    scope.pop();
     r
-}
-
-/// Reads a number in integer cents (rounded half away from zero).
-fn number(v: &Value, what: &str) -> Result<i64, FieldError> {
-    match v {
-        Value::Null => Ok(0),
-        Value::Number(n) => Ok(to_cents(n.as_f64().unwrap_or(0.0))),
-        other => Err(FieldError {
-            path: String::new(),
-            reason: format!("{what} expects a number, found {other}"),
-        }),
-    }
 }

@@ -4,30 +4,37 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value as J};
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::FieldError;
+use super::amount::{AmountError, is_zero_text, json_number, parse_decimal_str, parse_json_number};
+use super::check::{self, Operand, UseKind};
 use super::format::{
-    Locale, Negative, check_date_format, format_date, format_money, format_number, parse_date,
+    Currency, Locale, Negative, Rounding, check_date_format, format_date, format_money,
+    format_number, parse_date,
 };
-use super::schema::{FieldType, Lookup, Segment, lookup_in};
+use super::jinja;
+use super::schema::{DATE_REASON, FieldType, Lookup, Segment, json_kind, lookup_in};
 use super::source::did_you_mean;
 
-/// Formatting defaults of a template.
+/// Formatting defaults of a template (the currency may be replaced per document).
 #[derive(Clone, Debug)]
 pub struct Fmt {
     pub locale: Locale,
-    pub currency: String,
+    pub currency: Currency,
+    pub rounding: Rounding,
 }
 
 /// A filter the fast path applies.
 #[derive(Clone, Debug, PartialEq)]
 enum Filter {
     Money {
-        currency: Option<String>,
+        currency: Option<Currency>,
         negative: Negative,
     },
     Number(u32),
@@ -40,6 +47,26 @@ enum Filter {
     /// The negated amount if negative, else nothing (money out).
     Debit,
 }
+
+impl Filter {
+    fn name(&self) -> &'static str {
+        match self {
+            Filter::Money { .. } => "money",
+            Filter::Number(_) => "number",
+            Filter::Date(_) => "date",
+            Filter::Upper => "upper",
+            Filter::Lower => "lower",
+            Filter::Default(_) => "default",
+            Filter::Credit => "credit",
+            Filter::Debit => "debit",
+        }
+    }
+}
+
+/// The filters this module implements (MiniJinja has the same ones registered).
+const OUR_FILTERS: [&str; 9] = [
+    "money", "number", "date", "upper", "lower", "default", "d", "credit", "debit",
+];
 
 /// Where a fast path starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,15 +83,25 @@ pub struct FastExpr {
     head: Head,
     path: Vec<Segment>,
     filters: Vec<Filter>,
+    /// Offset of each filter's name in the source (for compile errors).
+    filter_at: Vec<usize>,
+}
+
+/// A MiniJinja expression: its template in the environment, the top-level record fields
+/// it names (only those are converted for it, never the whole record) and, when it reads
+/// exactly one field path, that path (to name the field when it fails).
+#[derive(Debug)]
+pub struct JinjaExpr {
+    name: Arc<str>,
+    roots: Vec<String>,
+    reads: Option<FastExpr>,
 }
 
 /// A compiled expression.
 #[derive(Clone, Debug)]
 pub enum Expr {
     Fast(FastExpr),
-    /// A MiniJinja template in the environment, by name, with the top-level record fields
-    /// it names (only those are converted for it, never the whole record).
-    Jinja(Arc<str>, Arc<[String]>),
+    Jinja(Arc<JinjaExpr>),
 }
 
 /// A text template: literal text and interpolated expressions.
@@ -105,6 +142,10 @@ pub struct ExprCompiler {
     env: Environment<'static>,
     count: usize,
     record: FieldType,
+    /// Names of MiniJinja globals (functions such as `range`), plus `loop` and `self`.
+    globals: Vec<String>,
+    /// Whether a filter or test name exists, by kind and name, asked once each.
+    known: BTreeMap<(bool, String), bool>,
 }
 
 /// The name of the local that holds `run.*`; always slot 0.
@@ -134,16 +175,98 @@ pub fn base_scope() -> Vec<ScopeEntry> {
     }]
 }
 
+/// What kind of value a filter sees, as far as the schema tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ty {
+    Text,
+    Date,
+    Num,
+    Bool,
+    List,
+    Map,
+}
+
+fn ty_of(t: &FieldType) -> (Ty, &'static str) {
+    use super::schema::Scalar;
+    match t {
+        FieldType::Scalar(s) => (
+            match s {
+                Scalar::String => Ty::Text,
+                Scalar::Date => Ty::Date,
+                Scalar::Boolean => Ty::Bool,
+                Scalar::Number | Scalar::Integer | Scalar::Decimal(_) => Ty::Num,
+            },
+            s.name(),
+        ),
+        FieldType::AnyArray | FieldType::ArrayOf(_) | FieldType::Records(_) => (Ty::List, "array"),
+        FieldType::AnyObject | FieldType::Object(_) => (Ty::Map, "object"),
+    }
+}
+
+/// The input a filter gets: its kind, how to say where it comes from, and whether that is
+/// a declared field (rather than a literal or another filter).
+type Input = Option<(Ty, String, bool)>;
+
+/// Checks that our filter `name` can take `input`; returns what it gives.
+fn apply_type(name: &str, input: Input) -> Result<Input, (String, Option<String>)> {
+    let (accepts, gives, needs): (&[Ty], Option<Ty>, &str) = match name {
+        "money" | "number" => (&[Ty::Num], Some(Ty::Text), "a number"),
+        "credit" | "debit" => (&[Ty::Num], Some(Ty::Num), "a number"),
+        "date" => (&[Ty::Text, Ty::Date], Some(Ty::Text), "a date"),
+        "upper" | "lower" => (&[], Some(Ty::Text), ""),
+        "default" | "d" => return Ok(input),
+        _ => return Ok(None),
+    };
+    if let Some((ty, from, declared)) = &input
+        && !accepts.is_empty()
+        && !accepts.contains(ty)
+    {
+        let hint = match (*declared, needs == "a number") {
+            (true, true) => {
+                "declare the field as decimal (amounts) or number in [fields], or drop the filter"
+            }
+            (true, false) => "declare the field as date in [fields], or drop the filter",
+            (false, _) => "drop the filter or apply the filters in another order",
+        };
+        return Err((
+            format!("'{name}' needs {needs}, but {from}"),
+            Some(hint.into()),
+        ));
+    }
+    let says = |t: Ty| if t == Ty::Num { "a number" } else { "text" };
+    Ok(gives.map(|t| (t, format!("'{name}' gives {}", says(t)), false)))
+}
+
+fn show_path(head: &str, segs: &[Segment]) -> String {
+    let mut s = head.to_string();
+    for seg in segs {
+        match seg {
+            Segment::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Segment::Index(i) => {
+                let _ = write!(s, "[{i}]");
+            }
+        }
+    }
+    s
+}
+
 impl ExprCompiler {
     /// Creates a compiler whose filters use the template's formatting defaults.
     pub fn new(fmt: &Fmt, record: FieldType) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        register_filters(&mut env, fmt);
+        jinja::register(&mut env, fmt);
+        let mut globals: Vec<String> = env.globals().map(|(k, _)| k.to_string()).collect();
+        globals.extend(["loop".to_string(), "self".to_string()]);
         Self {
             env,
             count: 0,
             record,
+            globals,
+            known: BTreeMap::new(),
         }
     }
 
@@ -159,28 +282,22 @@ impl ExprCompiler {
 
     /// Compiles one expression.
     pub fn expr(&mut self, src: &str, mode: Mode, scope: &[ScopeEntry]) -> Result<Expr, ExprError> {
-        if mode != Mode::Test
-            && let Some(fast) = parse_fast(src)
-        {
-            return self
-                .check_fast(fast, scope)
-                .map(Expr::Fast)
-                .map_err(|e| lead(src, e));
+        match parse_fast(src) {
+            Err((offset, message)) => {
+                return Err(ExprError {
+                    offset,
+                    message,
+                    hint: None,
+                });
+            }
+            Ok(Some(fast)) if mode != Mode::Test || fast.filters.is_empty() => {
+                return self
+                    .check_fast(fast, scope)
+                    .map(Expr::Fast)
+                    .map_err(|e| lead(src, e));
+            }
+            Ok(_) => {}
         }
-        if mode == Mode::Test
-            && let Some(fast) = parse_fast(src)
-            && fast.filters.is_empty()
-        {
-            return self
-                .check_fast(fast, scope)
-                .map(Expr::Fast)
-                .map_err(|e| lead(src, e));
-        }
-        let (prefix, suffix) = match mode {
-            Mode::Text => ("{{ ", " }}"),
-            Mode::Test => ("{% if ", " %}1{% endif %}"),
-            Mode::Value => ("{% set __v = ", " %}"),
-        };
         if src.contains("{{") || src.contains("{%") || src.contains("%}") {
             return Err(ExprError {
                 offset: src.find(['{', '%']).unwrap_or(0),
@@ -188,13 +305,18 @@ impl ExprCompiler {
                 hint: Some("write the bare expression, without {{ }}".into()),
             });
         }
+        let (prefix, suffix) = match mode {
+            Mode::Text => ("{{ ", " }}"),
+            Mode::Test | Mode::Value => ("{% set __v = ", " %}"),
+        };
         let name: Arc<str> = format!("e{}", self.count).into();
         self.count += 1;
         let source = format!("{prefix}{src}{suffix}");
         match self.env.add_template_owned(name.to_string(), source) {
             Ok(()) => {
-                let roots = self.check_names(&name, src, scope)?;
-                Ok(Expr::Jinja(name, roots.into()))
+                self.check_jinja(src, scope)?;
+                let (roots, reads) = self.check_names(&name, src, scope)?;
+                Ok(Expr::Jinja(Arc::new(JinjaExpr { name, roots, reads })))
             }
             Err(e) => {
                 let at = e.range().map(|r| r.start).unwrap_or(prefix.len());
@@ -247,16 +369,114 @@ impl ExprCompiler {
         Ok(parts)
     }
 
-    /// Checks that the top-level names a MiniJinja expression reads are declared fields,
-    /// names in scope or MiniJinja globals.
-    /// Checks that every name an expression uses is known; returns the record fields it uses.
+    /// Whether MiniJinja knows a filter (`filter`) or test by that name: asked once per
+    /// name through the public API, by rendering a probe and reading the error kind.
+    fn exists(&mut self, filter: bool, name: &str) -> bool {
+        if let Some(&k) = self.known.get(&(filter, name.to_string())) {
+            return k;
+        }
+        let (probe, unknown) = if filter {
+            (format!("{{{{ none | {name} }}}}"), ErrorKind::UnknownFilter)
+        } else {
+            (
+                format!("{{% if none is {name} %}}{{% endif %}}"),
+                ErrorKind::UnknownTest,
+            )
+        };
+        let known = !matches!(self.env.render_str(&probe, ()), Err(e) if e.kind() == unknown);
+        self.known.insert((filter, name.to_string()), known);
+        known
+    }
+
+    /// The declared type of a path that starts at a local or a record field.
+    fn path_type(&self, head: &str, segs: &[Segment], scope: &[ScopeEntry]) -> Option<FieldType> {
+        let found = if let Some(slot) = scope.iter().rposition(|s| s.name == head) {
+            lookup_in(scope[slot].ty.as_ref()?, segs, 1)
+        } else {
+            let mut full = vec![Segment::Key(head.to_string())];
+            full.extend(segs.iter().cloned());
+            lookup_in(&self.record, &full, 0)
+        };
+        match found {
+            Lookup::Known(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Checks the filters, tests and functions a MiniJinja expression names, the literal
+    /// arguments of our filters and the declared types our filters are applied to.
+    fn check_jinja(&mut self, src: &str, scope: &[ScopeEntry]) -> Result<(), ExprError> {
+        let scan = check::scan(src);
+        for u in &scan.uses {
+            let (ok, what) = match u.kind {
+                UseKind::Filter => (self.exists(true, &u.name), "filter"),
+                UseKind::Test => (self.exists(false, &u.name), "test"),
+                UseKind::Function => (self.globals.contains(&u.name), "function"),
+            };
+            if !ok {
+                let hint = match u.kind {
+                    UseKind::Filter => did_you_mean(&u.name, OUR_FILTERS.iter().copied())
+                        .or_else(|| Some("see the filters in docs/templates.md".into())),
+                    UseKind::Test => {
+                        Some("see MiniJinja's tests: defined, none, number, string…".into())
+                    }
+                    UseKind::Function => {
+                        did_you_mean(&u.name, self.globals.iter().map(String::as_str))
+                            .or_else(|| Some(format!("functions are: {}", self.globals.join(", "))))
+                    }
+                };
+                return Err(ExprError {
+                    offset: u.at,
+                    message: format!("unknown {what} '{}'", u.name),
+                    hint,
+                });
+            }
+        }
+        for chain in &scan.chains {
+            let mut cur: Input = match &chain.operand {
+                Operand::Text => Some((Ty::Text, "the value is a string literal".into(), false)),
+                Operand::Number => Some((Ty::Num, "the value is a number".into(), false)),
+                Operand::Path(head, segs) => self.path_type(head, segs, scope).map(|t| {
+                    let (ty, name) = ty_of(&t);
+                    let from = format!("'{}' is declared as {name}", show_path(head, segs));
+                    (ty, from, true)
+                }),
+            };
+            for f in &chain.filters {
+                if OUR_FILTERS.contains(&f.name.as_str()) {
+                    let args = match &f.args {
+                        Some(a) => literal_args(a),
+                        None => Some(Vec::new()),
+                    };
+                    if let Some(args) = args
+                        && let Err(message) = fast_filter(&f.name, &args)
+                    {
+                        return Err(ExprError {
+                            offset: f.at,
+                            message,
+                            hint: None,
+                        });
+                    }
+                }
+                cur = apply_type(&f.name, cur).map_err(|(message, hint)| ExprError {
+                    offset: f.at,
+                    message,
+                    hint,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every name a MiniJinja expression reads is a declared field (down to
+    /// nested fields of declared objects), a name in scope or a global; returns the record
+    /// fields it uses and the one path it reads, if it reads exactly one.
     fn check_names(
         &self,
         name: &str,
         src: &str,
         scope: &[ScopeEntry],
-    ) -> Result<Vec<String>, ExprError> {
-        const GLOBALS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "self"];
+    ) -> Result<(Vec<String>, Option<FastExpr>), ExprError> {
         let t = self.env.get_template(name).map_err(|e| ExprError {
             offset: 0,
             message: e.to_string(),
@@ -264,17 +484,22 @@ impl ExprCompiler {
         })?;
         let mut names: Vec<String> = t.undeclared_variables(false).into_iter().collect();
         names.sort();
+        let mut nested: Vec<String> = t
+            .undeclared_variables(true)
+            .into_iter()
+            .filter(|n| !self.globals.iter().any(|g| n.split('.').next() == Some(g)))
+            .collect();
+        nested.sort();
         let FieldType::Object(fields) = &self.record else {
-            return Ok(names);
+            return Ok((names, None));
         };
         let mut roots = Vec::new();
         for n in names {
-            if !scope.iter().any(|s| s.name == n) && fields.iter().any(|f| f.name == n) {
+            let local = scope.iter().any(|s| s.name == n);
+            if !local && fields.iter().any(|f| f.name == n) {
                 roots.push(n.clone());
             }
-            let known = GLOBALS.contains(&n.as_str())
-                || scope.iter().any(|s| s.name == n)
-                || fields.iter().any(|f| f.name == n);
+            let known = self.globals.contains(&n) || local || fields.iter().any(|f| f.name == n);
             if !known {
                 let candidates = fields
                     .iter()
@@ -288,31 +513,93 @@ impl ExprCompiler {
                 });
             }
         }
-        Ok(roots)
+        let mut reads = Vec::new();
+        for dotted in &nested {
+            let mut parts = dotted.split('.');
+            let head = parts.next().unwrap_or_default();
+            let segs: Vec<Segment> = parts.map(|p| Segment::Key(p.to_string())).collect();
+            let slot = scope.iter().rposition(|s| s.name == head);
+            let found = match slot {
+                Some(i) => scope[i].ty.as_ref().map(|t| lookup_in(t, &segs, 1)),
+                None => {
+                    let mut full = vec![Segment::Key(head.to_string())];
+                    full.extend(segs.iter().cloned());
+                    Some(lookup_in(&self.record, &full, 0))
+                }
+            };
+            // Only a key missing from a declared object is an error: a key on a scalar may
+            // be a method (`name.upper()`).
+            if let Some(Lookup::Unknown { index, candidates }) = found
+                && !candidates.is_empty()
+            {
+                let mut e = unknown_field(head, &segs, index, &candidates);
+                e.offset = src
+                    .find(dotted.as_str())
+                    .or_else(|| find_word(src, head))
+                    .unwrap_or(0);
+                return Err(e);
+            }
+            reads.push(FastExpr {
+                head: match slot {
+                    Some(i) => Head::Local(i),
+                    None => Head::Record(head.to_string()),
+                },
+                path: segs,
+                filters: Vec::new(),
+                filter_at: Vec::new(),
+            });
+        }
+        let reads = if reads.len() == 1 { reads.pop() } else { None };
+        Ok((roots, reads))
     }
 
     fn check_fast(&self, mut fast: FastExpr, scope: &[ScopeEntry]) -> Result<FastExpr, ExprError> {
-        let Head::Record(head) = &fast.head else {
+        let Head::Record(head) = fast.head.clone() else {
             unreachable!("parse_fast yields record heads")
         };
         // Locals shadow record fields; the innermost wins.
-        if let Some(slot) = scope.iter().rposition(|s| &s.name == head) {
-            if let Some(ty) = &scope[slot].ty
-                && let Lookup::Unknown { index, candidates } = lookup_in(ty, &fast.path, 1)
-            {
-                return Err(unknown_field(head, &fast.path, index, &candidates));
+        let declared = if let Some(slot) = scope.iter().rposition(|s| s.name == head) {
+            let found = scope[slot]
+                .ty
+                .as_ref()
+                .map(|ty| lookup_in(ty, &fast.path, 1));
+            if let Some(Lookup::Unknown { index, candidates }) = &found {
+                return Err(unknown_field(&head, &fast.path, *index, candidates));
             }
             fast.head = Head::Local(slot);
-            return Ok(fast);
-        }
-        let mut full = vec![Segment::Key(head.clone())];
-        full.extend(fast.path.iter().cloned());
-        if let Lookup::Unknown { index, candidates } = lookup_in(&self.record, &full, 0) {
-            let mut candidates = candidates;
-            if index == 0 {
-                candidates.extend(scope.iter().map(|s| s.name.clone()));
+            match found {
+                Some(Lookup::Known(t)) => Some(t),
+                _ => None,
             }
-            return Err(unknown_field(head, &fast.path, index, &candidates));
+        } else {
+            let mut full = vec![Segment::Key(head.clone())];
+            full.extend(fast.path.iter().cloned());
+            match lookup_in(&self.record, &full, 0) {
+                Lookup::Unknown { index, candidates } => {
+                    let mut candidates = candidates;
+                    if index == 0 {
+                        candidates.extend(scope.iter().map(|s| s.name.clone()));
+                    }
+                    return Err(unknown_field(&head, &fast.path, index, &candidates));
+                }
+                Lookup::Known(t) => Some(t),
+                Lookup::Unchecked => None,
+            }
+        };
+        let mut cur: Input = declared.map(|t| {
+            let (ty, name) = ty_of(&t);
+            (
+                ty,
+                format!("'{}' is declared as {name}", show_path(&head, &fast.path)),
+                true,
+            )
+        });
+        for (f, &at) in fast.filters.iter().zip(&fast.filter_at) {
+            cur = apply_type(f.name(), cur).map_err(|(message, hint)| ExprError {
+                offset: at,
+                message,
+                hint,
+            })?;
         }
         Ok(fast)
     }
@@ -329,7 +616,9 @@ fn find_word(src: &str, word: &str) -> Option<usize> {
 
 /// Moves a path error past the expression's leading whitespace.
 fn lead(src: &str, mut e: ExprError) -> ExprError {
-    e.offset += src.len() - src.trim_start().len();
+    if e.offset == 0 {
+        e.offset += src.len() - src.trim_start().len();
+    }
     e
 }
 
@@ -379,8 +668,12 @@ struct Cur<'a> {
 
 impl<'a> Cur<'a> {
     fn ws(&mut self) {
-        while self.s[self.i..].starts_with(char::is_whitespace) {
-            self.i += 1;
+        while let Some(c) = self.s[self.i..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+        {
+            self.i += c.len_utf8();
         }
     }
     fn eat(&mut self, c: char) -> bool {
@@ -421,14 +714,8 @@ impl<'a> Cur<'a> {
         if len > 0 {
             let n = &rest[..len];
             self.i += len;
-            if let Ok(i) = n.parse::<i64>() {
-                return Some(Value::from(i));
-            }
-            return n
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map(Value::Number);
+            // The literal's own digits: `default(0.10)` is exactly 0.10.
+            return n.parse::<serde_json::Number>().ok().map(Value::Number);
         }
         let id = self.ident()?;
         match id {
@@ -444,8 +731,29 @@ impl<'a> Cur<'a> {
     }
 }
 
-/// Parses `path ( '|' filter(args) )*` with our own filters; `None` when not that shape.
-fn parse_fast(src: &str) -> Option<FastExpr> {
+/// Parses a filter's argument list (`'EUR', 'parens'`) when every argument is a literal.
+fn literal_args(src: &str) -> Option<Vec<Value>> {
+    let mut c = Cur { s: src, i: 0 };
+    let mut args = Vec::new();
+    if c.done() {
+        return Some(args);
+    }
+    loop {
+        args.push(c.literal()?);
+        if c.done() {
+            return Some(args);
+        }
+        if !c.eat(',') {
+            return None;
+        }
+    }
+}
+
+/// A filter as written on the fast path: name, literal arguments, offset of the name.
+type RawFilter<'a> = (&'a str, Vec<Value>, usize);
+
+/// Parses `path ( '|' filter(literal args) )*`; `None` when not that shape.
+fn parse_shape(src: &str) -> Option<(&str, Vec<Segment>, Vec<RawFilter<'_>>)> {
     let mut c = Cur { s: src, i: 0 };
     let head = c.ident()?;
     if KEYWORDS.contains(&head) {
@@ -476,6 +784,8 @@ fn parse_fast(src: &str) -> Option<FastExpr> {
     }
     let mut filters = Vec::new();
     while c.eat('|') {
+        c.ws();
+        let at = c.i;
         let name = c.ident()?;
         let mut args = Vec::new();
         if c.eat('(') && !c.eat(')') {
@@ -489,138 +799,97 @@ fn parse_fast(src: &str) -> Option<FastExpr> {
                 }
             }
         }
-        filters.push(fast_filter(name, &args)?);
+        filters.push((name, args, at));
     }
     if !c.done() {
         return None;
     }
-    Some(FastExpr {
+    Some((head, path, filters))
+}
+
+/// Parses a fast-path expression: `Ok(None)` leaves it to MiniJinja, `Err` is a bad
+/// literal argument of one of our filters (offset and message).
+fn parse_fast(src: &str) -> Result<Option<FastExpr>, (usize, String)> {
+    let Some((head, path, raw)) = parse_shape(src) else {
+        return Ok(None);
+    };
+    let mut filters = Vec::with_capacity(raw.len());
+    let mut filter_at = Vec::with_capacity(raw.len());
+    for (name, args, at) in raw {
+        match fast_filter(name, &args) {
+            Ok(Some(f)) => filters.push(f),
+            Ok(None) => return Ok(None),
+            Err(m) => return Err((at, m)),
+        }
+        filter_at.push(at);
+    }
+    Ok(Some(FastExpr {
         head: Head::Record(head.to_string()),
         path,
         filters,
-    })
+        filter_at,
+    }))
 }
 
-/// Builds a fast-path filter; `None` leaves the expression to MiniJinja (which reports
-/// bad arguments at bind time).
-fn fast_filter(name: &str, args: &[Value]) -> Option<Filter> {
-    Some(match (name, args) {
+fn currency_arg(v: &Value) -> Result<Option<Currency>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(c) => Currency::from_code(c)
+            .map(Some)
+            .map_err(|e| format!("money: currency '{c}': {e}")),
+        _ => Err("money: the currency is a code like \"EUR\" or none".into()),
+    }
+}
+
+fn negative_arg(v: &Value) -> Result<Negative, String> {
+    v.as_str()
+        .and_then(Negative::parse)
+        .ok_or_else(|| "money: the negative style is \"minus\" or \"parens\"".into())
+}
+
+/// Builds one of our filters from literal arguments: `Ok(None)` for a filter that is not
+/// ours (MiniJinja runs it), `Err` for our filter with arguments it does not take.
+fn fast_filter(name: &str, args: &[Value]) -> Result<Option<Filter>, String> {
+    Ok(Some(match (name, args) {
         ("money", []) => Filter::Money {
             currency: None,
             negative: Negative::Minus,
         },
-        ("money", [Value::String(c)]) => Filter::Money {
-            currency: Some(c.clone()),
+        ("money", [cur]) => Filter::Money {
+            currency: currency_arg(cur)?,
             negative: Negative::Minus,
         },
-        ("money", [cur, Value::String(n)]) => Filter::Money {
-            currency: match cur {
-                Value::String(c) => Some(c.clone()),
-                Value::Null => None,
-                _ => return None,
-            },
-            negative: Negative::parse(n)?,
+        ("money", [cur, neg]) => Filter::Money {
+            currency: currency_arg(cur)?,
+            negative: negative_arg(neg)?,
         },
+        ("money", _) => {
+            return Err("money takes a currency code and a negative style, both optional".into());
+        }
         ("number", []) => Filter::Number(0),
-        ("number", [Value::Number(n)]) => Filter::Number(u32::try_from(n.as_u64()?).ok()?),
+        ("number", [Value::Number(n)])
+            if n.as_u64()
+                .is_some_and(|d| d <= u64::from(super::amount::MAX_SCALE)) =>
+        {
+            Filter::Number(n.as_u64().unwrap_or_default() as u32)
+        }
+        ("number", _) => return Err("number takes a count of decimals from 0 to 28".into()),
         ("date", []) => Filter::Date("%d %B %Y".into()),
         ("date", [Value::String(f)]) => {
-            check_date_format(f).ok()?;
+            check_date_format(f).map_err(|bad| format!("date: unsupported directive {bad}"))?;
             Filter::Date(f.clone())
         }
+        ("date", _) => return Err("date takes one format string like \"%d %B %Y\"".into()),
         ("upper", []) => Filter::Upper,
         ("lower", []) => Filter::Lower,
         ("credit", []) => Filter::Credit,
         ("debit", []) => Filter::Debit,
+        ("upper" | "lower" | "credit" | "debit", _) => {
+            return Err(format!("{name} takes no arguments"));
+        }
         ("default" | "d", [v]) => Filter::Default(v.clone()),
-        _ => return None,
-    })
-}
-
-fn register_filters(env: &mut Environment<'static>, fmt: &Fmt) {
-    use minijinja::{Error, ErrorKind, Value as J};
-    fn missing(v: &J) -> bool {
-        v.is_undefined() || v.is_none()
-    }
-    fn num(v: &J, filter: &str) -> Result<f64, Error> {
-        f64::try_from(v.clone()).map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("{filter} expects a number, found {}", v.kind()),
-            )
-        })
-    }
-    let f = fmt.clone();
-    env.add_filter(
-        "money",
-        move |v: J, cur: Option<J>, neg: Option<String>| -> Result<String, Error> {
-            if missing(&v) {
-                return Ok(String::new());
-            }
-            let x = num(&v, "money")?;
-            let cur = cur
-                .filter(|c| !missing(c))
-                .and_then(|c| c.as_str().map(str::to_string))
-                .unwrap_or_else(|| f.currency.clone());
-            let negative = match neg.as_deref() {
-                None => Negative::Minus,
-                Some(n) => Negative::parse(n).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("money: negative style '{n}' is not \"minus\" or \"parens\""),
-                    )
-                })?,
-            };
-            Ok(format_money(x, &cur, negative, &f.locale))
-        },
-    );
-    for (name, sign) in [("credit", 1.0), ("debit", -1.0)] {
-        env.add_filter(name, move |v: J| -> Result<J, Error> {
-            if missing(&v) {
-                return Ok(J::from(()));
-            }
-            let x = num(&v, name)? * sign;
-            Ok(if x > 0.0 { J::from(x) } else { J::from(()) })
-        });
-    }
-    let f = fmt.clone();
-    env.add_filter(
-        "number",
-        move |v: J, decimals: Option<u32>| -> Result<String, Error> {
-            if missing(&v) {
-                return Ok(String::new());
-            }
-            Ok(format_number(
-                num(&v, "number")?,
-                decimals.unwrap_or(0),
-                &f.locale,
-            ))
-        },
-    );
-    let f = fmt.clone();
-    env.add_filter(
-        "date",
-        move |v: J, format: Option<String>| -> Result<String, Error> {
-            if missing(&v) {
-                return Ok(String::new());
-            }
-            let s = v.as_str().unwrap_or_default();
-            let d = parse_date(s).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("date expects YYYY-MM-DD, found '{v}'"),
-                )
-            })?;
-            let format = format.as_deref().unwrap_or("%d %B %Y");
-            check_date_format(format).map_err(|bad| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("date: unsupported directive {bad}"),
-                )
-            })?;
-            Ok(format_date(d, format, &f.locale))
-        },
-    );
+        _ => return Ok(None),
+    }))
 }
 
 /// A local value in scope at bind time.
@@ -639,21 +908,62 @@ impl Local<'_> {
     }
 }
 
+/// Where a local's value sits in the record, to name the field when it is at fault.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// Not a record field (a running total).
+    Unknown,
+    /// A field path (`run`, `statement`).
+    Path(Rc<str>),
+    /// Element `i` of the array at a path (`transactions[3]`).
+    Elem(Rc<str>, usize),
+}
+
+impl Origin {
+    fn render(&self) -> Option<String> {
+        match self {
+            Origin::Unknown => None,
+            Origin::Path(p) => Some(p.to_string()),
+            Origin::Elem(p, i) => Some(format!("{p}[{i}]")),
+        }
+    }
+}
+
+/// A local in scope: its name, value and origin.
+#[derive(Debug)]
+struct LocalVar<'a> {
+    name: &'a str,
+    value: Local<'a>,
+    origin: Origin,
+}
+
 /// Evaluation state of one document: the record, the locals stack and the lazily
 /// converted MiniJinja view of the record.
 pub struct Scope<'a> {
     pub record: &'a Value,
-    pub locals: Vec<(&'a str, Local<'a>)>,
+    locals: Vec<LocalVar<'a>>,
     env: &'a Environment<'static>,
     fmt: &'a Fmt,
 }
 
 static NULL: Value = Value::Null;
 
-fn err(reason: impl Into<String>) -> FieldError {
-    FieldError {
-        path: String::new(),
-        reason: reason.into(),
+/// A value inside a fast filter chain.
+enum FVal<'v> {
+    Json(&'v Value),
+    Dec(Decimal),
+    Text(String),
+}
+
+impl FVal<'_> {
+    fn write(&self, out: &mut String) {
+        match self {
+            FVal::Json(v) => write_value(v, out),
+            FVal::Dec(d) => {
+                let _ = write!(out, "{d}");
+            }
+            FVal::Text(s) => out.push_str(s),
+        }
     }
 }
 
@@ -662,10 +972,28 @@ impl<'a> Scope<'a> {
     pub fn new(record: &'a Value, run: Value, env: &'a Environment<'static>, fmt: &'a Fmt) -> Self {
         Self {
             record,
-            locals: vec![(RUN, Local::Owned(run))],
+            locals: vec![LocalVar {
+                name: RUN,
+                value: Local::Owned(run),
+                origin: Origin::Path(RUN.into()),
+            }],
             env,
             fmt,
         }
+    }
+
+    /// Brings a local into scope (a loop element, a running total).
+    pub fn push(&mut self, name: &'a str, value: Local<'a>, origin: Origin) {
+        self.locals.push(LocalVar {
+            name,
+            value,
+            origin,
+        });
+    }
+
+    /// Takes the innermost local out of scope.
+    pub fn pop(&mut self) {
+        self.locals.pop();
     }
 
     /// Evaluates a plain path that points into the record (or a borrowed local) without
@@ -678,7 +1006,7 @@ impl<'a> Scope<'a> {
             return None;
         }
         let mut v: &'a Value = match &f.head {
-            Head::Local(i) => match &self.locals[*i].1 {
+            Head::Local(i) => match &self.locals[*i].value {
                 Local::Ref(r) => r,
                 Local::Owned(_) => return None,
             },
@@ -696,7 +1024,7 @@ impl<'a> Scope<'a> {
 
     fn resolve<'s>(&'s self, f: &FastExpr) -> &'s Value {
         let mut v = match &f.head {
-            Head::Local(i) => self.locals[*i].1.get(),
+            Head::Local(i) => self.locals[*i].value.get(),
             Head::Record(k) => self.record.get(k).unwrap_or(&NULL),
         };
         for s in &f.path {
@@ -709,40 +1037,113 @@ impl<'a> Scope<'a> {
         v
     }
 
-    /// The context of a MiniJinja expression: the locals, and only the record fields the
-    /// expression names (converting a statement's 150 transactions for a test on its
-    /// balance would cost more than the rest of the document's binding).
-    fn jinja_ctx(&self, roots: &[String]) -> minijinja::Value {
-        let mut map: BTreeMap<String, minijinja::Value> = BTreeMap::new();
-        for (name, v) in &self.locals {
-            map.insert(name.to_string(), minijinja::Value::from_serialize(v.get()));
-        }
-        for r in roots {
-            if let (false, Some(v)) = (map.contains_key(r), self.record.get(r)) {
-                map.insert(r.clone(), minijinja::Value::from_serialize(v));
+    /// The record field path a fast expression reads (`transactions[3].amount`).
+    fn fast_path(&self, f: &FastExpr) -> Option<String> {
+        let mut s = match &f.head {
+            Head::Local(i) => self.locals[*i].origin.render()?,
+            Head::Record(k) => k.clone(),
+        };
+        for seg in &f.path {
+            match seg {
+                Segment::Key(k) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(k);
+                }
+                Segment::Index(i) => {
+                    let _ = write!(s, "[{i}]");
+                }
             }
         }
-        minijinja::Value::from(map)
+        Some(s)
     }
 
-    fn jinja_err(&self, e: minijinja::Error) -> FieldError {
-        err(format!(
-            "expression failed: {}",
-            e.detail()
-                .map(str::to_string)
-                .unwrap_or_else(|| e.to_string())
-        ))
+    /// The record field an expression reads, when it reads exactly one.
+    pub fn path(&self, e: &Expr) -> Option<String> {
+        match e {
+            Expr::Fast(f) => self.fast_path(f),
+            Expr::Jinja(j) => j.reads.as_ref().and_then(|f| self.fast_path(f)),
+        }
+    }
+
+    /// The record field a text template reads, when it interpolates exactly one.
+    pub fn text_path(&self, parts: &[TextPart]) -> String {
+        let mut exprs = parts.iter().filter_map(|p| match p {
+            TextPart::Expr(e) => Some(e),
+            TextPart::Lit(_) => None,
+        });
+        match (exprs.next(), exprs.next()) {
+            (Some(e), None) => self.path(e).unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// A record-facing error about what a fast expression reads.
+    fn fast_err(&self, f: &FastExpr, reason: String) -> FieldError {
+        FieldError {
+            path: self.fast_path(f).unwrap_or_default(),
+            reason,
+        }
+    }
+
+    /// The context of a MiniJinja expression: the locals, only the record fields the
+    /// expression names (converting a statement's 150 transactions for a test on its
+    /// balance would cost more than the rest of the document's binding), and the
+    /// document's currency for `money`.
+    fn jinja_ctx(&self, j: &JinjaExpr) -> J {
+        let mut map: BTreeMap<String, J> = BTreeMap::new();
+        for l in &self.locals {
+            let origin = l.origin.render();
+            let v = jinja::to_jinja(l.value.get(), &jinja::Path::Root(origin.as_deref()));
+            map.insert(l.name.to_string(), v);
+        }
+        for r in &j.roots {
+            if let (false, Some(v)) = (map.contains_key(r), self.record.get(r)) {
+                map.insert(r.clone(), jinja::to_jinja(v, &jinja::Path::Root(Some(r))));
+            }
+        }
+        map.insert(
+            jinja::CURRENCY_KEY.to_string(),
+            J::from(self.fmt.currency.code()),
+        );
+        J::from(map)
+    }
+
+    fn jinja_err(&self, j: &JinjaExpr, e: &minijinja::Error) -> FieldError {
+        let (path, reason) = jinja::failure(e);
+        FieldError {
+            path: path
+                .or_else(|| j.reads.as_ref().and_then(|f| self.fast_path(f)))
+                .unwrap_or_default(),
+            reason,
+        }
+    }
+
+    /// Evaluates a `Test` or `Value` MiniJinja expression to its value.
+    fn jinja_value(&self, j: &JinjaExpr) -> Result<J, FieldError> {
+        let t = self
+            .env
+            .get_template(&j.name)
+            .map_err(|e| self.jinja_err(j, &e))?;
+        let captured = t
+            .render_captured(self.jinja_ctx(j))
+            .map_err(|e| self.jinja_err(j, &e))?;
+        Ok(captured.state().lookup("__v").unwrap_or_default())
     }
 
     /// Appends the text of an expression to `out`.
     pub fn write(&self, e: &Expr, out: &mut String) -> Result<(), FieldError> {
         match e {
             Expr::Fast(f) => self.write_fast(f, out),
-            Expr::Jinja(name, roots) => {
-                let t = self.env.get_template(name).map_err(|e| self.jinja_err(e))?;
+            Expr::Jinja(j) => {
+                let t = self
+                    .env
+                    .get_template(&j.name)
+                    .map_err(|e| self.jinja_err(j, &e))?;
                 let s = t
-                    .render(self.jinja_ctx(roots))
-                    .map_err(|e| self.jinja_err(e))?;
+                    .render(self.jinja_ctx(j))
+                    .map_err(|e| self.jinja_err(j, &e))?;
                 out.push_str(&s);
                 Ok(())
             }
@@ -767,22 +1168,21 @@ impl<'a> Scope<'a> {
         Ok(s)
     }
 
-    /// Evaluates an expression for truthiness (Jinja rules).
+    /// Evaluates an expression for truthiness (Jinja rules; zero in any spelling is false).
     pub fn truthy(&self, e: &Expr) -> Result<bool, FieldError> {
         match e {
             Expr::Fast(f) => Ok(match self.resolve(f) {
                 Value::Null => false,
                 Value::Bool(b) => *b,
-                Value::Number(n) => n.as_f64().is_some_and(|x| x != 0.0),
+                Value::Number(n) => !is_zero_text(n.as_str()),
                 Value::String(s) => !s.is_empty(),
                 Value::Array(a) => !a.is_empty(),
                 Value::Object(o) => !o.is_empty(),
             }),
-            Expr::Jinja(name, roots) => {
-                let t = self.env.get_template(name).map_err(|e| self.jinja_err(e))?;
-                Ok(t.render(self.jinja_ctx(roots))
-                    .map_err(|e| self.jinja_err(e))?
-                    == "1")
+            Expr::Jinja(j) => {
+                let v = self.jinja_value(j)?;
+                jinja::check_finite(&v).map_err(|e| self.jinja_err(j, &e))?;
+                Ok(v.is_true())
             }
         }
     }
@@ -791,99 +1191,142 @@ impl<'a> Scope<'a> {
     pub fn value(&self, e: &Expr) -> Result<Cow<'_, Value>, FieldError> {
         match e {
             Expr::Fast(f) if f.filters.is_empty() => Ok(Cow::Borrowed(self.resolve(f))),
-            Expr::Fast(f) => {
-                let mut s = String::new();
-                self.write_fast(f, &mut s)?;
-                Ok(Cow::Owned(Value::String(s)))
-            }
-            Expr::Jinja(name, roots) => {
-                let t = self.env.get_template(name).map_err(|e| self.jinja_err(e))?;
-                let captured = t
-                    .render_captured(self.jinja_ctx(roots))
-                    .map_err(|e| self.jinja_err(e))?;
-                let v = captured.state().lookup("__v").unwrap_or_default();
+            Expr::Fast(f) => Ok(Cow::Owned(match self.eval_fast(f)? {
+                FVal::Json(v) => v.clone(),
+                FVal::Dec(d) => Value::Number(json_number(d)),
+                FVal::Text(s) => Value::String(s),
+            })),
+            Expr::Jinja(j) => {
+                let v = self.jinja_value(j)?;
                 if v.is_undefined() {
                     return Ok(Cow::Owned(Value::Null));
                 }
-                serde_json::to_value(&v)
+                jinja::from_jinja(&v)
                     .map(Cow::Owned)
-                    .map_err(|e| err(format!("expression value: {e}")))
+                    .map_err(|e| self.jinja_err(j, &e))
             }
         }
+    }
+
+    /// Reads the value an expression gives as an exact amount (`None` when missing).
+    pub fn amount(&self, e: &Expr, what: &str) -> Result<Option<Decimal>, FieldError> {
+        let v = self.value(e)?;
+        let path = || self.path(e).unwrap_or_default();
+        match decimal_of(&FVal::Json(&v), what) {
+            Ok(d) => Ok(Some(d)),
+            Err(_) if v.is_null() => Ok(None),
+            Err(reason) => Err(FieldError {
+                path: path(),
+                reason,
+            }),
+        }
+    }
+
+    fn eval_fast<'s>(&'s self, f: &'s FastExpr) -> Result<FVal<'s>, FieldError> {
+        let mut cur = FVal::Json(self.resolve(f));
+        for filter in &f.filters {
+            cur = self
+                .apply(filter, cur)
+                .map_err(|reason| self.fast_err(f, reason))?;
+        }
+        Ok(cur)
     }
 
     fn write_fast(&self, f: &FastExpr, out: &mut String) -> Result<(), FieldError> {
-        let v = self.resolve(f);
         if f.filters.is_empty() {
-            write_value(v, out);
+            write_value(self.resolve(f), out);
             return Ok(());
         }
-        let mut cur: Cow<'_, Value> = Cow::Borrowed(v);
-        for filter in &f.filters {
-            cur = Cow::Owned(self.apply(filter, &cur)?);
-        }
-        write_value(&cur, out);
+        self.eval_fast(f)?.write(out);
         Ok(())
     }
 
-    fn apply(&self, filter: &Filter, v: &Value) -> Result<Value, FieldError> {
+    fn apply<'s>(&'s self, filter: &'s Filter, v: FVal<'s>) -> Result<FVal<'s>, String> {
         let loc = &self.fmt.locale;
-        if v.is_null() {
+        if matches!(v, FVal::Json(Value::Null)) {
             return Ok(match filter {
-                Filter::Default(d) => d.clone(),
-                _ => Value::Null,
+                Filter::Default(d) => FVal::Json(d),
+                _ => v,
             });
         }
-        if let Filter::Credit | Filter::Debit = filter {
-            let x = v
-                .as_f64()
-                .ok_or_else(|| err(format!("credit/debit expect a number, found {v}")))?;
-            let x = if *filter == Filter::Credit { x } else { -x };
-            return Ok(if x > 0.0 { Value::from(x) } else { Value::Null });
-        }
-        let num = |name: &str| {
-            v.as_f64()
-                .ok_or_else(|| err(format!("{name} expects a number, found {v}")))
-        };
-        Ok(Value::String(match filter {
-            Filter::Money { currency, negative } => format_money(
-                num("money")?,
-                currency.as_deref().unwrap_or(&self.fmt.currency),
+        Ok(match filter {
+            Filter::Credit | Filter::Debit => {
+                let x = decimal_of(&v, filter.name())?;
+                let x = if *filter == Filter::Credit { x } else { -x };
+                if x > Decimal::ZERO {
+                    FVal::Dec(x)
+                } else {
+                    FVal::Json(&NULL)
+                }
+            }
+            Filter::Money { currency, negative } => FVal::Text(format_money(
+                decimal_of(&v, "money")?,
+                currency.as_ref().unwrap_or(&self.fmt.currency),
                 *negative,
                 loc,
-            ),
-            Filter::Number(d) => format_number(num("number")?, *d, loc),
+                self.fmt.rounding,
+            )),
+            Filter::Number(d) => FVal::Text(format_number(
+                decimal_of(&v, "number")?,
+                *d,
+                loc,
+                self.fmt.rounding,
+            )),
             Filter::Date(format) => {
-                let d = v
-                    .as_str()
-                    .and_then(parse_date)
-                    .ok_or_else(|| err(format!("date expects YYYY-MM-DD, found {v}")))?;
-                format_date(d, format, loc)
+                let FVal::Json(Value::String(s)) = &v else {
+                    return Err(format!(
+                        "date expects a date YYYY-MM-DD, found {}",
+                        kind(&v)
+                    ));
+                };
+                let d = parse_date(s).ok_or_else(|| format!("date: {DATE_REASON}"))?;
+                FVal::Text(format_date(d, format, loc))
             }
             Filter::Upper | Filter::Lower => {
                 let mut s = String::new();
-                write_value(v, &mut s);
-                if *filter == Filter::Upper {
+                v.write(&mut s);
+                FVal::Text(if *filter == Filter::Upper {
                     s.to_uppercase()
                 } else {
                     s.to_lowercase()
-                }
+                })
             }
-            Filter::Default(_) => return Ok(v.clone()),
-            Filter::Credit | Filter::Debit => unreachable!("handled above"),
-        }))
+            Filter::Default(_) => v,
+        })
     }
 }
 
-/// Writes a JSON value as text: strings as is, integers without a fraction, missing as "".
+fn kind(v: &FVal<'_>) -> &'static str {
+    match v {
+        FVal::Json(v) => json_kind(v),
+        FVal::Dec(_) => "number",
+        FVal::Text(_) => "text",
+    }
+}
+
+/// Reads a value as an exact amount: a JSON number's own digits or a decimal string.
+fn decimal_of(v: &FVal<'_>, filter: &str) -> Result<Decimal, String> {
+    let amount = |e: AmountError| format!("{filter}: the amount is {e}");
+    match v {
+        FVal::Dec(d) => Ok(*d),
+        FVal::Json(Value::Number(n)) => parse_json_number(n.as_str()).map_err(amount),
+        FVal::Json(Value::String(s)) => parse_decimal_str(s).map_err(|e| match e {
+            AmountError::Syntax => {
+                format!("{filter} expects a number, found a string that is not one")
+            }
+            e => amount(e),
+        }),
+        other => Err(format!("{filter} expects a number, found {}", kind(other))),
+    }
+}
+
+/// Writes a JSON value as text: strings as is, numbers as written, missing as "".
 fn write_value(v: &Value, out: &mut String) {
     match v {
         Value::Null => {}
         Value::String(s) => out.push_str(s),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Number(n) => out.push_str(n.as_str()),
         other => {
             let _ = write!(out, "{other}");
         }
@@ -891,139 +1334,4 @@ fn write_value(v: &Value, out: &mut String) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::template::schema::{Field, Scalar};
-    use serde_json::json;
-
-    fn compiler() -> (ExprCompiler, Fmt) {
-        let fmt = Fmt {
-            locale: Locale::get_or_default("en-GB"),
-            currency: "GBP".into(),
-        };
-        let s = |n: &str, ty| Field {
-            name: n.into(),
-            optional: false,
-            ty,
-        };
-        let record = FieldType::Object(vec![
-            s(
-                "customer",
-                FieldType::Object(vec![s("name", FieldType::Scalar(Scalar::String))]),
-            ),
-            s(
-                "tx",
-                FieldType::Records(vec![s("amount", FieldType::Scalar(Scalar::Number))]),
-            ),
-            s("n", FieldType::Scalar(Scalar::Number)),
-        ]);
-        (ExprCompiler::new(&fmt, record), fmt)
-    }
-
-    #[test]
-    fn fast_path_shapes() {
-        assert!(parse_fast("customer.name").is_some());
-        assert!(parse_fast("tx[0].amount | money('EUR', 'parens')").is_some());
-        assert!(parse_fast("n | number(2) | upper").is_some());
-        assert!(parse_fast("n + 1").is_none());
-        assert!(parse_fast("n | round").is_none());
-        assert!(parse_fast("not n").is_none());
-    }
-
-    #[test]
-    fn evaluates_fast_and_jinja_alike() {
-        let (mut c, fmt) = compiler();
-        let scope = base_scope();
-        let fast = c.expr("n | money", Mode::Text, &scope).unwrap();
-        assert!(matches!(fast, Expr::Fast(_)));
-        let slow = c.expr("(n) | money", Mode::Text, &scope).unwrap();
-        assert!(matches!(slow, Expr::Jinja(..)));
-        let test = c
-            .expr("n < 0 and customer.name", Mode::Test, &scope)
-            .unwrap();
-        let text = c
-            .text(
-                "Dear {{ customer.name | upper }}, {{ n | number(1) }}",
-                &scope,
-            )
-            .unwrap();
-        let credit = c
-            .text("{{ n | credit | money }}|{{ n | debit | money }}", &scope)
-            .unwrap();
-        let credit_j = c
-            .text(
-                "{{ (n) | credit | money }}|{{ (n) | debit | money }}",
-                &scope,
-            )
-            .unwrap();
-        let env = c.finish();
-        let rec = json!({"customer": {"name": "Ann"}, "n": -1234.5, "tx": []});
-        let s = Scope::new(
-            &rec,
-            json!({"record_number": 1, "date": "2024-01-01"}),
-            &env,
-            &fmt,
-        );
-        let mut a = String::new();
-        s.write(&fast, &mut a).unwrap();
-        let mut b = String::new();
-        s.write(&slow, &mut b).unwrap();
-        assert_eq!(a, "-£1,234.50");
-        assert_eq!(a, b);
-        assert!(s.truthy(&test).unwrap());
-        assert_eq!(s.text(&text).unwrap(), "Dear ANN, -1,234.5");
-        drop(s);
-        let mut rec2 = rec.clone();
-        rec2["n"] = json!(12.5);
-        let s = Scope::new(&rec2, json!({}), &env, &fmt);
-        assert!(!s.truthy(&test).unwrap());
-        assert_eq!(s.text(&credit).unwrap(), "£12.50|");
-        assert_eq!(s.text(&credit_j).unwrap(), "£12.50|");
-        let s = Scope::new(&rec, json!({}), &env, &fmt);
-        assert_eq!(s.text(&credit).unwrap(), "|£1,234.50");
-        assert_eq!(s.text(&credit_j).unwrap(), "|£1,234.50");
-    }
-
-    #[test]
-    fn locals_shadow_record_fields_on_both_paths() {
-        let (mut c, fmt) = compiler();
-        let mut scope = base_scope();
-        scope.push(ScopeEntry {
-            name: "n".into(),
-            ty: None,
-        });
-        let fast = c.expr("n | money", Mode::Text, &scope).unwrap();
-        let slow = c.expr("(n * 1) | money", Mode::Text, &scope).unwrap();
-        let run = c.expr("run.date", Mode::Text, &scope).unwrap();
-        let env = c.finish();
-        let rec = json!({"n": -1.0});
-        let mut s = Scope::new(&rec, json!({"date": "2024-01-02"}), &env, &fmt);
-        s.locals.push(("n", Local::Owned(json!(5))));
-        for e in [&fast, &slow] {
-            let mut out = String::new();
-            s.write(e, &mut out).unwrap();
-            assert_eq!(out, "£5.00");
-        }
-        assert_eq!(s.text(&[TextPart::Expr(run)]).unwrap(), "2024-01-02");
-    }
-
-    #[test]
-    fn compile_errors_have_offsets() {
-        let (mut c, _) = compiler();
-        let scope = base_scope();
-        let e = c.expr("customer.nmae", Mode::Text, &scope).unwrap_err();
-        assert_eq!(e.message, "unknown field 'customer.nmae'");
-        assert_eq!(e.hint.as_deref(), Some("did you mean 'name'?"));
-        let e = c
-            .expr("n > 0 and custmer.name", Mode::Test, &scope)
-            .unwrap_err();
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (10, "unknown field 'custmer'")
-        );
-        assert_eq!(e.hint.as_deref(), Some("did you mean 'customer'?"));
-        let e = c.text("Total: {{ n | }}", &scope).unwrap_err();
-        assert!(e.offset >= 10, "{e:?}");
-        assert!(e.message.starts_with("bad expression"), "{}", e.message);
-    }
-}
+mod tests;

@@ -1,5 +1,7 @@
 //! Locale-aware formatting of money, numbers and dates for the template filters.
 
+use rust_decimal::{Decimal, RoundingStrategy};
+
 /// Number and date conventions of one locale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Locale {
@@ -171,9 +173,73 @@ impl Negative {
     }
 }
 
-/// Rounds an amount to integer cents, half away from zero.
-pub fn to_cents(x: f64) -> i64 {
-    (x * 100.0).round() as i64
+/// How amounts are rounded to the digits they are shown with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rounding {
+    /// Ties go away from zero: 0.125 -> 0.13, -0.125 -> -0.13 (the default).
+    #[default]
+    HalfAwayFromZero,
+    /// Ties go to the even digit (banker's rounding): 0.125 -> 0.12, 0.135 -> 0.14.
+    HalfEven,
+}
+
+impl Rounding {
+    /// Parses `"half-away-from-zero"` or `"half-even"`.
+    pub fn parse(s: &str) -> Option<Rounding> {
+        match s {
+            "half-away-from-zero" | "half-up" => Some(Rounding::HalfAwayFromZero),
+            "half-even" | "bankers" => Some(Rounding::HalfEven),
+            _ => None,
+        }
+    }
+
+    fn strategy(self) -> RoundingStrategy {
+        match self {
+            Rounding::HalfAwayFromZero => RoundingStrategy::MidpointAwayFromZero,
+            Rounding::HalfEven => RoundingStrategy::MidpointNearestEven,
+        }
+    }
+}
+
+/// A currency as ISO 4217 defines it: its code and its minor units (digits after the
+/// decimal point: JPY 0, EUR 2, BHD 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Currency {
+    code: iso_currency::Currency,
+    minor_units: u32,
+}
+
+/// Why a currency code cannot be used for money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CurrencyError {
+    #[error("unknown currency code, expected an ISO 4217 code like GBP")]
+    Unknown,
+    #[error(
+        "the currency has no minor unit in ISO 4217 (like XAU), so it cannot be shown as money"
+    )]
+    NoMinorUnit,
+}
+
+impl Currency {
+    /// Looks up an ISO 4217 alphabetic code (upper case, `GBP`).
+    pub fn from_code(code: &str) -> Result<Currency, CurrencyError> {
+        let c = iso_currency::Currency::from_code(code).ok_or(CurrencyError::Unknown)?;
+        let minor_units = u32::from(c.exponent().ok_or(CurrencyError::NoMinorUnit)?);
+        Ok(Currency {
+            code: c,
+            minor_units,
+        })
+    }
+
+    /// The alphabetic code.
+    pub fn code(&self) -> &'static str {
+        self.code.code()
+    }
+
+    /// Digits after the decimal point.
+    pub fn minor_units(&self) -> u32 {
+        self.minor_units
+    }
 }
 
 fn symbol(currency: &str, locale: &Locale) -> &'static str {
@@ -188,18 +254,40 @@ fn symbol(currency: &str, locale: &Locale) -> &'static str {
     }
 }
 
-/// Writes the integer part with group separators.
-fn push_grouped(out: &mut String, mut n: u64, group: &str) {
-    let mut digits = [0u8; 20];
+/// Writes the decimal digits of `n` into `buf`, least significant first; returns how many.
+/// (Amounts nearly always fit a u64, whose division is much cheaper than a u128's.)
+fn digits_of(n: u128, buf: &mut [u8; 40]) -> usize {
     let mut len = 0;
-    loop {
-        digits[len] = (n % 10) as u8;
+    let mut push = |d: u8| {
+        buf[len] = d;
         len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
+    };
+    match u64::try_from(n) {
+        Ok(mut n) => loop {
+            push((n % 10) as u8);
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = n;
+            loop {
+                push((n % 10) as u8);
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
         }
     }
+    len
+}
+
+/// Writes the integer part with group separators.
+fn push_grouped(out: &mut String, n: u128, group: &str) {
+    let mut digits = [0u8; 40];
+    let len = digits_of(n, &mut digits);
     for i in (0..len).rev() {
         out.push((b'0' + digits[i]) as char);
         if i > 0 && i % 3 == 0 {
@@ -208,41 +296,59 @@ fn push_grouped(out: &mut String, mut n: u64, group: &str) {
     }
 }
 
-/// Formats `x` with `decimals` fraction digits (half away from zero) and group separators.
-pub fn format_number(x: f64, decimals: u32, locale: &Locale) -> String {
-    let decimals = decimals.min(9);
-    let scale = 10u64.pow(decimals);
-    let scaled = (x.abs() * scale as f64).round() as u64;
-    let mut out = String::with_capacity(16);
-    if x < 0.0 && scaled != 0 {
-        out.push('-');
-    }
-    push_grouped(&mut out, scaled / scale, locale.group);
+/// Writes `|x|` rounded to `decimals` digits with group separators; returns whether the
+/// rounded value is negative (a value that rounds to zero is not).
+fn push_digits(out: &mut String, x: Decimal, decimals: u32, locale: &Locale, r: Rounding) -> bool {
+    let rounded = x.round_dp_with_strategy(decimals, r.strategy());
+    // After rounding the scale is at most `decimals`.
+    let scale = rounded.scale();
+    let m = rounded.mantissa().unsigned_abs();
+    let pow = 10u128.pow(scale);
+    push_grouped(out, m / pow, locale.group);
     if decimals > 0 {
         out.push(locale.decimal);
-        let frac = scaled % scale;
-        let s = frac.to_string();
-        for _ in s.len()..decimals as usize {
+        let mut digits = [0u8; 40];
+        let len = digits_of(m % pow, &mut digits);
+        // The fraction's `scale` digits with their leading zeros, then zeros up to `decimals`.
+        for _ in len..scale as usize {
             out.push('0');
         }
-        out.push_str(&s);
+        for i in (0..len.min(scale as usize)).rev() {
+            out.push((b'0' + digits[i]) as char);
+        }
+        for _ in scale..decimals {
+            out.push('0');
+        }
     }
-    out
+    rounded.is_sign_negative() && !rounded.is_zero()
 }
 
-/// Formats a money amount in `currency` (ISO 4217 code) for `locale`.
-pub fn format_money(x: f64, currency: &str, negative: Negative, locale: &Locale) -> String {
-    let cents = to_cents(x);
-    let neg = cents < 0;
-    let abs = cents.unsigned_abs();
+/// Formats `x` exactly with `decimals` fraction digits (at most 28), rounded as `rounding`
+/// says, with the locale's group separators.
+pub fn format_number(x: Decimal, decimals: u32, locale: &Locale, rounding: Rounding) -> String {
+    let decimals = decimals.min(super::amount::MAX_SCALE);
     let mut digits = String::with_capacity(16);
-    push_grouped(&mut digits, abs / 100, locale.group);
-    digits.push(locale.decimal);
-    let c = abs % 100;
-    digits.push((b'0' + (c / 10) as u8) as char);
-    digits.push((b'0' + (c % 10) as u8) as char);
-    let sym = symbol(currency, locale);
-    let sym = if sym.is_empty() { currency } else { sym };
+    let neg = push_digits(&mut digits, x, decimals, locale, rounding);
+    if neg {
+        digits.insert(0, '-');
+    }
+    digits
+}
+
+/// Formats a money amount in `currency` for `locale`: exactly, with the currency's
+/// ISO 4217 minor units, rounded as `rounding` says.
+pub fn format_money(
+    x: Decimal,
+    currency: &Currency,
+    negative: Negative,
+    locale: &Locale,
+    rounding: Rounding,
+) -> String {
+    let mut digits = String::with_capacity(16);
+    let neg = push_digits(&mut digits, x, currency.minor_units, locale, rounding);
+    let code = currency.code();
+    let sym = symbol(code, locale);
+    let sym = if sym.is_empty() { code } else { sym };
     let minus = if neg && negative == Negative::Minus {
         "-"
     } else {
@@ -347,39 +453,101 @@ mod tests {
         Locale::find(t).unwrap()
     }
 
+    fn dec(s: &str) -> Decimal {
+        super::super::amount::parse_json_number(s).unwrap()
+    }
+
+    fn cur(code: &str) -> Currency {
+        Currency::from_code(code).unwrap()
+    }
+
+    fn m(x: &str, code: &str, l: &str) -> String {
+        format_money(
+            dec(x),
+            &cur(code),
+            Negative::Minus,
+            &loc(l),
+            Rounding::default(),
+        )
+    }
+
     #[test]
     fn money_per_locale() {
-        let m = |x, cur, l| format_money(x, cur, Negative::Minus, &loc(l));
-        assert_eq!(m(1234.5, "GBP", "en-GB"), "£1,234.50");
-        assert_eq!(m(-1234.5, "GBP", "en-GB"), "-£1,234.50");
-        assert_eq!(m(1234567.891, "USD", "en-US"), "$1,234,567.89");
-        assert_eq!(m(1234.5, "EUR", "de-DE"), "1.234,50\u{A0}€");
-        assert_eq!(m(-1234.5, "EUR", "de-DE"), "-1.234,50\u{A0}€");
-        assert_eq!(m(1234.5, "EUR", "fr-FR"), "1\u{202F}234,50\u{A0}€");
-        assert_eq!(m(-1234.5, "EUR", "nl-NL"), "€\u{A0}-1.234,50");
-        assert_eq!(m(0.0, "GBP", "en-GB"), "£0.00");
-        assert_eq!(m(5.0, "SEK", "en-GB"), "SEK\u{A0}5.00");
+        assert_eq!(m("1234.5", "GBP", "en-GB"), "£1,234.50");
+        assert_eq!(m("-1234.5", "GBP", "en-GB"), "-£1,234.50");
+        assert_eq!(m("1234567.891", "USD", "en-US"), "$1,234,567.89");
+        assert_eq!(m("1234.5", "USD", "en-GB"), "US$1,234.50");
+        assert_eq!(m("1234.5", "EUR", "de-DE"), "1.234,50\u{A0}€");
+        assert_eq!(m("-1234.5", "EUR", "de-DE"), "-1.234,50\u{A0}€");
+        assert_eq!(m("1234.5", "EUR", "fr-FR"), "1\u{202F}234,50\u{A0}€");
+        assert_eq!(m("-1234.5", "EUR", "nl-NL"), "€\u{A0}-1.234,50");
+        assert_eq!(m("0", "GBP", "en-GB"), "£0.00");
+        assert_eq!(m("5", "SEK", "en-GB"), "SEK\u{A0}5.00");
         assert_eq!(
-            format_money(-1234.56, "GBP", Negative::Parens, &loc("en-GB")),
+            format_money(
+                dec("-1234.56"),
+                &cur("GBP"),
+                Negative::Parens,
+                &loc("en-GB"),
+                Rounding::default()
+            ),
             "(£1,234.56)"
         );
     }
 
     #[test]
-    fn money_rounds_half_away_from_zero() {
+    fn minor_units_come_from_iso_4217() {
+        assert_eq!(m("1234", "JPY", "en-GB"), "¥1,234");
+        assert_eq!(m("1234.5", "JPY", "en-GB"), "¥1,235");
+        assert_eq!(m("1234.5675", "BHD", "en-GB"), "BHD\u{A0}1,234.568");
+        assert_eq!(m("-1234.5", "BHD", "de-DE"), "-1.234,500\u{A0}BHD");
+        assert_eq!(cur("EUR").minor_units(), 2);
+        assert_eq!(Currency::from_code("EURO"), Err(CurrencyError::Unknown));
+        assert_eq!(Currency::from_code("gbp"), Err(CurrencyError::Unknown));
+        assert_eq!(Currency::from_code("XAU"), Err(CurrencyError::NoMinorUnit));
+    }
+
+    #[test]
+    fn money_rounds_ties_exactly_in_either_mode() {
         let l = loc("en-GB");
-        assert_eq!(format_money(0.125, "GBP", Negative::Minus, &l), "£0.13");
-        assert_eq!(format_money(-0.125, "GBP", Negative::Minus, &l), "-£0.13");
-        assert_eq!(format_money(-0.004, "GBP", Negative::Minus, &l), "£0.00");
-        assert_eq!(to_cents(19.995), 2000);
+        let g = cur("GBP");
+        let both = |x: &str| {
+            (
+                format_money(dec(x), &g, Negative::Minus, &l, Rounding::HalfAwayFromZero),
+                format_money(dec(x), &g, Negative::Minus, &l, Rounding::HalfEven),
+            )
+        };
+        // Each of these is a tie only in decimal: as f64 they sit just below or above it.
+        assert_eq!(both("1.005"), ("£1.01".into(), "£1.00".into()));
+        assert_eq!(both("1.015"), ("£1.02".into(), "£1.02".into()));
+        assert_eq!(both("4.015"), ("£4.02".into(), "£4.02".into()));
+        assert_eq!(both("2.675"), ("£2.68".into(), "£2.68".into()));
+        assert_eq!(both("2.665"), ("£2.67".into(), "£2.66".into()));
+        assert_eq!(both("0.125"), ("£0.13".into(), "£0.12".into()));
+        assert_eq!(both("-0.125"), ("-£0.13".into(), "-£0.12".into()));
+        assert_eq!(both("-0.004"), ("£0.00".into(), "£0.00".into()));
+        assert_eq!(both("19.995"), ("£20.00".into(), "£20.00".into()));
+        assert_eq!(both("1000000000000000.01").0, "£1,000,000,000,000,000.01");
+        assert_eq!(
+            both("79228162514264337593543950335").0,
+            "£79,228,162,514,264,337,593,543,950,335.00"
+        );
     }
 
     #[test]
     fn numbers() {
-        assert_eq!(format_number(1234567.891, 2, &loc("en-GB")), "1,234,567.89");
-        assert_eq!(format_number(1234567.891, 0, &loc("de-DE")), "1.234.568");
-        assert_eq!(format_number(-0.5, 1, &loc("nl-NL")), "-0,5");
-        assert_eq!(format_number(999.0, 3, &loc("en-US")), "999.000");
+        let n = |x: &str, d, l: &str| format_number(dec(x), d, &loc(l), Rounding::default());
+        assert_eq!(n("1234567.891", 2, "en-GB"), "1,234,567.89");
+        assert_eq!(n("1234567.891", 0, "de-DE"), "1.234.568");
+        assert_eq!(n("-0.5", 1, "nl-NL"), "-0,5");
+        assert_eq!(n("999", 3, "en-US"), "999.000");
+        assert_eq!(n("1.005", 2, "en-GB"), "1.01");
+        assert_eq!(n("-0.4", 0, "en-GB"), "0");
+        assert_eq!(
+            format_number(dec("2.5"), 0, &loc("en-GB"), Rounding::HalfEven),
+            "2"
+        );
+        assert_eq!(n("0.1", 30, "en-GB").len(), 30);
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct Manifest {
     pub lang: String,
     pub locale: String,
     pub currency: String,
+    /// How `money` and `number` round ties (`rounding` in `[template]`).
+    pub rounding: super::format::Rounding,
     /// `currency` as a text template (`"{{ account.currency }}"`), evaluated per document.
     pub currency_template: Option<Located>,
     pub document_id: Option<Located>,
@@ -182,6 +184,7 @@ pub fn parse(file: &SourceFile, diags: &mut Diags) -> Option<Manifest> {
         lang: "en-GB".into(),
         locale: String::new(),
         currency: "GBP".into(),
+        rounding: super::format::Rounding::default(),
         currency_template: None,
         document_id: None,
         fragments: None,
@@ -325,6 +328,7 @@ fn parse_template_section(file: &SourceFile, v: &TVal, m: &mut Manifest, diags: 
         "lang",
         "locale",
         "currency",
+        "rounding",
         "document-id",
         "fragments",
     ];
@@ -370,15 +374,20 @@ fn parse_template_section(file: &SourceFile, v: &TVal, m: &mut Manifest, diags: 
             }
             "currency" if s.text.contains("{{") => m.currency_template = Some(s),
             "currency" => {
-                if s.text.len() != 3 || !s.text.chars().all(|c| c.is_ascii_uppercase()) {
-                    diags.error(
-                        file,
-                        s.offset,
-                        format!("currency '{}' is not an ISO 4217 code like GBP", s.text),
-                    );
+                if let Err(e) = super::format::Currency::from_code(&s.text) {
+                    diags.error(file, s.offset, format!("currency '{}': {e}", s.text));
                 }
                 m.currency = s.text;
             }
+            "rounding" => match super::format::Rounding::parse(&s.text) {
+                Some(r) => m.rounding = r,
+                None => diags.error_hint(
+                    file,
+                    s.offset,
+                    format!("unknown rounding '{}'", s.text),
+                    Some("use \"half-away-from-zero\" (the default) or \"half-even\"".into()),
+                ),
+            },
             "document-id" => m.document_id = Some(s),
             "fragments" => m.fragments = Some(s),
             other => unknown_key(file, ks.start, other, &known, diags),
@@ -498,7 +507,7 @@ fn parse_fields(
                             v.content_offset(&file.text),
                             format!("unknown field type '{t}'"),
                             Some(
-                                "types: string, number, integer, boolean, date, array, array<T>, object; append '?' for optional".into(),
+                                "types: string, number, integer, decimal, decimal(MIN..MAX), boolean, date, array, array<T>, object; append '?' for optional".into(),
                             ),
                         );
                         continue;

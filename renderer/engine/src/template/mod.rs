@@ -1,10 +1,13 @@
 //! Templates: a folder of plain-text files compiled once into a checked program
 //! ([`Template`]) that `bind` evaluates per record.
 
+mod amount;
 mod bind;
+mod check;
 mod compile;
 mod expr;
 mod format;
+mod jinja;
 mod manifest;
 mod schema;
 mod source;
@@ -22,9 +25,13 @@ use crate::source::{FileKind, FolderSource, RelPath, Root, SourceError, Template
 use crate::style::{PageMasters, StyleSheet};
 use crate::text::font::FontBook;
 
-pub use format::{Locale, Negative, format_date, format_money, format_number, parse_date};
+pub use amount::{AmountError, parse_decimal_str, parse_json_number};
+pub use format::{
+    Currency, CurrencyError, Locale, Negative, Rounding, format_date, format_money, format_number,
+    parse_date,
+};
 pub use manifest::parse_length;
-pub use schema::{Field, FieldType, Scalar};
+pub use schema::{Field, FieldType, Range, Scalar};
 
 use compile::{Compiler, FragmentLib, Program};
 use expr::{ExprCompiler, Fmt, Scope, TextPart};
@@ -236,7 +243,10 @@ fn compile_inner(src: &mut dyn TemplateSource, diags: &mut Diags) -> Option<Temp
 
     let fmt = Fmt {
         locale: Locale::get_or_default(&m.locale),
-        currency: m.currency.clone(),
+        // An unknown code is already a compile error of the manifest.
+        currency: Currency::from_code(&m.currency)
+            .unwrap_or_else(|_| Currency::from_code("GBP").expect("GBP is in ISO 4217")),
+        rounding: m.rounding,
     };
     let mut ex = ExprCompiler::new(&fmt, FieldType::Object(m.fields.clone()));
     let title = manifest_text(&mut ex, &toml_file, m.title.as_ref(), diags);
@@ -464,8 +474,10 @@ impl Template {
         &self.fields
     }
 
-    /// Checks a JSON record against the declared fields.
-    pub fn validate(&self, record: &serde_json::Value) -> Result<(), FieldError> {
+    /// Checks a JSON record against the declared fields, once, where it enters: a
+    /// `decimal` field given as a decimal string (`"1234.56"`) is rewritten as the JSON
+    /// number with the same digits, so binding sees numbers only.
+    pub fn validate(&self, record: &mut serde_json::Value) -> Result<(), FieldError> {
         schema::validate_object(&self.fields, record, "")
     }
 
@@ -493,17 +505,15 @@ impl Template {
         let fmt = if self.currency.is_empty() {
             &self.fmt
         } else {
-            let code =
-                Scope::new(record, run.clone(), &self.env, &self.fmt).text(&self.currency)?;
-            if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
-                return Err(FieldError {
-                    path: String::new(),
-                    reason: format!("currency '{code}' is not an ISO 4217 code like GBP"),
-                });
-            }
+            let scope = Scope::new(record, run.clone(), &self.env, &self.fmt);
+            let code = scope.text(&self.currency)?;
+            let currency = Currency::from_code(&code).map_err(|e| FieldError {
+                path: scope.text_path(&self.currency),
+                reason: e.to_string(),
+            })?;
             doc_fmt = Fmt {
-                locale: self.fmt.locale,
-                currency: code,
+                currency,
+                ..self.fmt.clone()
             };
             &doc_fmt
         };

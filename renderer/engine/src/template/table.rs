@@ -74,7 +74,7 @@ impl Compiler<'_> {
                 scope.push(ScopeEntry {
                     name: name.to_string(),
                     ty: Some(super::schema::FieldType::Scalar(
-                        super::schema::Scalar::Number,
+                        super::schema::Scalar::Decimal(super::schema::Range::default()),
                     )),
                 });
                 start.zip(add).map(|(s, a)| (name.to_string(), s, a))

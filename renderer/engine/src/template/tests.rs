@@ -123,8 +123,8 @@ fn statement_binds_to_the_expected_shape() {
     assert_eq!(t.id, "statement");
     assert_eq!(t.images.images.len(), 1);
     assert_eq!(t.masters.first.regions[0].name, "window");
-    let rec = statement_record(42, "UK", true);
-    t.validate(&rec).unwrap();
+    let mut rec = statement_record(42, "UK", true);
+    t.validate(&mut rec).unwrap();
     let doc = t.bind(&rec, &params()).unwrap();
     assert_eq!(doc.meta.id, "12345678-2024-03-31");
     assert_eq!(doc.meta.title, "Statement 12345678 to 31 March 2024");
@@ -195,20 +195,24 @@ fn statement_rules_follow_the_record() {
     let e = t
         .bind(&statement_record(5, "APAC", false), &params())
         .unwrap_err();
-    assert!(e.reason.contains("no fragment named 'legal-apac'"), "{e}");
+    assert_eq!(e.path, "customer.region");
+    assert_eq!(
+        e.reason,
+        "no fragment matches the name this record gives; the template has legal-eu, legal-uk, legal-us"
+    );
     let mut untitled = statement_record(5, "UK", false);
     untitled["customer"]
         .as_object_mut()
         .unwrap()
         .remove("title");
-    t.validate(&untitled).unwrap();
+    t.validate(&mut untitled).unwrap();
     let doc = t.bind(&untitled, &params()).unwrap();
     assert!(all_text(&doc.first.regions[0].1).starts_with("Ada Lovelace\n"));
     let mut bad = statement_record(5, "UK", false);
     bad["transactions"][3]["date"] = json!("soon");
     let e = t.bind(&bad, &params()).unwrap_err();
-    assert_eq!(e.path, "transactions[3]");
-    assert!(e.reason.contains("date expects YYYY-MM-DD"), "{e}");
+    assert_eq!(e.path, "transactions[3].date");
+    assert_eq!(e.reason, format!("date: {}", schema::DATE_REASON));
     // Binding is deterministic.
     let r = statement_record(150, "EU", true);
     assert_eq!(
@@ -220,7 +224,7 @@ fn statement_rules_follow_the_record() {
 #[test]
 fn insurance_letter_binds() {
     let t = compile_example("insurance-letter");
-    let rec = json!({
+    let mut rec = json!({
         "policyholder": {"name": "Grace Hopper", "address_lines": ["1 Harbour Way"],
             "postcode": "BS1 4ST", "city": "Bristol", "region": "UK"},
         "policy": {"number": "HM-0042", "type": "motor", "renewal_date": "2024-06-01",
@@ -228,7 +232,7 @@ fn insurance_letter_binds() {
                 {"cover": "Breakdown", "amount": 62.0}],
             "total_premium": 474.5}
     });
-    t.validate(&rec).unwrap();
+    t.validate(&mut rec).unwrap();
     let doc = t.bind(&rec, &params()).unwrap();
     let text = all_text(&doc.body);
     assert!(text.starts_with("02 April 2024\n"), "{text}");
@@ -244,9 +248,18 @@ fn insurance_letter_binds() {
     };
     assert_eq!(tb.rows.len(), 2);
     let mut bad = rec.clone();
-    bad["policy"]["premium_items"][1]["amount"] = json!("62");
-    let e = t.validate(&bad).unwrap_err();
+    bad["policy"]["premium_items"][1]["amount"] = json!(true);
+    let e = t.validate(&mut bad).unwrap_err();
     assert_eq!(e.path, "policy.premium_items[1].amount");
+    bad["policy"]["premium_items"][1]["amount"] = json!(-1);
+    let e = t.validate(&mut bad).unwrap_err();
+    assert_eq!(
+        (e.path.as_str(), e.reason.as_str()),
+        (
+            "policy.premium_items[1].amount",
+            "amount is below the declared minimum 0"
+        )
+    );
 }
 
 #[test]
@@ -283,7 +296,7 @@ fn csv_records_through_the_template() {
     .map(String::from)
     .to_vec();
     let rec = t.record_from_csv(&headers, &row).unwrap();
-    assert_eq!(rec["policy"]["total_premium"], json!(200.0));
+    assert_eq!(rec["policy"]["total_premium"], json!(200));
     assert!(rec.get("crm_id").is_none());
     let doc = t.bind(&rec, &params()).unwrap();
     assert!(all_text(&doc.body).contains("Your home cover"));
@@ -601,4 +614,251 @@ fn example_rows_stay_on_the_fast_path() {
 fn templates_are_shared_across_render_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Template>();
+}
+
+const MONEY_TOML: &str = r#"[template]
+id = "m"
+version = "1"
+currency = "{{ currency }}"
+ROUNDING
+
+[fields]
+currency = "string"
+x = "decimal"
+s = "decimal"
+n = "number?"
+opening = "decimal"
+
+[fields."tx[]"]
+amount = "decimal"
+"#;
+
+const MONEY_BODY: &str = r#"<document><body>
+<p>{{ x | money }}|{{ (x) | money }}|{{ s | money }}|{{ x | number(2) }}|{{ (x) | number(2) }}</p>
+<table rows="tx" as="t" running="balance" running-start="opening" running-add="t.amount">
+  <column>{{ t.amount | money }}</column>
+  <column>{{ balance | money }}</column>
+</table>
+</body></document>"#;
+
+fn money_template(rounding: &str) -> (Fixture, Template) {
+    let toml = MONEY_TOML.replace("ROUNDING", rounding);
+    let f = fixture(&toml, MONEY_BODY, &[]);
+    let c = compile(&f.path, &opts()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    (f, c.template)
+}
+
+/// Reads a JSON line as the engine does (exact numbers), validates and binds it.
+fn bind_line(t: &Template, line: &str) -> Result<Document, FieldError> {
+    use crate::input::{RawData, RawRecord};
+    let raw = RawRecord {
+        number: 1,
+        line: 1,
+        data: RawData::Json(line.into()),
+    };
+    let record = crate::run::compose::parse_record(t, &raw).map_err(|r| FieldError {
+        path: r.field,
+        reason: r.reason,
+    })?;
+    t.bind(&record, &params())
+}
+
+fn table_text(doc: &Document) -> Vec<String> {
+    let BlockKind::Table(tb) = &doc.body[1].kind else {
+        panic!("expected a table")
+    };
+    tb.rows
+        .iter()
+        .map(|r| {
+            r.cells
+                .iter()
+                .map(|c| all_text(&c.blocks).trim().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn money_is_exact_end_to_end_through_a_record() {
+    let line = r#"{"currency": "GBP", "x": 1.005, "s": "2.675", "opening": 0.01,
+        "tx": [{"amount": 92000000000000000}, {"amount": "92000000000000000"},
+               {"amount": 92000000000000000}]}"#
+        .replace('\n', " ");
+    let (_f, t) = money_template("");
+    let doc = bind_line(&t, &line).unwrap();
+    assert_eq!(
+        all_text(&doc.body[..1]).trim(),
+        "£1.01|£1.01|£2.68|1.01|1.01"
+    );
+    // Three amounts of 9.2e16 would wrap an i64 of cents; the exact total does not.
+    assert_eq!(
+        table_text(&doc),
+        [
+            "£92,000,000,000,000,000.00 £92,000,000,000,000,000.01",
+            "£92,000,000,000,000,000.00 £184,000,000,000,000,000.01",
+            "£92,000,000,000,000,000.00 £276,000,000,000,000,000.01",
+        ]
+    );
+    let (_f, even) = money_template("rounding = \"half-even\"");
+    let doc = even.bind(&rec_of(&even, &line), &params()).unwrap();
+    assert_eq!(
+        all_text(&doc.body[..1]).trim(),
+        "£1.00|£1.00|£2.68|1.00|1.00"
+    );
+    // The per-document currency brings its ISO 4217 minor units.
+    let jpy = line.replace("GBP", "JPY");
+    let doc = bind_line(&t, &jpy).unwrap();
+    assert_eq!(all_text(&doc.body[..1]).trim(), "¥1|¥1|¥3|1.01|1.01");
+    let bhd = line.replace("GBP", "BHD").replace("1.005", "1.0005");
+    let doc = bind_line(&t, &bhd).unwrap();
+    assert_eq!(
+        all_text(&doc.body[..1]).trim(),
+        "BHD\u{A0}1.001|BHD\u{A0}1.001|BHD\u{A0}2.675|1.00|1.00"
+    );
+}
+
+fn rec_of(t: &Template, line: &str) -> Value {
+    let mut v: Value = serde_json::from_str(line).unwrap();
+    t.validate(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn out_of_range_amounts_and_currencies_reject_the_record_by_path() {
+    let (_f, t) = money_template("");
+    let ok = r#"{"currency": "GBP", "x": 1, "s": "1", "opening": 0, "tx": []}"#;
+    assert!(bind_line(&t, ok).is_ok());
+    let cases = [
+        (
+            ok.replace("\"x\": 1", "\"x\": 1e308"),
+            "x",
+            "beyond what an exact decimal holds",
+        ),
+        (
+            ok.replace("\"s\": \"1\"", "\"s\": \"1e3\""),
+            "s",
+            "not a decimal number",
+        ),
+        (
+            ok.replace(
+                "\"tx\": []",
+                "\"tx\": [{\"amount\": 1}, {\"amount\": 1e29}]",
+            ),
+            "tx[1].amount",
+            "beyond what an exact decimal holds",
+        ),
+        (
+            ok.replace("GBP", "XYZ"),
+            "currency",
+            "unknown currency code",
+        ),
+        (
+            ok.replace(
+                "\"opening\": 0",
+                "\"opening\": 79228162514264337593543950335",
+            )
+            .replace("\"tx\": []", "\"tx\": [{\"amount\": 1}]"),
+            "tx[0].amount",
+            "the running total needs more digits than an exact decimal holds",
+        ),
+        (
+            ok.replace("\"x\": 1", "\"x\": 1000000000000000.01"),
+            "x",
+            "more significant digits than an expression computes with exactly",
+        ),
+    ];
+    for (line, path, reason) in cases {
+        let e = bind_line(&t, &line).unwrap_err();
+        assert_eq!(e.path, path, "{line}: {e}");
+        assert!(e.reason.contains(reason), "{line}: {e}");
+        assert!(!e.reason.contains("XYZ") && !e.reason.contains("1e"), "{e}");
+    }
+}
+
+#[test]
+fn bind_errors_name_the_exact_field() {
+    let toml = "[template]\nid = \"t\"\nversion = \"1\"\n[fields]\naccount.opening = \"decimal\"\nitems = \"array\"\n[fields.\"tx[]\"]\namount = \"decimal\"\n";
+    let body = r#"<document><body>
+<for each="item in items"><p>{{ item.v | money }}</p></for>
+<table rows="tx" as="t" running="b" running-start="account.opening" running-add="t.amount">
+  <column>{{ t.amount | credit | money }}</column>
+</table>
+</body></document>"#;
+    let f = fixture(toml, body, &[]);
+    let t = compile(&f.path, &opts()).unwrap().template;
+    // Bound without validation, as a caller of `bind` may: every reason names its field.
+    let cases = [
+        (
+            json!({"account": {"opening": "x"}, "items": [], "tx": []}),
+            "account.opening",
+        ),
+        (
+            json!({"account": {"opening": 1}, "items": [{"v": 1}, {"v": "x"}], "tx": []}),
+            "items[1].v",
+        ),
+        (
+            json!({"account": {"opening": 1}, "items": [], "tx": [{"amount": 1}, {"amount": true}]}),
+            "tx[1].amount",
+        ),
+        (
+            json!({"account": {"opening": 1}, "items": "x", "tx": []}),
+            "items",
+        ),
+    ];
+    for (rec, path) in cases {
+        let e = t.bind(&rec, &params()).unwrap_err();
+        assert_eq!(e.path, path, "{rec}: {e}");
+        assert!(!e.reason.contains("\"x\""), "{e}");
+    }
+}
+
+#[test]
+fn check_reports_unknown_names_and_mistyped_filters_with_positions() {
+    let toml =
+        "[template]\nid = \"t\"\nversion = \"1\"\n[fields]\nx = \"decimal\"\nname = \"string\"\n";
+    let body = "<document><body>\n<p>{{ x | nosuchfilter }}</p>\n<p>{{ name | money }}</p>\n<p>{{ (x) | number(2) if x is nosuchtest else nofn(x) }}</p>\n<p>{{ (name) | money }}</p>\n<p>{{ y + 1 }}</p>\n</body></document>";
+    let d = errors(toml, body);
+    let got: Vec<(u32, u32, &str)> = d
+        .iter()
+        .map(|d| {
+            let (_, l, c) = at(d);
+            (l, c, d.message.as_str())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, 11, "unknown filter 'nosuchfilter'"),
+            (
+                3,
+                14,
+                "'money' needs a number, but 'name' is declared as string"
+            ),
+            (4, 31, "unknown test 'nosuchtest'"),
+            (
+                5,
+                16,
+                "'money' needs a number, but 'name' is declared as string"
+            ),
+            (6, 7, "unknown field 'y'"),
+        ]
+    );
+    let toml = "[template]\nid = \"t\"\nversion = \"1\"\ncurrency = \"EURO\"\nrounding = \"up\"\n";
+    let d = errors(toml, "<document><body/></document>");
+    let got: Vec<((String, u32, u32), &str)> =
+        d.iter().map(|d| (at(d), d.message.as_str())).collect();
+    assert_eq!(got[0].0, ("template.toml".into(), 4, 13));
+    assert!(
+        got[0]
+            .1
+            .starts_with("currency 'EURO': unknown currency code"),
+        "{}",
+        got[0].1
+    );
+    assert_eq!(
+        got[1],
+        (("template.toml".into(), 5, 13), "unknown rounding 'up'")
+    );
 }
