@@ -435,22 +435,10 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
     use pressrun_engine::run::{prepare, run_claimed};
     let rt = runtime()?;
     renderer::cli::serve_metrics(&rt, a.nodes.metrics_listen, farm::describe_metrics)?;
-    let compiled = match pressrun_engine::template::compile(
-        &a.common.template,
-        &pressrun_engine::template::CompileOptions {
-            fragments: a.common.fragments.clone(),
-        },
-    ) {
-        Ok(c) => c,
-        Err(diags) => {
-            eprintln!("{diags}");
-            return Ok(exit::TEMPLATE);
-        }
+    let Some(template) = a.common.compile_template() else {
+        return Ok(exit::TEMPLATE);
     };
-    for w in &compiled.warnings {
-        eprintln!("{w}");
-    }
-    let template = Arc::new(compiled.template);
+    let template = Arc::new(template);
     let bundle = Arc::new(pressrun_engine::bundle::Bundle::from_dir(
         &a.common.template,
         a.common.fragments.as_deref(),

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use pressrun_engine::bundle::Bundle;
 use pressrun_engine::input::{RawData, RawRecord};
 use pressrun_engine::run::pool::{Job, RenderPool};
-use pressrun_engine::run::shard::OutputParams;
 use pressrun_engine::run::{
     FolderError, Progress, RunControl, RunError, RunSpec, RunStatus, prepare, run_claimed,
 };
@@ -24,7 +23,6 @@ use pressrun_proto::v1::{
     CancelRunRequest, CancelRunResponse, ListRunsRequest, ListRunsResponse, RenderDocumentResponse,
     RenderNowRequest, RunProgress, RunState, SubmitRunRequest, SubmitRunResponse, WatchRunRequest,
 };
-use renderer::wire::FromWire;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -162,12 +160,7 @@ impl Dispatcher for Service {
         req: Request<SubmitRunRequest>,
     ) -> Result<Response<SubmitRunResponse>, Status> {
         let r = req.into_inner();
-        let params = r
-            .params
-            .as_ref()
-            .map(OutputParams::from_wire)
-            .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
-        params.validate().map_err(ServiceError::InvalidArgument)?;
+        let params = renderer::wire::params(r.params.as_ref())?;
         let roots = &self.config.roots;
         let template_dir = roots.template(&r.template_dir)?;
         let data = roots.data(&r.data)?;
@@ -339,14 +332,7 @@ impl Dispatcher for Service {
         let r = req.into_inner();
         let dir = self.config.roots.template(&r.template_dir)?;
         let (template, _) = self.template(&dir).await?;
-        let mut params = r
-            .params
-            .as_ref()
-            .map(OutputParams::from_wire)
-            .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
-        params.validate().map_err(ServiceError::InvalidArgument)?;
-        params.print_files = false;
-        params.per_document = true;
+        let params = renderer::wire::on_demand_params(r.params.as_ref())?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Job {
             template,

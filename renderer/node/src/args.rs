@@ -101,6 +101,28 @@ impl RunArgs {
         self.run_date.clone().unwrap_or_else(today_utc)
     }
 
+    /// Compiles the template (printing its warnings); `None` after printing the
+    /// diagnostics of a template that does not compile (exit code 4).
+    pub fn compile_template(&self) -> Option<pressrun_engine::template::Template> {
+        match pressrun_engine::template::compile(
+            &self.template,
+            &pressrun_engine::template::CompileOptions {
+                fragments: self.fragments.clone(),
+            },
+        ) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("{w}");
+                }
+                Some(c.template)
+            }
+            Err(diags) => {
+                eprintln!("{diags}");
+                None
+            }
+        }
+    }
+
     /// The typed run specification for `run_date`, run by `runner`.
     pub fn run_spec(&self, run_date: String, runner: &str) -> RunSpec {
         RunSpec {

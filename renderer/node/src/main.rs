@@ -190,13 +190,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             )
             .map_err(anyhow::Error::msg)?;
             let security = node::Security { tls, token };
-            let threads = if threads == 0 {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            } else {
-                threads
-            };
+            let threads = pressrun_engine::run::backend::threads_or_cores(threads);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -216,22 +210,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn render(args: RunArgs) -> anyhow::Result<u8> {
-    let compiled = match compile(
-        &args.template,
-        &CompileOptions {
-            fragments: args.fragments.clone(),
-        },
-    ) {
-        Ok(c) => c,
-        Err(diags) => {
-            eprintln!("{diags}");
-            return Ok(exit::TEMPLATE);
-        }
+    let Some(template) = args.compile_template() else {
+        return Ok(exit::TEMPLATE);
     };
-    for w in &compiled.warnings {
-        eprintln!("{w}");
-    }
-    let template = Arc::new(compiled.template);
+    let template = Arc::new(template);
     let run_date = args.run_date();
     let spec = args.run_spec(run_date.clone(), "renderer render");
     tracing::info!(template = %template.id, version = %template.version, run_date = %run_date, "run starts");

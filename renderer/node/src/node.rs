@@ -28,7 +28,7 @@ use pressrun_proto::v1::{
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::wire::{self, FromWire};
+use crate::wire;
 
 /// Templates kept in memory, most recently used last.
 const CACHED_TEMPLATES: usize = 32;
@@ -246,12 +246,7 @@ impl Renderer for Node {
         let mut inbound = req.into_inner();
         let (header, records) = read_shard(&mut inbound, self.limits).await?;
         let template = self.template(&header.bundle_hash)?;
-        let params = header
-            .params
-            .as_ref()
-            .map(OutputParams::from_wire)
-            .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
-        params.validate().map_err(ServiceError::InvalidArgument)?;
+        let params = wire::params(header.params.as_ref())?;
         let span = tracing::info_span!("shard", run = %header.run_id, shard = header.shard, records = records.len());
         let _e = span.enter();
         tracing::debug!("render shard");
@@ -314,14 +309,7 @@ impl Renderer for Node {
     ) -> Result<Response<RenderDocumentResponse>, Status> {
         let r = req.into_inner();
         let template = self.template(&r.bundle_hash)?;
-        let mut params = r
-            .params
-            .as_ref()
-            .map(OutputParams::from_wire)
-            .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
-        params.validate().map_err(ServiceError::InvalidArgument)?;
-        params.print_files = false;
-        params.per_document = true;
+        let params = wire::on_demand_params(r.params.as_ref())?;
         let record = r
             .record
             .ok_or_else(|| ServiceError::InvalidArgument("record is required".into()))?;

@@ -229,6 +229,26 @@ pub fn document_response(mut out: ShardOutput) -> v1::RenderDocumentResponse {
     }
 }
 
+/// The run parameters of a request, checked: required, and valid.
+pub fn params(p: Option<&v1::OutputParams>) -> Result<OutputParams, pressrun_proto::ServiceError> {
+    use pressrun_proto::ServiceError;
+    let params = p
+        .map(OutputParams::from_wire)
+        .ok_or_else(|| ServiceError::InvalidArgument("params are required".into()))?;
+    params.validate().map_err(ServiceError::InvalidArgument)?;
+    Ok(params)
+}
+
+/// The run parameters of an on-demand request: checked, and one tagged PDF, no print file.
+pub fn on_demand_params(
+    p: Option<&v1::OutputParams>,
+) -> Result<OutputParams, pressrun_proto::ServiceError> {
+    let mut params = params(p)?;
+    params.print_files = false;
+    params.per_document = true;
+    Ok(params)
+}
+
 /// Largest piece of a file, of the records or of the summary in one stream message.
 pub const CHUNK: usize = 1 << 20;
 

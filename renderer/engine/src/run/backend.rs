@@ -73,6 +73,17 @@ pub trait Backend: Send + Sync {
     ) -> Result<ShardOutput, BackendError>;
 }
 
+/// `threads`, or one per core when it is 0.
+pub fn threads_or_cores(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    }
+}
+
 /// In-process rendering: one reusable engine worker per slot.
 pub struct LocalBackend {
     template: Arc<Template>,
@@ -82,13 +93,7 @@ pub struct LocalBackend {
 impl LocalBackend {
     /// A backend with `threads` render slots (0 = one per core).
     pub fn new(template: Arc<Template>, threads: usize) -> Self {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        } else {
-            threads
-        };
+        let threads = threads_or_cores(threads);
         Self {
             template,
             workers: (0..threads)
