@@ -111,6 +111,10 @@ struct NodeArgs {
     /// Attempts before one shard fails the run.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
+    /// The run fails (resumably, exit 1) when no node has been healthy for this many
+    /// seconds.
+    #[arg(long, default_value_t = 600)]
+    unavailable_seconds: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (documents and pages committed,
     /// shards in flight per node, retries by reason, node health, shard latency histogram).
     #[arg(long)]
@@ -339,6 +343,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let config = service::ServerConfig {
                 nodes: a.nodes.nodes(a.threads)?,
                 max_attempts: a.nodes.max_attempts,
+                unavailable: Duration::from_secs(a.nodes.unavailable_seconds.max(1)),
                 state: a.state.clone(),
                 on_demand_threads: a.on_demand_threads,
                 roots: roots::Roots::new(&a.data_roots, &a.template_roots, &a.out_roots)?,
@@ -451,6 +456,7 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
     }
     let mut spec = a.common.run_spec(a.common.run_date(), "dispatcher run");
     spec.max_attempts = a.nodes.max_attempts;
+    spec.unavailable = Duration::from_secs(a.nodes.unavailable_seconds.max(1));
     let nodes = a.nodes.nodes(a.common.threads)?;
     let backends = rt.block_on(farm::backends(&nodes, &template, &bundle))?;
     if !nodes.renderers.is_empty() && !rt.block_on(farm::any_reachable(&backends)) {

@@ -117,9 +117,15 @@ impl RemoteBackend {
         .await
         .map_err(|_| BackendError::Unavailable("no answer to MissingBundles within 3 s".into()))?
         .map_err(|s| failure(s.into()))?
-        .into_inner()
-        .missing;
-        if !missing.is_empty() {
+        .into_inner();
+        if missing.engine != pressrun_engine::run::ENGINE_BUILD {
+            return Err(BackendError::Failed(format!(
+                "the node runs {}, this dispatcher {}: run the same build on every node",
+                missing.engine,
+                pressrun_engine::run::ENGINE_BUILD
+            )));
+        }
+        if !missing.missing.is_empty() {
             self.upload().await?;
         }
         Ok(())

@@ -76,8 +76,8 @@ impl Roots {
     pub fn out(&self, path: &str) -> Result<PathBuf, ServiceError> {
         let p = resolve(&self.out, path, "out")?;
         if p.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(ServiceError::InvalidArgument(format!(
-                "{path}: name the output folder without `..`"
+            return Err(ServiceError::PermissionDenied(format!(
+                "{path}: name the output folder inside an --out-root, without `..`"
             )));
         }
         // The longest part that exists is canonicalized (following symbolic links); the
@@ -174,7 +174,8 @@ mod tests {
             denied(roots.out(&s(&d.join("out/link/run")))),
             "a symlink out"
         );
-        assert!(roots.out(&s(&d.join("out/new/../../elsewhere"))).is_err());
+        assert!(denied(roots.out(&s(&d.join("out/new/../../elsewhere")))));
+        assert!(denied(roots.out("run/../../elsewhere")));
         assert!(denied(roots.out("/etc")));
         let none = Roots::default();
         assert!(denied(none.out("/tmp/x")));

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use pressrun_engine::bundle::Bundle;
 use pressrun_engine::input::{RawData, RawRecord};
-use pressrun_engine::run::pool::{Job, RenderPool};
+use pressrun_engine::run::pool::{Job, JobError, RenderPool};
 use pressrun_engine::run::{
     FolderError, Progress, RunControl, RunError, RunSpec, RunStatus, prepare, run_claimed,
 };
@@ -35,6 +35,8 @@ use crate::roots::Roots;
 pub struct ServerConfig {
     pub nodes: Nodes,
     pub max_attempts: u32,
+    /// A run fails when no node has been healthy for this long.
+    pub unavailable: std::time::Duration,
     /// The run registry.
     pub state: PathBuf,
     /// Threads of the on-demand pool.
@@ -128,6 +130,21 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Asks every running run to drain (finish its shards in flight and stop resumably)
+    /// and returns their progress, to wait on.
+    fn drain_all(&self) -> Vec<watch::Receiver<RunProgress>> {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.values()
+            .filter(|r| !terminal(r.progress.borrow().state))
+            .map(|r| {
+                r.control.drain();
+                r.progress.clone()
+            })
+            .collect()
+    }
+}
+
 fn progress_of(id: &str, state: RunState, p: &Progress, message: &str) -> RunProgress {
     RunProgress {
         run_id: id.to_string(),
@@ -147,6 +164,7 @@ fn terminal(state: i32) -> bool {
         RunState::Succeeded as i32,
         RunState::Failed as i32,
         RunState::Cancelled as i32,
+        RunState::Stopped as i32,
     ]
     .contains(&state)
 }
@@ -186,6 +204,7 @@ impl Dispatcher for Service {
             } else {
                 r.max_record_bytes as usize
             },
+            unavailable: self.config.unavailable,
         };
         let (t, s) = (template.clone(), spec.clone());
         let claimed = tokio::task::spawn_blocking(move || prepare(&t, &s)?.claim(&s))
@@ -248,8 +267,8 @@ impl Dispatcher for Service {
                     let state = match report.status {
                         RunStatus::Succeeded => RunState::Succeeded,
                         RunStatus::Cancelled => RunState::Cancelled,
-                        // Stopped by the server's shutdown: resumable, reported as failed.
-                        _ => RunState::Failed,
+                        RunStatus::Stopped => RunState::Stopped,
+                        RunStatus::Running | RunStatus::Failed => RunState::Failed,
                     };
                     progress_of(&run_id, state, &p, &report.line())
                 }
@@ -354,7 +373,10 @@ impl Dispatcher for Service {
         let out = rx
             .await
             .map_err(|_| ServiceError::Internal("render thread ended without an answer".into()))?
-            .map_err(|_| ServiceError::Cancelled("the render was cancelled".into()))?;
+            .map_err(|e| match e {
+                JobError::Cancelled => ServiceError::Cancelled(e.to_string()),
+                JobError::Panicked(_) => ServiceError::Internal(e.to_string()),
+            })?;
         Ok(Response::new(renderer::wire::document_response(out)))
     }
 }
@@ -393,26 +415,22 @@ pub async fn serve(
             pressrun_proto::transport::nodelay(tokio_stream::wrappers::TcpListenerStream::new(
                 listener,
             )),
-            async move {
-                pressrun_proto::transport::shutdown_signal().await;
-                reporter
-                    .set_not_serving::<DispatcherServer<Service>>()
-                    .await;
+            {
+                let svc = svc.clone();
+                async move {
+                    pressrun_proto::transport::shutdown_signal().await;
+                    reporter
+                        .set_not_serving::<DispatcherServer<Service>>()
+                        .await;
+                    // Drain before the server waits for open calls: a run being watched
+                    // must stop too, and its WatchRun stream ends when it does.
+                    let n = svc.drain_all().len();
+                    tracing::info!(runs = n, "draining runs before exit");
+                }
             },
         )
         .await?;
-    let running: Vec<watch::Receiver<RunProgress>> = {
-        let runs = svc.runs.lock().unwrap_or_else(|e| e.into_inner());
-        runs.values()
-            .filter(|r| !terminal(r.progress.borrow().state))
-            .map(|r| {
-                r.control.drain();
-                r.progress.clone()
-            })
-            .collect()
-    };
-    tracing::info!(runs = running.len(), "draining runs before exit");
-    for mut rx in running {
+    for mut rx in svc.drain_all() {
         while !terminal(rx.borrow_and_update().state) {
             if rx.changed().await.is_err() {
                 break;

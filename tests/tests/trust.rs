@@ -148,49 +148,55 @@ fn a_power_cut_then_the_same_command_repairs_and_completes() {
 #[test]
 fn a_dispatcher_killed_ten_times_at_random_still_gives_the_embedded_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let data = statements(dir.path(), 600);
+    let data = statements(dir.path(), 1500);
     let reference = embedded(dir.path(), &data);
     let nodes: Vec<NodeProc> = (0..2).map(|_| NodeProc::start()).collect();
     let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
     let out = dir.path().join("killed");
-    // Deterministic "random" moments: a small linear congruential sequence.
+    let committed = || {
+        fs::read_to_string(out.join("commits.jsonl"))
+            .map(|j| j.lines().count())
+            .unwrap_or(0)
+    };
+    // Deterministic "random" moments: a small linear congruential sequence. Each kill
+    // comes at a random moment after the restarted run has committed something new, so
+    // every kill interrupts a resumed run that is working.
     let mut seed: u64 = 0x5eed;
-    let mut kills = 0;
-    let mut finished = false;
+    let mut seen = Vec::new();
     for _ in 0..10 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(200 + (seed >> 33) % 600);
+        let before = committed();
         let mut child = dispatcher(&data, &out, &addrs, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_some() {
-            finished = true;
-            break;
+        for _ in 0..1200 {
+            if committed() > before || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
         }
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 400));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before kill {}: make it longer",
+            seen.len() + 1
+        );
         child.kill().unwrap();
         child.wait().unwrap();
-        kills += 1;
+        seen.push(committed());
     }
     assert!(
-        kills >= 5,
-        "only {kills} kills landed mid-run: make the run longer"
+        seen.windows(2).all(|w| w[1] > w[0]) && seen[0] > 0,
+        "every restart committed more before it was killed: {seen:?}"
     );
-    if !finished {
-        let last = run(&mut dispatcher(&data, &out, &addrs, &[]));
-        assert_eq!(last.status.code(), Some(3), "{}", stderr(&last));
-    }
+    let last = run(&mut dispatcher(&data, &out, &addrs, &[]));
+    assert_eq!(last.status.code(), Some(3), "{}", stderr(&last));
     assert_same_output(&reference, &out);
-    let journal = fs::read_to_string(out.join("commits.jsonl")).unwrap();
-    assert_eq!(
-        journal.lines().count(),
-        60,
-        "every shard committed exactly once"
-    );
+    assert_eq!(committed(), 150, "every shard committed exactly once");
 }
 
 #[test]
@@ -246,20 +252,28 @@ fn a_node_gives_up_a_shard_whose_caller_went_away() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut seen = 0.0;
+    let mut last = String::new();
     for _ in 0..600 {
-        let m = scrape(&metrics);
-        seen = cancelled(&m);
-        if seen >= 1.0 && m.lines().any(|l| l == "pressrun_node_shards_in_flight 0") {
-            promtool_check(&m);
+        last = scrape(&metrics);
+        if cancelled(&last) >= 1.0
+            && last
+                .lines()
+                .any(|l| l == "pressrun_node_shards_in_flight 0")
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        seen >= 1.0,
-        "the node never gave up the dead caller's shard"
+        cancelled(&last) >= 1.0,
+        "the node never gave up the dead caller's shard:\n{last}"
     );
+    assert!(
+        last.lines()
+            .any(|l| l == "pressrun_node_shards_in_flight 0"),
+        "the in-flight gauge did not return to 0:\n{last}"
+    );
+    promtool_check(&last);
     // The restarted dispatcher finds the node free, not busy with the dead run.
     let res = run(&mut dispatcher_batch(&data, &out, &[&node.addr], 200, &[]));
     assert_eq!(res.status.code(), Some(3), "{}", stderr(&res));
@@ -514,4 +528,104 @@ fn a_pathological_record_is_rejected_by_name_in_process_and_on_the_farm() {
     let res = run(&mut dispatcher(&data, &out, &[&node.addr], &limit));
     assert_eq!(res.status.code(), Some(3), "{}", stderr(&res));
     assert_same_output(&reference, &out);
+}
+
+#[test]
+fn a_served_run_being_watched_drains_on_sigterm_and_resumes_when_submitted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 1500);
+    let out = dir.path().join("served");
+    let start = || {
+        spawn_listening(
+            Command::new(bin("dispatcher"))
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--threads",
+                    "1",
+                    "--state",
+                ])
+                .arg(dir.path().join("state.sqlite"))
+                .arg("--data-root")
+                .arg(dir.path())
+                .arg("--out-root")
+                .arg(dir.path())
+                .arg("--template-root")
+                .arg(root().join("examples")),
+            "dispatcher listening on ",
+        )
+    };
+    let submit = |addr: &str| {
+        let res = run(Command::new(bin("dispatcher"))
+            .args([
+                "submit",
+                "--server",
+                addr,
+                "--run-date",
+                "2026-11-23",
+                "--batch-records",
+                "10",
+                "--template",
+            ])
+            .arg(root().join("examples/statement"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out));
+        assert!(res.status.success(), "{}", stderr(&res));
+        String::from_utf8(res.stdout).unwrap().trim().to_string()
+    };
+    let (mut server, addr) = start();
+    let id = submit(&addr);
+    let watcher = Command::new(bin("dispatcher"))
+        .args(["watch", "--server", &addr, &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&out.join("commits.jsonl"), 2, Duration::from_secs(60));
+    let ok = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    // The server drains the watched run and exits; the watch ends with the run stopped.
+    let watched = watcher.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&watched.stdout).to_string();
+    assert_eq!(watched.status.code(), Some(1), "{log}");
+    assert!(
+        log.lines().last().unwrap_or("").contains("stopped"),
+        "{log}"
+    );
+    let status = server.wait().unwrap();
+    assert!(
+        status.success(),
+        "the server did not exit cleanly: {status:?}"
+    );
+    let committed = fs::read_to_string(out.join("commits.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        committed < 150,
+        "the run was not stopped: {committed} shards"
+    );
+    // Submitted again to a new server, it resumes and completes.
+    let (mut server, addr) = start();
+    assert_eq!(submit(&addr), id);
+    let res = run(Command::new(bin("dispatcher")).args(["watch", "--server", &addr, &id]));
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stdout)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "succeeded");
+    assert!(summary["resumed_shards"].as_u64().unwrap() >= committed as u64);
+    let _ = server.kill();
+    let _ = server.wait();
 }

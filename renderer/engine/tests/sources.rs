@@ -386,3 +386,30 @@ fn an_absolute_fragment_library_in_the_manifest_is_an_error() {
     let (file, line, msg) = f.error();
     assert_eq!((file.as_str(), line), ("template.toml", 4), "{msg}");
 }
+
+#[test]
+fn a_library_contributes_only_its_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    for e in std::fs::read_dir(examples().join("fragments")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), lib.join(e.file_name())).unwrap();
+    }
+    // What else sits in a folder named as the library is not read.
+    std::fs::write(lib.join("secret.txt"), "not a fragment").unwrap();
+    std::fs::create_dir(lib.join("sub")).unwrap();
+    std::fs::write(lib.join("sub/key.pem"), "not a fragment").unwrap();
+    let with = Bundle::from_dir(&examples().join("statement"), Some(&lib)).unwrap();
+    assert!(
+        with.files
+            .iter()
+            .all(|(p, _)| !p.contains("secret") && !p.contains("key.pem"))
+    );
+    let plain = Bundle::from_dir(
+        &examples().join("statement"),
+        Some(&examples().join("fragments")),
+    )
+    .unwrap();
+    assert_eq!(with.hash, plain.hash);
+}

@@ -136,6 +136,7 @@ impl RunArgs {
             max_attempts: 8,
             runner: runner.to_string(),
             max_record_bytes: self.max_record_bytes.max(1),
+            unavailable: std::time::Duration::from_secs(600),
             output: OutputParams {
                 run_date,
                 duplex: self.duplex,

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use pressrun_engine::bundle::{Bundle, MAX_BUNDLE_BYTES};
 use pressrun_engine::input::RawRecord;
-use pressrun_engine::run::pool::{Job, RenderPool};
-use pressrun_engine::run::shard::{Cancelled, OutputParams, ShardOutput};
+use pressrun_engine::run::pool::{Job, JobError, RenderPool};
+use pressrun_engine::run::shard::{OutputParams, ShardOutput};
 use pressrun_engine::template::Template;
 use pressrun_proto::ServiceError;
 use pressrun_proto::v1::renderer_server::{Renderer, RendererServer};
@@ -32,6 +32,8 @@ use crate::wire;
 
 /// Templates kept in memory, most recently used last.
 const CACHED_TEMPLATES: usize = 32;
+/// Shard numbers a node accepts (a run of more shards than this is not a real run).
+const MAX_SHARDS: u64 = 1 << 40;
 /// How often a node says it is alive while a shard waits or renders.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
@@ -88,7 +90,7 @@ impl Node {
         records: Vec<RawRecord>,
         params: OutputParams,
         cancel: Arc<AtomicBool>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<ShardOutput, Cancelled>>, ServiceError> {
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<ShardOutput, JobError>>, ServiceError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
             template,
@@ -150,6 +152,12 @@ async fn read_shard(
     let Some(render_shard_request::Part::Header(header)) = first.part else {
         return Err(bad("the first message of a shard must be its header".into()));
     };
+    if header.shard >= MAX_SHARDS {
+        return Err(ServiceError::InvalidArgument(format!(
+            "shard number {} is out of range (below {MAX_SHARDS})",
+            header.shard
+        )));
+    }
     if header.records_bytes > limits.max_shard_bytes {
         return Err(ServiceError::InvalidArgument(format!(
             "shard of {} bytes exceeds this node's limit of {} bytes: send smaller shards (--batch-records)",
@@ -191,7 +199,10 @@ impl Renderer for Node {
             .into_iter()
             .filter(|h| !cache.iter().any(|(c, _)| c == h))
             .collect();
-        Ok(Response::new(MissingBundlesResponse { missing }))
+        Ok(Response::new(MissingBundlesResponse {
+            missing,
+            engine: pressrun_engine::run::ENGINE_BUILD.to_string(),
+        }))
     }
 
     async fn put_bundle(
@@ -264,7 +275,7 @@ impl Renderer for Node {
                     r = &mut rx => break r,
                     _ = tick.tick() => {
                         if tx.send(Ok(wire::progress_message(0))).await.is_err() {
-                            break Ok(Err(Cancelled));
+                            break Ok(Err(JobError::Cancelled));
                         }
                     }
                 }
@@ -283,9 +294,14 @@ impl Renderer for Node {
                         }
                     }
                 }
-                Ok(Err(Cancelled)) => {
+                Ok(Err(JobError::Cancelled)) => {
                     metrics::counter!("pressrun_node_shards_cancelled_total").increment(1);
                     tracing::info!("shard cancelled: its caller went away");
+                }
+                Ok(Err(e @ JobError::Panicked(_))) => {
+                    let _ = tx
+                        .send(Err(ServiceError::Internal(e.to_string()).into()))
+                        .await;
                 }
                 Err(_) => {
                     let _ = tx
@@ -319,7 +335,10 @@ impl Renderer for Node {
         let out = rx
             .await
             .map_err(|_| ServiceError::Internal("render thread ended without an answer".into()))?
-            .map_err(|_| ServiceError::Cancelled("the render was cancelled".into()))?;
+            .map_err(|e| match e {
+                JobError::Cancelled => ServiceError::Cancelled(e.to_string()),
+                JobError::Panicked(_) => ServiceError::Internal(e.to_string()),
+            })?;
         Ok(Response::new(wire::document_response(out)))
     }
 }

@@ -171,6 +171,7 @@ impl ToWire for ExceptionEntry {
             line: e.line,
             field: e.field,
             reason: e.reason,
+            template_sha256: e.template_sha256,
         }
     }
 }
@@ -182,6 +183,7 @@ impl FromWire<v1::ExceptionEntry> for ExceptionEntry {
             line: e.line,
             field: e.field,
             reason: e.reason,
+            template_sha256: e.template_sha256,
         }
     }
 }
@@ -222,6 +224,7 @@ pub fn document_response(mut out: ShardOutput) -> v1::RenderDocumentResponse {
             line: 0,
             field: String::new(),
             reason: "no record".into(),
+            template_sha256: String::new(),
         }),
     };
     v1::RenderDocumentResponse {
@@ -534,6 +537,7 @@ mod tests {
                 line: 2003,
                 field: "a.b".into(),
                 reason: "bad".into(),
+                template_sha256: "11".into(),
             }],
             warnings: vec![],
             pages: 2,

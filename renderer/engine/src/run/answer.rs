@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::backend::ShardWork;
-use super::output::print_file_name;
+use super::output::{file_stem, print_file_name};
 use super::shard::ShardOutput;
 
 /// Checks `out` answers `work`; the error says what is wrong.
@@ -50,6 +50,12 @@ pub fn check(work: &ShardWork, out: &ShardOutput) -> Result<(), String> {
         return Err("documents or rejections out of input order".into());
     }
     for e in &out.exceptions {
+        if e.template_sha256 != *work.template_sha256 {
+            return Err(format!(
+                "record {} rejected under template {}, expected {}",
+                e.record, e.template_sha256, work.template_sha256
+            ));
+        }
         let raw = work.records.iter().find(|r| r.number == e.record);
         if raw.is_none_or(|r| r.line != e.line) {
             return Err(format!(
@@ -58,46 +64,52 @@ pub fn check(work: &ShardWork, out: &ShardOutput) -> Result<(), String> {
             ));
         }
     }
-    // File names: this shard's print files and per-document PDFs of its records, once each.
-    let print_prefix = print_file_name(work.shard, 0);
-    let print_prefix = print_prefix.trim_end_matches(".pdf");
+    // File names: exactly the files the documents refer to, each named as the engine names
+    // it — this shard's print files, numbered from the first part without a gap, and the
+    // per-document PDFs of its own records — and each sent once.
+    let mut expected = BTreeSet::new();
+    // Print parts in the order the documents fill them.
+    let mut parts: Vec<String> = Vec::new();
+    for d in &out.documents {
+        if let Some(pdf) = &d.pdf {
+            let name = format!("documents/{}.pdf", file_stem(d.record, &d.document_id));
+            if *pdf != name {
+                return Err(format!(
+                    "record {} names its PDF {pdf:?}, not {name:?}",
+                    d.record
+                ));
+            }
+            expected.insert(name);
+        }
+        if let Some(p) = &d.print_file
+            && parts.last() != Some(p)
+        {
+            parts.push(p.clone());
+        }
+    }
+    for (i, p) in parts.iter().enumerate() {
+        if *p != print_file_name(work.shard, i as u32) {
+            return Err(format!(
+                "print file {p:?} does not belong to shard {} (or a part is missing)",
+                work.shard
+            ));
+        }
+    }
+    expected.extend(parts);
     let mut names = BTreeSet::new();
     for f in &out.files {
-        let plain = f
-            .name
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..")
-            && !f.name.contains('\\');
-        let ok = plain
-            && if let Some(rest) = f.name.strip_prefix("documents/") {
-                !rest.contains('/')
-                    && rest.ends_with(".pdf")
-                    && rest.len() > 9
-                    && rest
-                        .get(..8)
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .is_some_and(|r| {
-                            out.documents
-                                .iter()
-                                .any(|d| d.record == r && d.pdf.as_deref() == Some(&f.name))
-                        })
-            } else {
-                f.name == format!("{print_prefix}.pdf")
-                    || f.name
-                        .strip_prefix(print_prefix)
-                        .and_then(|r| r.strip_prefix('-'))
-                        .and_then(|r| r.strip_suffix(".pdf"))
-                        .is_some_and(|p| p.len() >= 2 && p.bytes().all(|b| b.is_ascii_digit()))
-            };
-        if !ok {
+        if !expected.contains(&f.name) {
             return Err(format!(
-                "file name {:?} does not belong to shard {}",
+                "file {:?} does not belong to shard {}",
                 f.name, work.shard
             ));
         }
         if !names.insert(f.name.as_str()) {
             return Err(format!("file {} sent twice", f.name));
         }
+    }
+    if names.len() != expected.len() {
+        return Err("a file the documents refer to was not sent".into());
     }
     let mut pages = 0u64;
     let mut sheets = 0u64;
@@ -205,6 +217,7 @@ mod tests {
                 line: 31,
                 field: String::new(),
                 reason: "bad".into(),
+                template_sha256: "ab".repeat(32),
             }],
             warnings: vec![],
             pages: 4,
@@ -215,6 +228,14 @@ mod tests {
     #[test]
     fn a_true_answer_passes() {
         assert_eq!(check(&work(), &good()), Ok(()));
+        // A print file cut into parts: the parts in order, each referred to.
+        let mut parts = good();
+        parts.files.push(OutputFile {
+            name: "print-00003-02.pdf".into(),
+            bytes: b"%PDF".to_vec(),
+        });
+        parts.documents[1].print_file = Some("print-00003-02.pdf".into());
+        assert_eq!(check(&work(), &parts), Ok(()));
     }
 
     #[test]
@@ -237,8 +258,25 @@ mod tests {
             }),
             ("counts", |o| o.pages = 5),
             ("line", |o| o.exceptions[0].line = 1),
+            ("rejecting template", |o| {
+                o.exceptions[0].template_sha256 = "00".repeat(32)
+            }),
             ("unsent file", |o| {
                 o.documents[0].print_file = Some("print-00003-02.pdf".into())
+            }),
+            ("unreferenced file", |o| {
+                o.files.push(OutputFile {
+                    name: "print-00003-02.pdf".into(),
+                    bytes: vec![],
+                })
+            }),
+            ("odd pdf name", |o| {
+                o.documents[0].pdf = Some("documents/00000021-x\n.pdf".into());
+            }),
+            ("a part skipped", |o| {
+                o.files[0].name = "print-00003-02.pdf".into();
+                o.documents[0].print_file = Some("print-00003-02.pdf".into());
+                o.documents[1].print_file = Some("print-00003-02.pdf".into());
             }),
         ];
         for (what, spoil) in bad {

@@ -40,6 +40,8 @@ pub struct RunIdentity {
     /// Largest record read (longer ones are rejected).
     pub max_record_bytes: u64,
     pub params: OutputParams,
+    /// The engine build that renders it: a resume on another build would mix outputs.
+    pub engine: String,
 }
 
 impl RunIdentity {
@@ -187,26 +189,20 @@ impl OwnedFolder {
             Err(e) => return Err(io(e)),
         };
         let claim = match existing {
-            Some(Err(_)) if replace => {
+            // `replace` always starts over: whatever the folder holds goes first.
+            Some(old) if replace => {
+                if let Ok(m) = &old {
+                    tracing::warn!(dir = %shown, old = %m.run_id, "replacing an earlier run's output");
+                }
                 clear(&dir).map_err(io)?;
                 Claim::Fresh
             }
             Some(Err(e)) => return Err(e),
             Some(Ok(m)) if m.run_id == run_id && m.status != RunStatus::Succeeded => {
                 if !identity.resumable() {
-                    if !replace {
-                        return Err(FolderError::NotResumable { dir: shown });
-                    }
-                    clear(&dir).map_err(io)?;
-                    Claim::Fresh
-                } else {
-                    Claim::Resume
+                    return Err(FolderError::NotResumable { dir: shown });
                 }
-            }
-            Some(Ok(m)) if replace => {
-                tracing::warn!(dir = %shown, old = %m.run_id, "replacing an earlier run's output");
-                clear(&dir).map_err(io)?;
-                Claim::Fresh
+                Claim::Resume
             }
             Some(Ok(m)) if m.run_id == run_id => {
                 return Err(FolderError::Finished {
@@ -362,6 +358,7 @@ mod tests {
             limit: None,
             max_record_bytes: 1 << 20,
             params: OutputParams::default(),
+            engine: "test".into(),
         }
     }
 

@@ -39,6 +39,8 @@ pub struct CommitRecord {
 /// The journal file, open for appending.
 pub struct Journal {
     file: File,
+    /// Byte offset of the end of each record's line, as read or written.
+    ends: Vec<u64>,
 }
 
 impl Journal {
@@ -54,6 +56,7 @@ impl Journal {
         let mut text = Vec::new();
         file.read_to_end(&mut text)?;
         let mut records = Vec::new();
+        let mut ends = Vec::new();
         let mut good = 0usize;
         for line in text.split_inclusive(|&b| b == b'\n') {
             if !line.ends_with(b"\n") {
@@ -64,6 +67,7 @@ impl Journal {
                 _ => break,
             }
             good += line.len();
+            ends.push(good as u64);
         }
         if good < text.len() {
             tracing::warn!(
@@ -74,7 +78,7 @@ impl Journal {
             file.set_len(good as u64)?;
             file.sync_all()?;
         }
-        Ok((Journal { file }, records))
+        Ok((Journal { file, ends }, records))
     }
 
     /// Appends a record and fsyncs it: the shard is committed when this returns.
@@ -82,15 +86,18 @@ impl Journal {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        let end = self.ends.last().copied().unwrap_or(0) + line.len() as u64;
+        self.ends.push(end);
+        Ok(())
     }
 
-    /// Keeps only the first `keep` of `records` (a resumed run drops what it cannot trust).
-    pub fn truncate(&mut self, records: &[CommitRecord], keep: usize) -> std::io::Result<()> {
-        let mut len = 0u64;
-        for r in &records[..keep.min(records.len())] {
-            len += serde_json::to_vec(r)?.len() as u64 + 1;
-        }
+    /// Keeps only the first `keep` records (a resumed run drops what it cannot trust), cut
+    /// at the byte where their lines ended as read.
+    pub fn truncate(&mut self, keep: usize) -> std::io::Result<()> {
+        let keep = keep.min(self.ends.len());
+        let len = keep.checked_sub(1).map_or(0, |i| self.ends[i]);
+        self.ends.truncate(keep);
         self.file.set_len(len)?;
         self.file.sync_all()
     }
@@ -203,6 +210,29 @@ mod tests {
         assert_eq!(r.len(), 1);
         let (_, r) = Journal::open(dir.path()).unwrap();
         assert_eq!(r.len(), 1, "the torn line was cut off");
+    }
+
+    #[test]
+    fn truncation_cuts_at_the_lines_as_they_were_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // Lines spelled differently from how this build writes them (another version).
+        let spaced = |shard: u64| {
+            let v = serde_json::to_value(record(shard, vec![])).unwrap();
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&v).unwrap().replace('\n', " ")
+            )
+        };
+        let (first, second) = (spaced(0), spaced(1));
+        fs::write(dir.path().join(JOURNAL), format!("{first}{second}")).unwrap();
+        let (mut j, r) = Journal::open(dir.path()).unwrap();
+        assert_eq!(r.len(), 2);
+        j.truncate(1).unwrap();
+        j.append(&record(1, vec![])).unwrap();
+        let (_, r) = Journal::open(dir.path()).unwrap();
+        assert_eq!(r.len(), 2, "the append after the cut is a whole line");
+        let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
+        assert!(text.starts_with(&first));
     }
 
     #[test]

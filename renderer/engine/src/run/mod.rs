@@ -46,8 +46,14 @@ use journal::Journal;
 use output::LocalDir;
 use shard::OutputParams;
 
-/// The engine's build, recorded in every `summary.json`.
-pub const ENGINE_BUILD: &str = concat!("pressrun-engine ", env!("CARGO_PKG_VERSION"));
+/// The engine's build (version and source commit), part of every run's identity and
+/// recorded in every `summary.json`; renderer nodes report theirs and must match.
+pub const ENGINE_BUILD: &str = concat!(
+    "pressrun-engine ",
+    env!("CARGO_PKG_VERSION"),
+    " ",
+    env!("PRESSRUN_ENGINE_COMMIT")
+);
 
 /// What a run renders, where, and how.
 #[derive(Clone, Debug)]
@@ -71,6 +77,8 @@ pub struct RunSpec {
     pub runner: String,
     /// Largest record read; a longer one is rejected as unreadable (the run goes on).
     pub max_record_bytes: usize,
+    /// The run fails (resumably) when no backend has been healthy for this long.
+    pub unavailable: Duration,
 }
 
 impl Default for RunSpec {
@@ -87,6 +95,7 @@ impl Default for RunSpec {
             max_attempts: 8,
             runner: "pressrun-engine".into(),
             max_record_bytes: crate::input::MAX_RECORD_BYTES,
+            unavailable: Duration::from_secs(600),
         }
     }
 }
@@ -163,6 +172,10 @@ pub enum RunError {
     Params(String),
     #[error("no backend can render: give at least one render thread or renderer node")]
     NoBackend,
+    #[error(
+        "no renderer has been reachable for {seconds} s: start or fix the nodes, then run the same command again to resume"
+    )]
+    Unavailable { seconds: u64 },
     #[error("shard {shard} failed {attempts} times, last on {backend}: {error}")]
     ShardFailed {
         shard: u64,
@@ -171,7 +184,7 @@ pub enum RunError {
         error: BackendError,
     },
     #[error(
-        "shard {shard} rendered again differs from what was committed: the template, fonts or input changed since; start over with --replace"
+        "shard {shard} rendered again differs from what was committed (a record at the edge of the time limit, or damaged state): start over with --replace"
     )]
     Diverged { shard: u64 },
     #[error(
@@ -380,6 +393,7 @@ pub fn prepare(template: &Template, spec: &RunSpec) -> Result<Prepared, RunError
         limit: spec.limit,
         max_record_bytes: spec.max_record_bytes as u64,
         params: spec.output.clone(),
+        engine: ENGINE_BUILD.to_string(),
     };
     Ok(Prepared {
         identity,
@@ -440,7 +454,7 @@ pub fn run_claimed(
         Claim::Fresh => journal::Verified::default(),
     };
     if verified.keep < records.len() {
-        journal.truncate(&records, verified.keep).map_err(io)?;
+        journal.truncate(verified.keep).map_err(io)?;
     }
     let kept = &records[..verified.keep];
     for d in &verified.damage {
@@ -455,6 +469,9 @@ pub fn run_claimed(
     }
     observer.started(owned.run_id(), &dir, kept.len() as u64, &verified.damage);
     let mut committer = commit::Committer::open(&dir, Box::new(store), journal, kept.last())?;
+    // The journal and index files may have just been created: their names must be on disk
+    // before the first commit refers to them.
+    output::sync_dir(&dir).map_err(io)?;
 
     // The input, hashed while it is read: it must be the input the run was named for.
     let hash = Arc::new(Mutex::new(Sha256::new()));
@@ -479,7 +496,22 @@ pub fn run_claimed(
         spec.max_record_bytes.max(1),
     )?;
     let limit = spec.limit.unwrap_or(u64::MAX);
-    let records_in = reader.take_while(|r| r.as_ref().map_or(true, |r| r.number <= limit));
+    // The reader thread is detached: a run that ends early must not wait for it to get
+    // bytes from a slow producer. It stops when the run drops the receiver.
+    let (records_tx, records_in) = crossbeam_channel::bounded(256);
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            for r in
+                reader.take_while(|r| r.as_ref().is_ok_and(|r| r.number <= limit) || r.is_err())
+            {
+                let failed = r.is_err();
+                if records_tx.send(r).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| RunError::Worker(format!("cannot start the input reader: {e}")))?;
 
     let slots: usize = backends.iter().map(|b| b.slots()).sum();
     let plan = schedule::Plan {
@@ -496,6 +528,7 @@ pub fn run_claimed(
             spec.window
         },
         max_attempts: spec.max_attempts.max(1),
+        unavailable: spec.unavailable,
     };
     let ended = schedule::execute(
         &plan,
@@ -540,24 +573,26 @@ pub fn run_claimed(
         input_sha256: input.map(|i| i.0).unwrap_or(read_sha256),
         elapsed: started.elapsed(),
     };
-    if status == RunStatus::Succeeded {
-        write_summary(&dir, &template, spec, &report, backends).map_err(io)?;
-    }
+    let error = ended.as_ref().err().map(|e| e.to_string());
+    write_summary(&dir, &template, spec, &report, backends, error.as_deref()).map_err(io)?;
     owned.set_status(status).map_err(io)?;
     ended.map(|_| report)
 }
 
-/// Writes `summary.json`: what was run, by what, on what, and the counts.
+/// Writes `summary.json` at the end of every attempt: what was run, by what, on what,
+/// how it ended (and why, when it failed) and the counts committed so far.
 fn write_summary(
     dir: &Path,
     template: &Template,
     spec: &RunSpec,
     report: &RunReport,
     backends: &[Arc<dyn Backend>],
+    error: Option<&str>,
 ) -> std::io::Result<()> {
     let summary = serde_json::json!({
         "run_id": report.run_id,
         "status": report.status.as_str(),
+        "error": error,
         "runner": spec.runner,
         "engine": ENGINE_BUILD,
         "template": {

@@ -15,9 +15,13 @@ use super::shard::OutputFile;
 /// Print-file name of `part` (0-based) of batch `batch` (0-based).
 pub fn print_file_name(batch: u64, part: u32) -> String {
     if part == 0 {
-        format!("print-{:05}.pdf", batch + 1)
+        format!("print-{:05}.pdf", batch.saturating_add(1))
     } else {
-        format!("print-{:05}-{:02}.pdf", batch + 1, part + 1)
+        format!(
+            "print-{:05}-{:02}.pdf",
+            batch.saturating_add(1),
+            part.saturating_add(1)
+        )
     }
 }
 
@@ -71,7 +75,15 @@ impl OutputStore for LocalDir {
             let path = self.0.join(&f.name);
             let parent = path.parent().unwrap_or(&self.0).to_path_buf();
             if !dirs.contains(&parent) {
-                fs::create_dir_all(&parent)?;
+                if !parent.is_dir() {
+                    fs::create_dir_all(&parent)?;
+                    // A new folder's own name must survive a power cut too.
+                    if let Some(up) = parent.parent()
+                        && !dirs.iter().any(|d| d == up)
+                    {
+                        dirs.push(up.to_path_buf());
+                    }
+                }
                 dirs.push(parent);
             }
             let tmp = part_path(&path);

@@ -9,9 +9,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
 use super::compose::Worker;
-use super::shard::{Cancelled, OutputParams, ShardOutput, render_shard_until};
+use super::shard::{OutputParams, ShardOutput, render_shard_until};
 use crate::input::RawRecord;
 use crate::template::Template;
+
+/// Why a job gave no output.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// Its caller went away.
+    #[error("the render was cancelled")]
+    Cancelled,
+    /// The engine panicked outside a record (a bug): the thread lives on.
+    #[error("internal error while rendering: {0}")]
+    Panicked(String),
+}
 
 /// A unit of rendering work and where its result goes.
 pub struct Job {
@@ -22,8 +33,8 @@ pub struct Job {
     /// Set by the caller when it no longer wants the answer (it went away): a queued job
     /// is skipped, a running one stops at the next record.
     pub cancel: Arc<AtomicBool>,
-    /// Receives the output, or `Cancelled`.
-    pub reply: Box<dyn FnOnce(Result<ShardOutput, Cancelled>) + Send>,
+    /// Receives the output, or why there is none.
+    pub reply: Box<dyn FnOnce(Result<ShardOutput, JobError>) + Send>,
 }
 
 /// Fixed render threads fed by a bounded queue.
@@ -47,7 +58,7 @@ impl RenderPool {
                     let mut worker = Worker::default();
                     for job in rx {
                         if job.cancel.load(Ordering::Relaxed) {
-                            (job.reply)(Err(Cancelled));
+                            (job.reply)(Err(JobError::Cancelled));
                             continue;
                         }
                         busy.fetch_add(1, Ordering::SeqCst);
@@ -57,15 +68,36 @@ impl RenderPool {
                             records = job.records.len()
                         );
                         let _e = span.enter();
-                        let out = render_shard_until(
-                            &job.template,
-                            job.shard,
-                            &job.records,
-                            &job.params,
-                            &mut worker,
-                            &job.cancel,
-                        );
+                        // Records that panic are rejected inside; this catches the rest,
+                        // so a bad shard never kills a render thread.
+                        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            render_shard_until(
+                                &job.template,
+                                job.shard,
+                                &job.records,
+                                &job.params,
+                                &mut worker,
+                                &job.cancel,
+                            )
+                        }));
                         busy.fetch_sub(1, Ordering::SeqCst);
+                        let out = match out {
+                            Ok(Ok(o)) => Ok(o),
+                            Ok(Err(_)) => Err(JobError::Cancelled),
+                            Err(panic) => {
+                                worker = Worker::default();
+                                let msg = panic
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_default();
+                                tracing::error!(
+                                    shard = job.shard,
+                                    "render thread caught a panic: {msg}"
+                                );
+                                Err(JobError::Panicked(msg))
+                            }
+                        };
                         (job.reply)(out);
                     }
                 })

@@ -44,6 +44,8 @@ pub struct Plan<'a> {
     /// Shards that may be rendered ahead of the commit point.
     pub window: usize,
     pub max_attempts: u32,
+    /// The run fails when no backend has been healthy for this long.
+    pub unavailable: Duration,
 }
 
 /// How the scheduler ended (errors are returned as `Err`).
@@ -130,17 +132,17 @@ impl Drop for StopOnDrop<'_, '_> {
 
 /// Runs the plan over `records` (the input stream) on `backends`, committing through
 /// `committer`.
-pub fn execute<I>(
+/// `records` delivers the input in order and ends (disconnects) at its end; it is fed by
+/// a reader thread of the caller's, so a run can end while that thread still waits for
+/// bytes (standard input).
+pub fn execute(
     plan: &Plan<'_>,
-    records: I,
+    records: Receiver<Result<RawRecord, InputError>>,
     committer: &mut Committer,
     backends: &[Arc<dyn Backend>],
     control: &RunControl,
     observer: &dyn RunObserver,
-) -> Result<Ended, RunError>
-where
-    I: Iterator<Item = Result<RawRecord, InputError>> + Send,
-{
+) -> Result<Ended, RunError> {
     if backends.iter().all(|b| b.slots() == 0) {
         return Err(RunError::NoBackend);
     }
@@ -214,10 +216,12 @@ where
 }
 
 /// The reader: cuts the input into shards and hands them out within the window.
-fn read<I>(shared: &Shared<'_>, records: I, work: Sender<Shard>, events: Sender<Event>)
-where
-    I: Iterator<Item = Result<RawRecord, InputError>>,
-{
+fn read(
+    shared: &Shared<'_>,
+    records: Receiver<Result<RawRecord, InputError>>,
+    work: Sender<Shard>,
+    events: Sender<Event>,
+) {
     let plan = shared.plan;
     let size = plan.batch_records.max(1);
     let mut id = 0u64;
@@ -257,7 +261,13 @@ where
             }
         }
     };
-    for raw in records {
+    loop {
+        let raw = match records.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) if shared.stop.load(Ordering::Relaxed) => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let raw = match raw {
             Ok(r) => r,
             Err(e) => {
@@ -418,6 +428,7 @@ fn commit_loop(
     let mut total: Option<u64> = None;
     let mut repairs: BTreeSet<u64> = plan.repair.clone();
     let mut pending: BTreeMap<u64, (ShardOutput, usize)> = BTreeMap::new();
+    let mut none_healthy_since: Option<Instant> = None;
     let progress = |committer: &Committer, next: u64, total: Option<u64>| {
         let s = &committer.summary;
         Progress {
@@ -436,6 +447,20 @@ fn commit_loop(
         }
         if control.cancelled() {
             return Ok(Ended::Cancelled);
+        }
+        if shared
+            .health
+            .iter()
+            .any(|h| h.healthy.load(Ordering::Relaxed))
+        {
+            none_healthy_since = None;
+        } else {
+            let since = *none_healthy_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= plan.unavailable {
+                return Err(RunError::Unavailable {
+                    seconds: plan.unavailable.as_secs(),
+                });
+            }
         }
         if control.draining() && !shared.draining.swap(true, Ordering::SeqCst) {
             tracing::warn!("stopping: no new shards; the shards in flight finish and commit");

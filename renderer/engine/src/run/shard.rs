@@ -108,6 +108,9 @@ pub struct ExceptionEntry {
     /// Field path such as `transactions[3].amount`; empty when the whole record is at fault.
     pub field: String,
     pub reason: String,
+    /// Content hash of the template version that rejected it.
+    #[serde(default)]
+    pub template_sha256: String,
 }
 
 /// One line of `warnings.jsonl`.
@@ -269,6 +272,7 @@ pub fn render_shard_until(
                 line: raw.line,
                 field: r.field,
                 reason: r.reason,
+                template_sha256: template_sha256.clone(),
             }),
         }
     }

@@ -383,10 +383,10 @@ fn a_drained_run_stops_on_a_shard_boundary_and_resumes_to_the_same_bytes() {
     .unwrap();
     assert_eq!(report.status, RunStatus::Stopped);
     assert!(report.summary.records < 40 && report.summary.records.is_multiple_of(4));
-    assert!(
-        !out.join(folder::SUMMARY).exists(),
-        "a stopped run has no summary"
-    );
+    let stopped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(folder::SUMMARY)).unwrap()).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+    assert_eq!(stopped["summary"]["records"], report.summary.records);
     let resumed = go(&spec(&input, &out), &local(2)).unwrap();
     assert_eq!(resumed.status, RunStatus::Succeeded);
     assert!(resumed.resumed_shards >= 2);
@@ -444,4 +444,41 @@ fn summary_and_index_name_the_template_input_and_engine() {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(row["template_sha256"], hash.as_str());
     }
+}
+
+/// A backend that is never reachable.
+struct Down;
+
+impl Backend for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    fn slots(&self) -> usize {
+        1
+    }
+    fn probe(&self) -> Result<(), BackendError> {
+        Err(BackendError::Unavailable("test".into()))
+    }
+    fn render(
+        &self,
+        _slot: usize,
+        _work: &ShardWork,
+        _cancel: &AtomicBool,
+    ) -> Result<shard::ShardOutput, BackendError> {
+        Err(BackendError::Unavailable("test".into()))
+    }
+}
+
+#[test]
+fn a_run_with_no_reachable_backend_fails_instead_of_waiting_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = data(dir.path(), 8);
+    let mut s = spec(&input, &dir.path().join("out"));
+    s.unavailable = Duration::from_millis(300);
+    let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(Down)];
+    let r = go(&s, &backends);
+    assert!(matches!(r, Err(RunError::Unavailable { .. })), "{r:?}");
+    // Resumable: the same run with a working backend completes.
+    let done = go(&spec(&input, &dir.path().join("out")), &local(1)).unwrap();
+    assert_eq!(done.summary.records, 8);
 }

@@ -340,11 +340,20 @@ impl Tree {
             if RelPath::exact(&rel).is_err() {
                 continue;
             }
+            let path = dir.join(&name);
+            // A library holds `NAME.xml` fragments and nothing else is read from it, so a
+            // manifest that names a wide folder as its library cannot pull that folder's
+            // other files into the template's identity and bundle.
+            if self.root == Root::Fragments
+                && !name.ends_with(".xml")
+                && !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+            {
+                continue;
+            }
             *count += 1;
             if *count > limits.files {
                 return Err(SourceError::TooManyFiles(limits.files));
             }
-            let path = dir.join(&name);
             let meta = std::fs::symlink_metadata(&path).map_err(|source| SourceError::Io {
                 path: path.display().to_string(),
                 source,
