@@ -2,7 +2,7 @@
 # On-demand latency: starts `dispatcher serve` (release) on a free port and times N
 # RenderNow calls for a 3-page statement from C concurrent clients, optionally while a
 # batch run of B statements renders on the same dispatcher (in-process, all cores).
-# Usage: benches/ondemand.sh [REQUESTS] [CLIENTS] [BATCH_RECORDS]
+# Usage: [ON_DEMAND_THREADS=N] benches/ondemand.sh [REQUESTS] [CLIENTS] [BATCH_RECORDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-10000}
@@ -11,7 +11,8 @@ batch=${3:-0}
 cargo build --release -p dispatcher -p renderer -p pressrun-benches --bins >/dev/null
 tmp=$(mktemp -d)
 ./target/release/dispatcher serve --listen 127.0.0.1:0 --state "$tmp/state.sqlite" \
-  --data-root "$tmp" --out-root "$tmp" --template-root examples > "$tmp/serve.out" 2>/dev/null &
+  --data-root "$tmp" --out-root "$tmp" --template-root examples \
+  --on-demand-threads "${ON_DEMAND_THREADS:-1}" > "$tmp/serve.out" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do grep -q listening "$tmp/serve.out" && break; sleep 0.05; done
