@@ -130,11 +130,47 @@ pub struct Chain {
     pub filters: Vec<Applied>,
 }
 
+/// What stands right beside an arithmetic operator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Side {
+    /// A plain field path (or a parenthesised one).
+    Path(String, Vec<Segment>),
+    /// A number literal; `true` when it has a fraction or an exponent.
+    Number(bool),
+    /// A filter chain; the name of its last filter.
+    Filtered(String),
+}
+
+/// A binary arithmetic operator (`+ - * / // % **`) and its operands, where the scan can
+/// tell them (a computed operand such as `(a + b)` is `None`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arith {
+    pub op: String,
+    pub at: usize,
+    pub left: Option<Side>,
+    pub right: Option<Side>,
+}
+
 /// The result of a scan.
 #[derive(Debug, Default)]
 pub struct Scan {
     pub uses: Vec<Use>,
     pub chains: Vec<Chain>,
+    pub ops: Vec<Arith>,
+}
+
+const ARITH: [&str; 7] = ["+", "-", "*", "/", "//", "%", "**"];
+
+/// Whether a token ends an operand, so an operator after it is binary.
+fn ends_operand(t: &Token<'_>) -> bool {
+    match t.kind {
+        Kind::Ident => {
+            !KEYWORDS.contains(&t.text)
+                || ["true", "false", "none", "True", "False", "None"].contains(&t.text)
+        }
+        Kind::Str | Kind::Num => true,
+        Kind::Punct => t.text == ")" || t.text == "]",
+    }
 }
 
 fn is(t: Option<&Token<'_>>, kind: Kind, text: &str) -> bool {
@@ -237,6 +273,8 @@ pub fn scan(src: &str) -> Scan {
             });
         }
     }
+    // Operands: the token they start at, the token after their end, what they are.
+    let mut spans: Vec<(usize, usize, Side)> = Vec::new();
     for i in 0..toks.len() {
         if named[i] {
             continue;
@@ -283,9 +321,58 @@ pub fn scan(src: &str) -> Scan {
                 args,
             });
         }
+        let side = match (filters.last(), &operand) {
+            (Some(f), _) => Side::Filtered(f.name.clone()),
+            (None, Operand::Path(h, s)) => Side::Path(h.clone(), s.clone()),
+            (None, Operand::Number) => Side::Number(t.text.contains(['.', 'e', 'E'])),
+            (None, Operand::Text) => continue,
+        };
+        spans.push((i, j, side));
         if !filters.is_empty() {
             out.chains.push(Chain { operand, filters });
         }
+    }
+    // A group `( operand )` is that operand; inner groups close first.
+    let mut groups: Vec<(usize, usize)> = (0..toks.len())
+        .filter(|&o| is(toks.get(o), Kind::Punct, "(") && (o == 0 || !ends_operand(&toks[o - 1])))
+        .filter_map(|o| close_of(&toks, o).map(|c| (o, c)))
+        .collect();
+    groups.sort_by_key(|&(_, c)| c);
+    for (o, c) in groups {
+        if let Some(side) = spans
+            .iter()
+            .find(|(s, e, _)| *s == o + 1 && *e == c)
+            .map(|(_, _, side)| side.clone())
+        {
+            spans.push((o, c + 1, side));
+        }
+    }
+    let mut starts: Vec<Option<Side>> = vec![None; toks.len() + 1];
+    let mut ends: Vec<Option<Side>> = vec![None; toks.len() + 1];
+    for (s, e, side) in spans {
+        starts[s] = Some(side.clone());
+        ends[e] = Some(side);
+    }
+    for (i, t) in toks.iter().enumerate() {
+        let binary = i > 0 && ends_operand(&toks[i - 1]);
+        if t.kind != Kind::Punct || !ARITH.contains(&t.text) || !binary {
+            continue;
+        }
+        // A unary sign after the operator belongs to the right operand.
+        let r = if toks
+            .get(i + 1)
+            .is_some_and(|n| n.kind == Kind::Punct && (n.text == "-" || n.text == "+"))
+        {
+            i + 2
+        } else {
+            i + 1
+        };
+        out.ops.push(Arith {
+            op: t.text.to_string(),
+            at: t.at,
+            left: ends[i].clone(),
+            right: starts.get(r).cloned().flatten(),
+        });
     }
     out
 }

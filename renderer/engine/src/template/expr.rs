@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::FieldError;
 use super::amount::{AmountError, is_zero_text, json_number, parse_decimal_str, parse_json_number};
-use super::check::{self, Operand, UseKind};
+use super::check::{self, Arith, Operand, Side, UseKind};
 use super::format::{
     Currency, Locale, Negative, Rounding, check_date_format, format_date, format_money,
     format_number, parse_date,
@@ -64,8 +64,31 @@ impl Filter {
 }
 
 /// The filters this module implements (MiniJinja has the same ones registered).
-const OUR_FILTERS: [&str; 9] = [
-    "money", "number", "date", "upper", "lower", "default", "d", "credit", "debit",
+const OUR_FILTERS: [&str; 13] = [
+    "money",
+    "number",
+    "date",
+    "upper",
+    "lower",
+    "default",
+    "d",
+    "credit",
+    "debit",
+    "plus",
+    "minus",
+    "times",
+    "divided_by",
+];
+
+/// Our filters that give an exact amount (a non-integer number, as far as the checks go).
+const AMOUNT_FILTERS: [&str; 7] = [
+    "credit",
+    "debit",
+    "plus",
+    "minus",
+    "times",
+    "divided_by",
+    "sum",
 ];
 
 /// Where a fast path starts.
@@ -211,7 +234,9 @@ type Input = Option<(Ty, String, bool)>;
 fn apply_type(name: &str, input: Input) -> Result<Input, (String, Option<String>)> {
     let (accepts, gives, needs): (&[Ty], Option<Ty>, &str) = match name {
         "money" | "number" => (&[Ty::Num], Some(Ty::Text), "a number"),
-        "credit" | "debit" => (&[Ty::Num], Some(Ty::Num), "a number"),
+        "credit" | "debit" | "plus" | "minus" | "times" | "divided_by" => {
+            (&[Ty::Num], Some(Ty::Num), "a number")
+        }
         "date" => (&[Ty::Text, Ty::Date], Some(Ty::Text), "a date"),
         "upper" | "lower" => (&[], Some(Ty::Text), ""),
         "default" | "d" => return Ok(input),
@@ -432,6 +457,9 @@ impl ExprCompiler {
                 });
             }
         }
+        for op in &scan.ops {
+            self.check_arith(op, scope)?;
+        }
         for chain in &scan.chains {
             let mut cur: Input = match &chain.operand {
                 Operand::Text => Some((Ty::Text, "the value is a string literal".into(), false)),
@@ -466,6 +494,60 @@ impl ExprCompiler {
             }
         }
         Ok(())
+    }
+
+    /// Refuses binary floating point on amounts: an arithmetic operator beside a
+    /// non-integer number (a `decimal` or `number` field, a literal with a fraction, an
+    /// exact filter's result), and `/` (which always gives a float) beside any number.
+    fn check_arith(&self, op: &Arith, scope: &[ScopeEntry]) -> Result<(), ExprError> {
+        use super::schema::Scalar;
+        // (is a number, is a non-integer, how to name it)
+        let class = |side: &Option<Side>| -> Option<(bool, String)> {
+            match side.as_ref()? {
+                Side::Number(frac) => Some((*frac, "a number literal".into())),
+                Side::Filtered(f) => AMOUNT_FILTERS
+                    .contains(&f.as_str())
+                    .then(|| (true, format!("the result of '{f}'"))),
+                Side::Path(head, segs) => match self.path_type(head, segs, scope)? {
+                    FieldType::Scalar(s @ (Scalar::Decimal(_) | Scalar::Number)) => Some((
+                        true,
+                        format!("'{}' (declared as {})", show_path(head, segs), s.name()),
+                    )),
+                    FieldType::Scalar(Scalar::Integer) => Some((
+                        false,
+                        format!("'{}' (declared as integer)", show_path(head, segs)),
+                    )),
+                    _ => None,
+                },
+            }
+        };
+        let sides = [class(&op.left), class(&op.right)];
+        let fraction = sides.iter().flatten().find(|(f, _)| *f);
+        let number = sides.iter().flatten().next();
+        let what = match (op.op.as_str(), fraction, number) {
+            (_, Some((_, what)), _) => what.clone(),
+            ("/", None, Some((_, what))) => what.clone(),
+            _ => return Ok(()),
+        };
+        let (message, hint) = if op.op == "/" && fraction.is_none() {
+            (
+                format!("'/' on {what} divides in binary floating point"),
+                "use '//' for a whole-number quotient, or `x | divided_by(y, 2)` for an exact one",
+            )
+        } else {
+            (
+                format!(
+                    "'{}' on {what} computes in binary floating point, not exactly",
+                    op.op
+                ),
+                "use the exact filters: `a | plus(b)`, `a | minus(b)`, `a | times(b)`, `a | divided_by(b, 2)`",
+            )
+        };
+        Err(ExprError {
+            offset: op.at,
+            message,
+            hint: Some(hint.into()),
+        })
     }
 
     /// Checks that every name a MiniJinja expression reads is a declared field (down to

@@ -193,6 +193,11 @@ impl Rounding {
         }
     }
 
+    /// Rounds `x` to `decimals` fraction digits (at most 28) by this rule.
+    pub fn round(self, x: Decimal, decimals: u32) -> Decimal {
+        x.round_dp_with_strategy(decimals.min(super::amount::MAX_SCALE), self.strategy())
+    }
+
     fn strategy(self) -> RoundingStrategy {
         match self {
             Rounding::HalfAwayFromZero => RoundingStrategy::MidpointAwayFromZero,

@@ -314,6 +314,54 @@ pub fn register(env: &mut Environment<'static>, fmt: &Fmt) {
             Ok(format_date(d, format, &f.locale))
         },
     );
+    for op in [Op::Plus, Op::Minus, Op::Times] {
+        env.add_filter(op.name(), move |v: J, other: J| -> Result<J, Error> {
+            if missing(&v) {
+                return Ok(J::from(()));
+            }
+            let (a, b) = operands(&v, &other, op.name())?;
+            let r = match op {
+                Op::Plus => exact_add(a, b),
+                Op::Minus => exact_add(a, -b),
+                // Exact only when no digit was rounded away (the scales add up).
+                Op::Times => a
+                    .checked_mul(b)
+                    .filter(|r| r.scale() >= a.scale() + b.scale()),
+                Op::Divide => unreachable!("divided_by is registered on its own"),
+            };
+            decimal_to_jinja(r.ok_or_else(|| reject(op.overflow()))?.normalize())
+        });
+    }
+    let rounding = fmt.rounding;
+    env.add_filter(
+        "divided_by",
+        move |v: J, other: J, decimals: Option<u32>| -> Result<J, Error> {
+            if missing(&v) {
+                return Ok(J::from(()));
+            }
+            let (a, b) = operands(&v, &other, "divided_by")?;
+            if b.is_zero() {
+                return Err(reject("divided_by: division by zero"));
+            }
+            let q = a
+                .checked_div(b)
+                .ok_or_else(|| reject(Op::Divide.overflow()))?;
+            let q = match decimals {
+                Some(d) if d > super::amount::MAX_SCALE => {
+                    return Err(reject("divided_by takes a count of decimals from 0 to 28"));
+                }
+                Some(d) => rounding.round(q, d),
+                // Without a count of decimals the quotient must be exact (it ends).
+                None if q.checked_mul(b) == Some(a) => q,
+                None => {
+                    return Err(reject(
+                        "divided_by: the quotient does not end; give the decimals to round to, as in divided_by(y, 2)",
+                    ));
+                }
+            };
+            decimal_to_jinja(q.normalize())
+        },
+    );
     env.add_filter("sum", |values: J| -> Result<J, Error> {
         let mut total = Decimal::ZERO;
         for v in values.try_iter()? {
@@ -326,6 +374,45 @@ pub fn register(env: &mut Environment<'static>, fmt: &Fmt) {
         }
         decimal_to_jinja(total)
     });
+}
+
+/// The exact arithmetic filters.
+#[derive(Clone, Copy)]
+enum Op {
+    Plus,
+    Minus,
+    Times,
+    Divide,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Plus => "plus",
+            Op::Minus => "minus",
+            Op::Times => "times",
+            Op::Divide => "divided_by",
+        }
+    }
+
+    fn overflow(self) -> String {
+        format!(
+            "{}: the result needs more digits than an exact decimal holds",
+            self.name()
+        )
+    }
+}
+
+/// The two operands of an arithmetic filter as exact decimals; a missing second operand
+/// rejects the record.
+fn operands(v: &J, other: &J, filter: &str) -> Result<(Decimal, Decimal), Error> {
+    if missing(other) {
+        return Err(reject(format!("{filter}: the other operand is missing")));
+    }
+    Ok((
+        to_decimal(v, filter)?.normalize(),
+        to_decimal(other, filter)?.normalize(),
+    ))
 }
 
 fn currency(code: &str) -> Result<Currency, Error> {

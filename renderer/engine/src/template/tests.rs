@@ -818,7 +818,7 @@ fn bind_errors_name_the_exact_field() {
 fn check_reports_unknown_names_and_mistyped_filters_with_positions() {
     let toml =
         "[template]\nid = \"t\"\nversion = \"1\"\n[fields]\nx = \"decimal\"\nname = \"string\"\n";
-    let body = "<document><body>\n<p>{{ x | nosuchfilter }}</p>\n<p>{{ name | money }}</p>\n<p>{{ (x) | number(2) if x is nosuchtest else nofn(x) }}</p>\n<p>{{ (name) | money }}</p>\n<p>{{ y + 1 }}</p>\n</body></document>";
+    let body = "<document><body>\n<p>{{ x | nosuchfilter }}</p>\n<p>{{ name | money }}</p>\n<p>{{ (x) | number(2) if x is nosuchtest else nofn(x) }}</p>\n<p>{{ (name) | money }}</p>\n<p>{{ y + 1 }}</p>\n<p>{{ x * 1.5 | money }}</p>\n</body></document>";
     let d = errors(toml, body);
     let got: Vec<(u32, u32, &str)> = d
         .iter()
@@ -843,6 +843,11 @@ fn check_reports_unknown_names_and_mistyped_filters_with_positions() {
                 "'money' needs a number, but 'name' is declared as string"
             ),
             (6, 7, "unknown field 'y'"),
+            (
+                7,
+                9,
+                "'*' on 'x' (declared as decimal) computes in binary floating point, not exactly"
+            ),
         ]
     );
     let toml = "[template]\nid = \"t\"\nversion = \"1\"\ncurrency = \"EURO\"\nrounding = \"up\"\n";

@@ -174,7 +174,7 @@ fn ties_round_exactly_on_both_paths_in_both_modes() {
                     "x | money",
                     "(x) | money",
                     "n | money",
-                    "(n * 1) | money",
+                    "(n | times(1)) | money",
                     "x | number(2)",
                 ],
                 &r,
@@ -246,25 +246,158 @@ fn minor_units_follow_the_currency_on_both_paths() {
 
 #[test]
 fn failed_arithmetic_rejects_instead_of_printing_inf() {
-    let r = rec(r#"{"x": 5, "n": 2.5}"#);
+    let r = rec(r#"{"x": 5, "n": 2.5, "extra": {"zero": 0, "i": 7}}"#);
     let exprs = [
-        "x / 0",
-        "(x / 0) | money",
-        "(n / 0) | number(2)",
+        "x | divided_by(0)",
+        "(x | divided_by(extra.zero)) | money",
+        "n | divided_by(0, 2) | number(2)",
+        "extra.i // extra.zero",
+        "extra.i % extra.zero",
         "9223372036854775807 * 9223372036854775807 * 9223372036854775807",
-        "-(x / 0)",
+        "x | times(79228162514264337593543950335)",
+        "x | divided_by(3)",
+        "x | plus(extra.missing)",
     ];
     for (e, got) in exprs.iter().zip(eval(Rounding::default(), &exprs, &r)) {
         let err = got.expect_err(e);
         assert!(!err.reason.is_empty(), "{e}");
     }
     let (mut c, fmt) = compiler();
-    let v = c.expr("x / 0", Mode::Value, &base_scope()).unwrap();
-    let t = c.expr("n / 0", Mode::Test, &base_scope()).unwrap();
+    let v = c
+        .expr("x | divided_by(0)", Mode::Value, &base_scope())
+        .unwrap();
+    let t = c
+        .expr("n | divided_by(0) > 1", Mode::Test, &base_scope())
+        .unwrap();
     let env = c.finish();
     let s = Scope::new(&r, run(), &env, &fmt);
     assert!(s.value(&v).is_err());
+    // Inside a comparison too: the division fails, it does not give an infinity.
     assert!(s.truthy(&t).is_err());
+}
+
+#[test]
+fn exact_arithmetic_filters() {
+    let r = rec(r#"{"x": 0.1, "n": 0.2,
+            "extra": {"big": 1000000000000.01, "rate": 0.035, "i": 7, "cents": 1.005}}"#);
+    let got = eval(
+        Rounding::default(),
+        &[
+            "x | plus(n)",
+            "x | plus(n) | money",
+            "extra.big | plus(0.01) | money",
+            "extra.big | minus(x) | money",
+            "n | times(3)",
+            "extra.rate | times(100) | number(1)",
+            "extra.i | divided_by(4)",
+            "extra.i | divided_by(3, 2) | money",
+            "extra.cents | times(1) | money",
+            "x | minus(n) | money('EUR', 'parens')",
+            "extra.i + 1",
+            "extra.i // 2",
+            "extra.nothing | plus(1) | money",
+        ],
+        &r,
+    );
+    let want = [
+        "0.3",
+        "£0.30",
+        "£1,000,000,000,000.02",
+        "£999,999,999,999.91",
+        "0.6",
+        "3.5",
+        "1.75",
+        "£2.33",
+        "£1.01",
+        "(€0.10)",
+        "8",
+        "3",
+        "",
+    ];
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(got[i].as_deref(), Ok(*w), "expression {i}");
+    }
+    // The document's rounding rule rounds a quotient given its decimals.
+    let got = eval(Rounding::HalfEven, &["extra.i | divided_by(8, 2)"], &r);
+    assert_eq!(got[0].as_deref(), Ok("0.88"));
+    let got = eval(
+        Rounding::HalfAwayFromZero,
+        &["extra.i | divided_by(8, 2)"],
+        &r,
+    );
+    assert_eq!(got[0].as_deref(), Ok("0.88"));
+    let got = eval(Rounding::HalfEven, &["extra.i | divided_by(40, 2)"], &r);
+    assert_eq!(got[0].as_deref(), Ok("0.18"));
+    let got = eval(
+        Rounding::HalfAwayFromZero,
+        &["extra.i | divided_by(40, 2)"],
+        &r,
+    );
+    assert_eq!(got[0].as_deref(), Ok("0.18"));
+    let got = eval(
+        Rounding::HalfEven,
+        &["extra.cents | times(10) | divided_by(4, 2)"],
+        &r,
+    );
+    assert_eq!(got[0].as_deref(), Ok("2.51"));
+}
+
+#[test]
+fn float_arithmetic_on_amounts_is_a_compile_error() {
+    let (mut c, _) = compiler();
+    let cases: [(&str, usize, &str); 7] = [
+        (
+            "x * 3",
+            2,
+            "'*' on 'x' (declared as decimal) computes in binary floating point, not exactly",
+        ),
+        (
+            "3 + tx[0].amount",
+            2,
+            "'+' on 'tx[0].amount' (declared as decimal) computes in binary floating point, not exactly",
+        ),
+        (
+            "(n) - 1",
+            4,
+            "'-' on 'n' (declared as number) computes in binary floating point, not exactly",
+        ),
+        (
+            "extra.i * 1.1",
+            8,
+            "'*' on a number literal computes in binary floating point, not exactly",
+        ),
+        (
+            "run.record_number / 2",
+            18,
+            "'/' on 'run.record_number' (declared as integer) divides in binary floating point",
+        ),
+        (
+            "(tx | map(attribute='amount') | sum) * 2 > x | minus(-x)",
+            37,
+            "'*' on the result of 'sum' computes in binary floating point, not exactly",
+        ),
+        (
+            "x | plus(1) ** 2",
+            12,
+            "'**' on the result of 'plus' computes in binary floating point, not exactly",
+        ),
+    ];
+    for (src, at, msg) in cases {
+        let e = c.expr(src, Mode::Text, &base_scope()).expect_err(src);
+        assert_eq!((e.offset, e.message.as_str()), (at, msg), "{src}");
+        assert!(e.hint.is_some(), "{src}");
+    }
+    for ok in [
+        "run.record_number + 1",
+        "run.record_number // 2 * 3 % 4",
+        "-x | money",
+        "x | minus(-x) | money",
+        "customer.name ~ ' ' ~ x | money",
+        "extra.i * 2",
+    ] {
+        c.expr(ok, Mode::Text, &base_scope())
+            .unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+    }
 }
 
 #[test]
