@@ -356,6 +356,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let run_date = a.common.run_date();
             let spec = a.common.run_spec(run_date, "dispatcher serve");
             let req = SubmitRunRequest {
+                production_profile: a
+                    .common
+                    .production
+                    .as_ref()
+                    .map(abs)
+                    .transpose()?
+                    .unwrap_or_default(),
                 template_dir: abs(&a.common.template)?,
                 data: abs(&spec.data)?,
                 out: abs(&spec.out)?,
@@ -454,7 +461,15 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
             "the template folder changed while it was read: run the command again once it is stable"
         );
     }
+    let profile = match a.common.load_profile() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(exit::TEMPLATE);
+        }
+    };
     let mut spec = a.common.run_spec(a.common.run_date(), "dispatcher run");
+    renderer::args::with_production(&mut spec, profile);
     spec.max_attempts = a.nodes.max_attempts;
     spec.unavailable = Duration::from_secs(a.nodes.unavailable_seconds.max(1));
     let nodes = a.nodes.nodes(a.common.threads)?;

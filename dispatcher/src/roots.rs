@@ -58,6 +58,17 @@ impl Roots {
         Ok(p)
     }
 
+    /// A production profile (a file kept beside templates) inside a template root.
+    pub fn profile(&self, path: &str) -> Result<PathBuf, ServiceError> {
+        let p = existing(&self.templates, path, "template")?;
+        if !p.is_file() {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{path} is not a production profile file"
+            )));
+        }
+        Ok(p)
+    }
+
     /// Checks a folder the server found by itself (a template's fragment library) is
     /// inside a template root.
     pub fn template_library(&self, dir: &Path) -> Result<(), ServiceError> {

@@ -184,7 +184,20 @@ impl Dispatcher for Service {
         let data = roots.data(&r.data)?;
         let out = roots.out(&r.out)?;
         let (template, bundle) = self.template(&template_dir).await?;
-        let spec = RunSpec {
+        let profile = if r.production_profile.is_empty() {
+            None
+        } else {
+            let path = roots.profile(&r.production_profile)?;
+            let text = renderer::args::read_bounded(&path, renderer::args::MAX_PROFILE_BYTES)
+                .map_err(|e| {
+                    ServiceError::InvalidArgument(format!("{}: {e}", r.production_profile))
+                })?;
+            Some(
+                pressrun_engine::production::Profile::parse(&r.production_profile, &text)
+                    .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?,
+            )
+        };
+        let mut spec = RunSpec {
             data,
             format: None,
             out,
@@ -205,7 +218,10 @@ impl Dispatcher for Service {
                 r.max_record_bytes as usize
             },
             unavailable: self.config.unavailable,
+            production: None,
+            assemble_threads: 0,
         };
+        renderer::args::with_production(&mut spec, profile);
         let (t, s) = (template.clone(), spec.clone());
         let claimed = tokio::task::spawn_blocking(move || prepare(&t, &s)?.claim(&s))
             .await

@@ -7,7 +7,9 @@
 use sha2::{Digest, Sha256};
 
 /// Index of an image in an [`ImageStore`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ImageId(pub u32);
 
 /// An image that could not be read.
@@ -283,6 +285,14 @@ impl ImageStore {
     /// Returns an image.
     pub fn get(&self, id: ImageId) -> &ImageAsset {
         &self.images[id.0 as usize]
+    }
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
     }
 }
 

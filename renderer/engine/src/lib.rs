@@ -11,6 +11,7 @@
 //! 5. [`pdf`]: pages → print files and per-document PDFs;
 //! 6. [`run`]: streams records through all of the above on every core.
 
+pub mod assemble;
 pub mod barcode;
 pub mod bundle;
 pub mod diag;
@@ -20,6 +21,8 @@ pub mod image;
 pub mod input;
 pub mod layout;
 pub mod pdf;
+/// Production profile and assembly planner: documents → print jobs → mail pieces → sheets.
+pub mod production;
 pub mod run;
 pub mod source;
 pub mod style;

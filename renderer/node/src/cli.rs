@@ -20,7 +20,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The run completed, but some records were rejected (see exceptions.jsonl).
     pub const REJECTED: u8 = 3;
-    /// The template does not compile.
+    /// The template (or the production profile) does not compile.
     pub const TEMPLATE: u8 = 4;
     /// The input holds no records: nothing was produced.
     pub const EMPTY_INPUT: u8 = 5;
@@ -32,14 +32,22 @@ pub mod exit {
 /// The long help's paragraph on exit codes, shared by both binaries.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 all records rendered; 1 run failed or stopped \
 (run the same command again to resume); 2 bad command line; 3 completed with rejected records \
-(see exceptions.jsonl); 4 template does not compile; 5 the input holds no records; 6 output folder \
+(see exceptions.jsonl, and jobs/unassembled.jsonl in print production); 4 template or production profile does not compile; 5 the input holds no records; 6 output folder \
 refused (in use by another run, or holding another or a finished run: see --replace).";
 
 /// The exit code of a run that returned.
 pub fn exit_code(report: &RunReport) -> u8 {
     match report.status {
         RunStatus::Succeeded if report.summary.records == 0 => exit::EMPTY_INPUT,
-        RunStatus::Succeeded if report.summary.rejected > 0 => exit::REJECTED,
+        RunStatus::Succeeded
+            if report.summary.rejected > 0
+                || report
+                    .production
+                    .as_ref()
+                    .is_some_and(|p| p.unassembled > 0) =>
+        {
+            exit::REJECTED
+        }
         RunStatus::Succeeded => exit::OK,
         _ => exit::FAILED,
     }
@@ -57,6 +65,22 @@ pub fn error_code(e: &RunError) -> u8 {
 /// why it is not a success on standard error.
 pub fn print_report(report: &RunReport) {
     println!("{}", report.line());
+    if let Some(p) = &report.production {
+        println!(
+            "print production · jobs {} · pieces {} · sheets {} · impressions {} · routed {} · duplicates {} (suppressed {}) · not assembled {}",
+            p.jobs,
+            p.pieces,
+            p.sheets,
+            p.impressions,
+            p.routed,
+            p.duplicates,
+            p.suppressed,
+            p.unassembled
+        );
+        for d in &p.repaired {
+            eprintln!("repaired: {d}");
+        }
+    }
     for d in &report.repaired {
         eprintln!("repaired: {d}");
     }

@@ -213,9 +213,17 @@ fn render(args: RunArgs) -> anyhow::Result<u8> {
     let Some(template) = args.compile_template() else {
         return Ok(exit::TEMPLATE);
     };
+    let profile = match args.load_profile() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(exit::TEMPLATE);
+        }
+    };
     let template = Arc::new(template);
     let run_date = args.run_date();
-    let spec = args.run_spec(run_date.clone(), "renderer render");
+    let mut spec = args.run_spec(run_date.clone(), "renderer render");
+    renderer::args::with_production(&mut spec, profile);
     tracing::info!(template = %template.id, version = %template.version, run_date = %run_date, "run starts");
     let backends: Vec<Arc<dyn Backend>> =
         vec![Arc::new(LocalBackend::new(template.clone(), args.threads))];

@@ -39,6 +39,7 @@ impl ToWire for &shard::OutputParams {
             compression: p.compression as u32,
             max_pages: p.limits.max_pages,
             max_compose_millis: p.limits.max_compose_time.as_millis().min(u64::MAX as u128) as u64,
+            spool: p.spool,
         }
     }
 }
@@ -54,6 +55,7 @@ impl FromWire<&v1::OutputParams> for shard::OutputParams {
             per_document: p.per_document,
             tagged_print: p.tagged_print,
             compression: p.compression.clamp(1, 9) as u8,
+            spool: p.spool,
             limits: {
                 let d = pressrun_engine::run::compose::Limits::default();
                 pressrun_engine::run::compose::Limits {
@@ -142,6 +144,7 @@ impl ToWire for DocumentEntry {
             sha256: d.sha256,
             template_sha256: d.template_sha256,
             pdf: d.pdf,
+            spool: d.spool,
         }
     }
 }
@@ -158,6 +161,7 @@ impl FromWire<v1::DocumentEntry> for DocumentEntry {
             sha256: d.sha256,
             template_sha256: d.template_sha256,
             pdf: d.pdf,
+            spool: d.spool,
         }
     }
 }
@@ -531,6 +535,7 @@ mod tests {
                 sha256: "00".into(),
                 template_sha256: "11".into(),
                 pdf: None,
+                spool: Some("spool/00003.spool".into()),
             }],
             exceptions: vec![ExceptionEntry {
                 record: 2002,

@@ -100,7 +100,9 @@ pub struct PosGlyph {
 }
 
 /// Index of a node in a [`StructTree`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct StructId(pub u32);
 
 /// Logical structure of a document (for tagged PDF). Node 0 is the `Document` root.

@@ -13,6 +13,7 @@
 
 mod content;
 mod fonts;
+pub mod spool;
 mod subset;
 mod tags;
 mod writer;
@@ -26,6 +27,7 @@ use crate::image::{ImageId, ImageStore};
 use crate::layout::frame::{LaidOutDocument, StructId, StructTree, TextRun};
 use crate::text::font::{Font, FontBook, FontId};
 
+pub(crate) use content::push_num;
 pub use subset::{SubsetError, subset_truetype};
 pub use writer::PdfFileWriter;
 
@@ -57,7 +59,7 @@ pub struct PdfEnv {
 }
 
 /// One page of an [`EncodedDocument`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EncodedPage {
     /// Page width in points.
     pub width: f32,
@@ -75,7 +77,7 @@ pub struct EncodedPage {
 }
 
 /// The glyphs a document uses from one font, with the text each one stands for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FontUsage {
     /// The font.
     pub font: FontId,
@@ -97,6 +99,14 @@ impl FontUsage {
     pub fn len(&self) -> usize {
         self.glyphs.len()
     }
+    /// Whether every glyph's text range lies in the text on character boundaries (always
+    /// true for a usage built here; checked for one read from a spool).
+    pub fn ranges_valid(&self) -> bool {
+        self.glyphs
+            .iter()
+            .all(|&(_, s, e)| s <= e && self.text.get(s as usize..e as usize).is_some())
+    }
+
     /// Whether no glyph is used.
     pub fn is_empty(&self) -> bool {
         self.glyphs.is_empty()
@@ -104,7 +114,7 @@ impl FontUsage {
 }
 
 /// One document's pages encoded on a worker thread, ready to be appended to a PDF file.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EncodedDocument {
     /// SHA-256 over the document's uncompressed content, page sizes and the hashes of the
     /// fonts and images it uses: independent of the print file it lands in.
@@ -117,7 +127,9 @@ pub struct EncodedDocument {
     pub fonts: Vec<FontUsage>,
     /// Images used anywhere in the document, ascending.
     pub images: Vec<ImageId>,
-    /// The structure tree, kept when encoded with [`PdfOptions::tagged`].
+    /// The structure tree, kept when encoded with [`PdfOptions::tagged`] (not spooled:
+    /// spooled documents are untagged).
+    #[serde(skip)]
     pub structure: Option<StructTree>,
     /// The document's title (from its metadata).
     pub title: String,

@@ -48,6 +48,7 @@ pub struct PdfFileWriter {
     /// Hash over everything appended, for the file identifier.
     hasher: Sha256,
     name_buf: Vec<u8>,
+    deflater: super::Deflater,
 }
 
 impl PdfFileWriter {
@@ -78,6 +79,7 @@ impl PdfFileWriter {
             next_key: 0,
             hasher: Sha256::new(),
             name_buf: Vec::with_capacity(16),
+            deflater: super::Deflater::default(),
         }
     }
 
@@ -104,9 +106,16 @@ impl PdfFileWriter {
     /// Appends a document; returns the 1-based number of its first page in this file.
     pub fn add_document(&mut self, doc: &EncodedDocument) -> u32 {
         let first = self.pages.len() as u32 + 1;
+        self.register(doc);
+        self.add_pages(doc);
+        first
+    }
+
+    /// Makes a document's fonts (with its glyphs) and images part of the file, once per
+    /// document appended; [`Self::add_page`] may then append its pages one by one.
+    pub fn register(&mut self, doc: &EncodedDocument) {
         self.hasher.update(b"doc");
         self.hasher.update(doc.content_hash);
-
         for usage in &doc.fonts {
             if !self.fonts.contains_key(&usage.font) {
                 let type0 = self.alloc();
@@ -132,7 +141,87 @@ impl PdfFileWriter {
                 self.images.insert(img, r);
             }
         }
+    }
 
+    /// Appends page `index` (0-based) of a registered document with an overlay content
+    /// stream drawn over it (production marks: uncompressed operators, deflated here),
+    /// untagged. Returns the page's 1-based number in the file.
+    pub fn add_page(&mut self, doc: &EncodedDocument, index: usize, overlay: Option<&[u8]>) -> u32 {
+        let page = &doc.pages[index];
+        let parent = self.next_page_parent();
+        let page_ref = self.alloc();
+        let content_ref = self.alloc();
+        self.pages.push(page_ref);
+        self.pdf
+            .stream(content_ref, &page.content)
+            .filter(Filter::FlateDecode);
+        let overlay_ref = overlay.map(|ops| self.overlay_stream(ops));
+        let mut p = self.pdf.page(page_ref);
+        p.parent(parent)
+            .media_box(Rect::new(0.0, 0.0, page.width, page.height));
+        match overlay_ref {
+            Some(o) => p.contents_array([content_ref, o]),
+            None => p.contents(content_ref),
+        };
+        let mut res = p.resources();
+        if !page.fonts.is_empty() {
+            let mut fonts = res.fonts();
+            for f in &page.fonts {
+                self.name_buf.clear();
+                self.name_buf.push(b'F');
+                super::content::push_uint(&mut self.name_buf, u64::from(f.0));
+                fonts.pair(Name(&self.name_buf), self.fonts[f].type0);
+            }
+        }
+        if !page.images.is_empty() {
+            let mut xobjects = res.x_objects();
+            for i in &page.images {
+                self.name_buf.clear();
+                self.name_buf.extend_from_slice(b"Im");
+                super::content::push_uint(&mut self.name_buf, u64::from(i.0));
+                xobjects.pair(Name(&self.name_buf), self.images[i]);
+            }
+        }
+        res.finish();
+        p.finish();
+        self.pages.len() as u32
+    }
+
+    /// Appends a blank page with an optional overlay (the back of a sheet).
+    pub fn add_blank_page_with(&mut self, width: f32, height: f32, overlay: Option<&[u8]>) -> u32 {
+        match overlay {
+            None => self.add_blank_page(width, height),
+            Some(ops) => {
+                self.hasher.update(b"blank");
+                self.hasher.update(width.to_bits().to_le_bytes());
+                self.hasher.update(height.to_bits().to_le_bytes());
+                let parent = self.next_page_parent();
+                let page_ref = self.alloc();
+                self.pages.push(page_ref);
+                let o = self.overlay_stream(ops);
+                let mut p = self.pdf.page(page_ref);
+                p.parent(parent)
+                    .media_box(Rect::new(0.0, 0.0, width, height))
+                    .contents(o);
+                p.resources();
+            }
+        }
+        self.pages.len() as u32
+    }
+
+    fn overlay_stream(&mut self, ops: &[u8]) -> Ref {
+        self.hasher.update(b"overlay");
+        self.hasher.update(ops);
+        let r = self.alloc();
+        let mut packed = Vec::with_capacity(ops.len() / 3 + 64);
+        self.deflater
+            .compress(ops, self.opts.compression, &mut packed);
+        self.pdf.stream(r, &packed).filter(Filter::FlateDecode);
+        r
+    }
+
+    /// Appends all pages of a registered document, tagged when the file is.
+    fn add_pages(&mut self, doc: &EncodedDocument) {
         let tagged = self.opts.tagged && doc.structure.is_some();
         let mut tagged_pages = Vec::new();
         for page in &doc.pages {
@@ -199,7 +288,6 @@ impl PdfFileWriter {
                 pages: tagged_pages,
             });
         }
-        first
     }
 
     /// Appends a blank page (the empty back of a sheet in duplex).

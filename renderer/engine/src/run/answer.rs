@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::backend::ShardWork;
-use super::output::{file_stem, print_file_name};
+use super::output::{file_stem, print_file_name, spool_file_name};
 use super::shard::ShardOutput;
 
 /// Checks `out` answers `work`; the error says what is wrong.
@@ -96,6 +96,9 @@ pub fn check(work: &ShardWork, out: &ShardOutput) -> Result<(), String> {
         }
     }
     expected.extend(parts);
+    if out.documents.iter().any(|d| d.spool.is_some()) {
+        expected.insert(spool_file_name(work.shard));
+    }
     let mut names = BTreeSet::new();
     for f in &out.files {
         if !expected.contains(&f.name) {
@@ -123,7 +126,16 @@ pub fn check(work: &ShardWork, out: &ShardOutput) -> Result<(), String> {
         if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("record {} has no valid content hash", d.record));
         }
-        for f in [&d.print_file, &d.pdf].into_iter().flatten() {
+        if d.spool
+            .as_ref()
+            .is_some_and(|s| *s != spool_file_name(work.shard))
+        {
+            return Err(format!(
+                "record {} is spooled in a file of another shard",
+                d.record
+            ));
+        }
+        for f in [&d.print_file, &d.pdf, &d.spool].into_iter().flatten() {
             if !names.contains(f.as_str()) {
                 return Err(format!(
                     "record {} refers to {f}, which was not sent",
@@ -131,7 +143,9 @@ pub fn check(work: &ShardWork, out: &ShardOutput) -> Result<(), String> {
                 ));
             }
         }
-        if d.print_file.is_some() != work.params.print_files
+        let spooled = work.params.spool && work.params.print_files;
+        if d.print_file.is_some() != (work.params.print_files && !spooled)
+            || d.spool.is_some() != spooled
             || d.pdf.is_some() != work.params.per_document
         {
             return Err(format!("record {} has the wrong kinds of output", d.record));
@@ -200,6 +214,7 @@ mod tests {
             sha256: "cd".repeat(32),
             template_sha256: "ab".repeat(32),
             pdf: None,
+            spool: None,
         }
     }
 

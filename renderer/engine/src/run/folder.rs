@@ -42,6 +42,9 @@ pub struct RunIdentity {
     pub params: OutputParams,
     /// The engine build that renders it: a resume on another build would mix outputs.
     pub engine: String,
+    /// SHA-256 of the production profile the run assembles print jobs with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_sha256: Option<String>,
 }
 
 impl RunIdentity {
@@ -290,6 +293,13 @@ fn is_run_output(name: &str) -> bool {
         || name.ends_with(".part")
 }
 
+/// The folders a run writes into, and the endings of the files it writes there.
+const SUBFOLDERS: [(&str, &[&str]); 3] = [
+    ("documents", &[".pdf"]),
+    ("spool", &[".spool"]),
+    ("jobs", &[".pdf", ".jsonl", ".json"]),
+];
+
 /// Removes every output of an earlier run from the folder (and only those: files the
 /// run did not write stay, and are reported).
 fn clear(dir: &Path) -> std::io::Result<()> {
@@ -301,18 +311,22 @@ fn clear(dir: &Path) -> std::io::Result<()> {
         if name == LOCK {
             continue;
         }
-        if name == "documents" && kind.is_dir() {
+        if let Some(&(_, exts)) = SUBFOLDERS.iter().find(|(n, _)| *n == name)
+            && kind.is_dir()
+        {
             for d in fs::read_dir(e.path())? {
                 let d = d?;
                 let n = d.file_name().to_string_lossy().into_owned();
-                if d.file_type()?.is_file() && (n.ends_with(".pdf") || n.ends_with(".part")) {
+                if d.file_type()?.is_file()
+                    && (exts.iter().any(|x| n.ends_with(x)) || n.ends_with(".part"))
+                {
                     fs::remove_file(d.path())?;
                 } else {
-                    kept.push(format!("documents/{n}"));
+                    kept.push(format!("{name}/{n}"));
                 }
             }
             if fs::remove_dir(e.path()).is_err() {
-                kept.push("documents/".into());
+                kept.push(format!("{name}/"));
             }
         } else if kind.is_file() && is_run_output(&name) {
             fs::remove_file(e.path())?;
@@ -329,7 +343,8 @@ fn clear(dir: &Path) -> std::io::Result<()> {
 
 /// Removes temporary files (`*.part`) an interrupted commit may have left.
 pub fn remove_partials(dir: &Path) -> std::io::Result<()> {
-    for sub in [dir.to_path_buf(), dir.join("documents")] {
+    let subs = SUBFOLDERS.iter().map(|(n, _)| dir.join(n));
+    for sub in std::iter::once(dir.to_path_buf()).chain(subs) {
         let Ok(entries) = fs::read_dir(&sub) else {
             continue;
         };
@@ -349,6 +364,7 @@ mod tests {
 
     fn identity(dir: &Path, input: &str) -> RunIdentity {
         RunIdentity {
+            production_sha256: None,
             out: canonical_out(dir).unwrap().display().to_string(),
             input_sha256: Some(input.into()),
             input_bytes: Some(1),

@@ -79,6 +79,11 @@ pub struct RunSpec {
     pub max_record_bytes: usize,
     /// The run fails (resumably) when no backend has been healthy for this long.
     pub unavailable: Duration,
+    /// Print production: assemble print jobs with this profile once every shard is
+    /// committed (the shards then spool their documents: `output.spool`).
+    pub production: Option<Arc<crate::production::Profile>>,
+    /// Print jobs written at once during assembly (0 = one per core).
+    pub assemble_threads: usize,
 }
 
 impl Default for RunSpec {
@@ -96,6 +101,8 @@ impl Default for RunSpec {
             runner: "pressrun-engine".into(),
             max_record_bytes: crate::input::MAX_RECORD_BYTES,
             unavailable: Duration::from_secs(600),
+            production: None,
+            assemble_threads: 0,
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct RunReport {
     pub repaired: Vec<String>,
     pub input_sha256: String,
     pub elapsed: Duration,
+    /// What assembly did (print production runs).
+    pub production: Option<crate::assemble::AssembleReport>,
 }
 
 impl RunReport {
@@ -193,6 +202,8 @@ pub enum RunError {
     InputChanged { path: String },
     #[error("a worker thread failed: {0}")]
     Worker(String),
+    #[error("print production: {0}")]
+    Assemble(#[from] crate::assemble::AssembleError),
 }
 
 /// Progress of a run, reported after every committed shard.
@@ -372,6 +383,16 @@ pub fn prepare(template: &Template, spec: &RunSpec) -> Result<Prepared, RunError
         return Err(RunError::NothingToWrite);
     }
     spec.output.validate().map_err(RunError::Params)?;
+    if spec.production.is_some() != spec.output.spool {
+        return Err(RunError::Params(
+            "a production profile and spooled output go together".into(),
+        ));
+    }
+    if spec.production.is_some() && spec.data.as_os_str() == "-" {
+        return Err(RunError::Params(
+            "print production reads the input twice: give a file, not standard input".into(),
+        ));
+    }
     let stdin = spec.data.as_os_str() == "-";
     let format = spec
         .format
@@ -394,6 +415,10 @@ pub fn prepare(template: &Template, spec: &RunSpec) -> Result<Prepared, RunError
         max_record_bytes: spec.max_record_bytes as u64,
         params: spec.output.clone(),
         engine: ENGINE_BUILD.to_string(),
+        production_sha256: spec
+            .production
+            .as_ref()
+            .map(|p| hex::encode(p.content_hash())),
     };
     Ok(Prepared {
         identity,
@@ -558,10 +583,45 @@ pub fn run_claimed(
         }
         other => other,
     };
-    let status = if ended.is_err() {
-        RunStatus::Failed
-    } else {
-        status
+    // Print production: the jobs are assembled once every shard is committed.
+    let mut production = None;
+    let ended = match (ended, &spec.production) {
+        (Ok(schedule::Ended::Completed), Some(profile)) => {
+            let aspec = crate::assemble::AssembleSpec {
+                template: &template,
+                profile,
+                data: &spec.data,
+                format,
+                max_record_bytes: spec.max_record_bytes,
+                limit: spec.limit,
+                compression: spec.output.compression,
+                threads: if spec.assemble_threads == 0 {
+                    backend::threads_or_cores(0)
+                } else {
+                    spec.assemble_threads
+                },
+            };
+            let stop = || control.cancelled() || control.draining();
+            match crate::assemble::assemble(&dir, &aspec, &stop) {
+                Ok(r) => {
+                    production = Some(r);
+                    Ok(schedule::Ended::Completed)
+                }
+                // Stopped between jobs: the committed jobs stay, the same run resumes.
+                Err(crate::assemble::AssembleError::Cancelled) if control.cancelled() => {
+                    Ok(schedule::Ended::Cancelled)
+                }
+                Err(crate::assemble::AssembleError::Cancelled) => Ok(schedule::Ended::Stopped),
+                Err(e) => Err(e.into()),
+            }
+        }
+        (other, _) => other,
+    };
+    let status = match &ended {
+        Err(_) => RunStatus::Failed,
+        Ok(schedule::Ended::Cancelled) => RunStatus::Cancelled,
+        Ok(schedule::Ended::Stopped) => RunStatus::Stopped,
+        Ok(_) => status,
     };
     let report = RunReport {
         run_id: owned.run_id().to_string(),
@@ -572,6 +632,7 @@ pub fn run_claimed(
         repaired: verified.damage.clone(),
         input_sha256: input.map(|i| i.0).unwrap_or(read_sha256),
         elapsed: started.elapsed(),
+        production,
     };
     let error = ended.as_ref().err().map(|e| e.to_string());
     write_summary(&dir, &template, spec, &report, backends, error.as_deref()).map_err(io)?;
@@ -612,6 +673,12 @@ fn write_summary(
         "summary": report.summary,
         "resumed_shards": report.resumed_shards,
         "repaired": report.repaired,
+        "production": report.production.as_ref().map(|p| serde_json::json!({
+            "profile": spec.production.as_ref().map(|x| serde_json::json!({
+                "id": x.id, "version": x.version, "sha256": hex::encode(x.content_hash()),
+            })),
+            "assembly": p,
+        })),
         "elapsed_seconds": report.elapsed.as_secs_f64(),
     });
     output::write_durably(

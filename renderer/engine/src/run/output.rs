@@ -12,6 +12,11 @@ use sha2::{Digest, Sha256};
 
 use super::shard::OutputFile;
 
+/// The spool file of shard `batch` (0-based), for print production.
+pub fn spool_file_name(batch: u64) -> String {
+    format!("spool/{:05}.spool", batch.saturating_add(1))
+}
+
 /// Print-file name of `part` (0-based) of batch `batch` (0-based).
 pub fn print_file_name(batch: u64, part: u32) -> String {
     if part == 0 {

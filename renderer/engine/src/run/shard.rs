@@ -38,6 +38,10 @@ pub struct OutputParams {
     /// Per-record limits (pages, composition time): a record over them is rejected.
     #[serde(default)]
     pub limits: super::compose::Limits,
+    /// Print production: the print documents go into the shard's spool file
+    /// ([`crate::pdf::spool`]) for assembly into print jobs, instead of into print files.
+    #[serde(default)]
+    pub spool: bool,
 }
 
 impl OutputParams {
@@ -58,6 +62,12 @@ impl OutputParams {
         if self.batch_sheets == Some(0) || self.batch_documents == Some(0) {
             return Err("batch sizes must be at least 1".into());
         }
+        if self.spool && (!self.print_files || self.tagged_print) {
+            return Err(
+                "print production needs print files, and tagged print jobs are not supported yet"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -74,6 +84,7 @@ impl Default for OutputParams {
             tagged_print: false,
             compression: 1,
             limits: super::compose::Limits::default(),
+            spool: false,
         }
     }
 }
@@ -97,6 +108,9 @@ pub struct DocumentEntry {
     /// Per-document PDF, relative to the output folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdf: Option<String>,
+    /// The spool file holding the encoded document, for print production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<String>,
 }
 
 /// One line of `exceptions.jsonl`: a record that did not become a document.
@@ -194,6 +208,8 @@ pub fn render_shard_until(
     let capacity = worker.print_bytes_per_document * records.len() * 11 / 10;
     let mut print = PrintFile::new(shard, env.clone(), print_opts, template, capacity);
     let template_sha256 = hex::encode(template.content_hash);
+    let spool_name = super::output::spool_file_name(shard);
+    let mut spool = Vec::new();
     for raw in records {
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Cancelled);
@@ -227,8 +243,12 @@ pub fn render_shard_until(
                     sha256: hex::encode(doc.content_hash),
                     template_sha256: template_sha256.clone(),
                     pdf: None,
+                    spool: None,
                 };
-                if let Some(enc) = &doc.print {
+                if let (true, Some(enc)) = (params.spool, &doc.print) {
+                    crate::pdf::spool::push_document(&mut spool, raw.number, enc);
+                    entry.spool = Some(spool_name.clone());
+                } else if let Some(enc) = &doc.print {
                     let full = params.batch_sheets.is_some_and(|m| print.sheets >= m)
                         || params
                             .batch_documents
@@ -277,6 +297,12 @@ pub fn render_shard_until(
         }
     }
     print.finish_into(&mut out.files, worker);
+    if !spool.is_empty() {
+        out.files.push(OutputFile {
+            name: spool_name,
+            bytes: spool,
+        });
+    }
     Ok(out)
 }
 

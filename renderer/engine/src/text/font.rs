@@ -10,7 +10,9 @@ use std::sync::{Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 /// Index of a font in a [`FontBook`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct FontId(pub u16);
 
 /// A font problem (unreadable file, unsupported format).

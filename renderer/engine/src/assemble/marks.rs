@@ -1,0 +1,130 @@
+//! Production marks: the overlay drawn over a sheet side at assembly, outside every
+//! document's content (and so outside its content hash). Each overlay is one marked-content
+//! `/Artifact` sequence in its own graphics state: a white clear zone, the PIL/1 Data Matrix
+//! code, and the OMR ladder when the profile asks for one.
+
+use crate::barcode::{self, BarcodeError};
+use crate::doc::BarcodeKind;
+use crate::pdf::push_num;
+use crate::production::{DataMatrixMark, OmrMark};
+
+/// What identifies one sheet for the inserter.
+#[derive(Clone, Copy, Debug)]
+pub struct SheetId<'a> {
+    pub job: &'a str,
+    pub piece: u32,
+    /// 1-based sheet of the piece.
+    pub k: u32,
+    /// Sheets of the piece.
+    pub n: u32,
+    pub feeders: u8,
+}
+
+impl SheetId<'_> {
+    /// The PIL/1 text the Data Matrix code carries: `PR1|<job>|<piece>|<k>/<n>|<feeders-hex>`.
+    pub fn pil_text(&self) -> String {
+        format!(
+            "PR1|{}|{:06}|{}/{}|{:02X}",
+            self.job, self.piece, self.k, self.n, self.feeders
+        )
+    }
+}
+
+fn rect(out: &mut Vec<u8>, x: f32, y: f32, w: f32, h: f32) {
+    push_num(out, x);
+    out.push(b' ');
+    push_num(out, y);
+    out.push(b' ');
+    push_num(out, w);
+    out.push(b' ');
+    push_num(out, h);
+    out.extend_from_slice(b" re\n");
+}
+
+/// Writes the overlay of one sheet side into `out` (cleared first).
+pub fn overlay(
+    dm: &DataMatrixMark,
+    omr: Option<&OmrMark>,
+    id: &SheetId<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), BarcodeError> {
+    out.clear();
+    out.extend_from_slice(b"/Artifact BMC\nq\n");
+    let code = barcode::encode(BarcodeKind::DataMatrix, &id.pil_text())?;
+    let module = dm.size / code.width.max(1) as f32;
+    let cz = dm.clear_zone;
+    out.extend_from_slice(b"1 g\n");
+    rect(
+        out,
+        dm.x - cz,
+        dm.y - cz,
+        dm.size + 2.0 * cz,
+        module * code.height as f32 + 2.0 * cz,
+    );
+    out.extend_from_slice(b"f\n0 g\n");
+    let top = dm.y + module * code.height as f32;
+    for row in 0..code.height {
+        // Runs of dark modules in a row become one rectangle.
+        let mut col = 0;
+        while col < code.width {
+            if !code.get(col, row) {
+                col += 1;
+                continue;
+            }
+            let start = col;
+            while col < code.width && code.get(col, row) {
+                col += 1;
+            }
+            rect(
+                out,
+                dm.x + start as f32 * module,
+                top - (row + 1) as f32 * module,
+                (col - start) as f32 * module,
+                module,
+            );
+        }
+    }
+    out.extend_from_slice(b"f\n");
+    if let Some(omr) = omr {
+        let bits = omr.bits(id.k, id.n, id.feeders);
+        let mut any = false;
+        for (i, on) in bits.iter().enumerate() {
+            if *on {
+                rect(
+                    out,
+                    omr.x,
+                    omr.y - i as f32 * omr.pitch - omr.thickness / 2.0,
+                    omr.length,
+                    omr.thickness,
+                );
+                any = true;
+            }
+        }
+        if any {
+            out.extend_from_slice(b"f\n");
+        }
+    }
+    out.extend_from_slice(b"Q\nEMC\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(k: u32, n: u32, feeders: u8) -> SheetId<'static> {
+        SheetId {
+            job: "J000042",
+            piece: 7,
+            k,
+            n,
+            feeders,
+        }
+    }
+
+    #[test]
+    fn pil_text_follows_the_protocol() {
+        assert_eq!(id(2, 3, 1).pil_text(), "PR1|J000042|000007|2/3|01");
+        assert_eq!(id(1, 1, 0xA0).pil_text(), "PR1|J000042|000007|1/1|A0");
+    }
+}

@@ -1,0 +1,754 @@
+//! Assembly: a run's rendered documents become print jobs of mail pieces.
+//!
+//! It runs after every shard is committed, on the run's own output folder:
+//! 1. the index (`documents.jsonl`) and the input are read again, and the production
+//!    profile gives each document its [`Facts`] (sort keys, household, feeders, channel);
+//! 2. [`crate::production::plan`] decides jobs → pieces → sheets, deterministically;
+//! 3. each job not yet committed is written from the shards' spool files
+//!    ([`crate::pdf::spool`]) with the production marks as an overlay ([`marks`]), beside
+//!    its manifest ([`manifest`]); both are fsynced, then the job is journaled in
+//!    `jobs/commits.jsonl` — so a crash mid-assembly resumes after the committed jobs.
+//!
+//! Nothing here depends on how the run was cut into shards: a job's bytes are a function
+//! of the documents, the profile and the plan only.
+
+pub mod manifest;
+pub mod marks;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::doc::DocMeta;
+use crate::input::{InputError, InputFormat, RecordReader};
+use crate::pdf::spool::{self, Frame, SpoolError};
+use crate::pdf::{EncodedDocument, PdfEnv, PdfFileWriter, PdfOptions};
+use crate::production::{DocFacts, JobPlan, Plan, Profile};
+use crate::run::output::{FileDigest, LocalDir, OutputStore, sync_dir, write_durably};
+use crate::run::shard::{DocumentEntry, OutputFile};
+use crate::template::Template;
+use manifest::{
+    GroupCount, JobSummary, ManifestDocument, ManifestLine, ManifestPiece, ManifestSheet, Part,
+    job_file_name, manifest_name,
+};
+use marks::SheetId;
+
+/// The jobs journal, inside the output folder.
+pub const JOURNAL: &str = "jobs/commits.jsonl";
+
+/// What assembly reads besides the output folder.
+pub struct AssembleSpec<'a> {
+    pub template: &'a Template,
+    pub profile: &'a Profile,
+    /// The run's input, read again for the facts the profile needs.
+    pub data: &'a Path,
+    pub format: InputFormat,
+    pub max_record_bytes: usize,
+    pub limit: Option<u64>,
+    /// Deflate level of the mark overlays.
+    pub compression: u8,
+    /// Jobs written at once (each on its own thread).
+    pub threads: usize,
+}
+
+/// What assembly did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssembleReport {
+    pub jobs: u64,
+    pub pieces: u64,
+    pub sheets: u64,
+    pub impressions: u64,
+    /// Documents routed to another channel (listed in `jobs/routed.jsonl`).
+    pub routed: u64,
+    /// Duplicates found, and how many of them were not produced.
+    pub duplicates: u64,
+    pub suppressed: u64,
+    /// Documents that could not be placed (listed in `jobs/unassembled.jsonl`).
+    pub unassembled: u64,
+    /// Jobs committed by an earlier attempt and kept.
+    pub resumed_jobs: u64,
+    /// Committed jobs found damaged and written again.
+    pub repaired: Vec<String>,
+}
+
+/// Assembly that cannot go on (its committed jobs stay; the same run resumes).
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error("assembly cannot use {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("spool {file}: {source}")]
+    Spool { file: String, source: SpoolError },
+    #[error("the run's output does not add up: {0}")]
+    Mismatch(String),
+    #[error("a production mark cannot be encoded: {0}")]
+    Marks(String),
+    #[error("assembly was cancelled")]
+    Cancelled,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
+    move |source| AssembleError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// One committed job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct JobCommit {
+    job: String,
+    files: Vec<FileDigest>,
+    pieces: u64,
+    sheets: u64,
+    impressions: u64,
+}
+
+/// A document as assembly knows it.
+struct Doc {
+    entry: DocumentEntry,
+    /// Index of its spool file in [`Spools::names`], and its frame there.
+    spool: usize,
+    frame: Frame,
+}
+
+/// A document that could not be placed in a piece.
+#[derive(Clone, Debug, Serialize)]
+struct Unassembled<'a> {
+    record: u64,
+    document_id: &'a str,
+    field: String,
+    reason: String,
+}
+
+/// Assembles the print jobs of the run in `dir`.
+pub fn assemble(
+    dir: &Path,
+    spec: &AssembleSpec<'_>,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<AssembleReport, AssembleError> {
+    let (docs, spools) = read_documents(dir)?;
+    let (facts, unassembled) = read_facts(spec, &docs)?;
+    let plan = crate::production::plan(
+        spec.profile,
+        &facts.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
+    );
+    // Planner indices are into `facts`; map them back to `docs`.
+    let doc_of: Vec<usize> = facts.iter().map(|(i, _)| *i).collect();
+    let jobs_dir = dir.join("jobs");
+    if !jobs_dir.is_dir() {
+        fs::create_dir_all(&jobs_dir).map_err(io(&jobs_dir))?;
+        sync_dir(dir).map_err(io(dir))?;
+    }
+    let store = LocalDir(dir.to_path_buf());
+    let (committed, repaired) = read_journal(dir, &store)?;
+    let mut report = AssembleReport {
+        resumed_jobs: committed.len() as u64,
+        repaired,
+        ..AssembleReport::default()
+    };
+    let pending: Vec<&JobPlan> = plan
+        .jobs
+        .iter()
+        .filter(|j| !committed.contains_key(&j.id))
+        .collect();
+    let journal = Mutex::new(
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .map_err(io(&dir.join(JOURNAL)))?,
+    );
+    let env = PdfEnv {
+        fonts: spec.template.fonts.clone(),
+        images: spec.template.images.clone(),
+    };
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<AssembleError>> = Mutex::new(None);
+    let threads = spec.threads.clamp(1, pending.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut reader = SpoolReader::new(dir, &spools.names, &env);
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let failing = failed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                    if i >= pending.len() || failing {
+                        return;
+                    }
+                    if stop() {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(AssembleError::Cancelled);
+                        return;
+                    }
+                    let job = pending[i];
+                    let result = write_job(spec, &env, job, &docs, &doc_of, &mut reader).and_then(
+                        |(files, commit)| {
+                            store.put_all(&files).map_err(io(dir))?;
+                            let mut line = serde_json::to_vec(&commit).expect("serialisable");
+                            line.push(b'\n');
+                            let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
+                            j.write_all(&line).map_err(io(dir))?;
+                            j.sync_data().map_err(io(dir))?;
+                            Ok(())
+                        },
+                    );
+                    if let Err(e) = result {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    for job in &plan.jobs {
+        report.jobs += 1;
+        report.pieces += job.pieces.len() as u64;
+        for p in &job.pieces {
+            report.sheets += p.sheets.len() as u64;
+        }
+        report.impressions += job
+            .pieces
+            .iter()
+            .map(|p| p.sheets.len() as u64 * if spec.profile.duplex { 2 } else { 1 })
+            .sum::<u64>();
+    }
+    report.routed = plan.routed.len() as u64;
+    report.duplicates = plan.duplicates.len() as u64;
+    report.suppressed = plan.duplicates.iter().filter(|d| d.suppressed).count() as u64;
+    report.unassembled = (unassembled.len() + plan.rejected.len()) as u64;
+    write_lists(dir, spec, &plan, &docs, &doc_of, unassembled, &report)?;
+    Ok(report)
+}
+
+/// The spool files of a run, by name.
+struct Spools {
+    names: Vec<String>,
+}
+
+/// Reads the index and finds every document's frame in its spool file.
+fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Spools), AssembleError> {
+    let path = dir.join(crate::run::journal::DOCUMENTS);
+    let file = File::open(&path).map_err(io(&path))?;
+    let mut docs = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io(&path))?;
+        let entry: DocumentEntry = serde_json::from_str(&line)
+            .map_err(|e| AssembleError::Mismatch(format!("documents.jsonl line {}: {e}", i + 1)))?;
+        let Some(name) = entry.spool.clone() else {
+            return Err(AssembleError::Mismatch(format!(
+                "document of record {} was not spooled (the run was not rendered for print production)",
+                entry.record
+            )));
+        };
+        if names.last() != Some(&name) {
+            names.push(name);
+        }
+        docs.push(Doc {
+            entry,
+            spool: names.len() - 1,
+            frame: Frame {
+                record: 0,
+                offset: 0,
+                len: 0,
+            },
+        });
+    }
+    // Frames, in the order the documents of each spool were listed.
+    let mut at = 0;
+    for (s, name) in names.iter().enumerate() {
+        let path = dir.join(name);
+        let mut f = File::open(&path).map_err(io(&path))?;
+        let len = f.metadata().map_err(io(&path))?.len();
+        let frames = spool::frames_from(&mut f, len).map_err(|source| AssembleError::Spool {
+            file: name.clone(),
+            source,
+        })?;
+        for frame in frames {
+            let Some(d) = docs.get_mut(at).filter(|d| d.spool == s) else {
+                return Err(AssembleError::Mismatch(format!(
+                    "{name} holds more documents than the index lists"
+                )));
+            };
+            if d.entry.record != frame.record {
+                return Err(AssembleError::Mismatch(format!(
+                    "{name} holds record {} where the index lists record {}",
+                    frame.record, d.entry.record
+                )));
+            }
+            d.frame = frame;
+            at += 1;
+        }
+    }
+    if at != docs.len() {
+        return Err(AssembleError::Mismatch(format!(
+            "the spool files hold {at} documents, the index lists {}",
+            docs.len()
+        )));
+    }
+    Ok((docs, Spools { names }))
+}
+
+/// Reads the input again and gives each document its facts; documents whose facts cannot
+/// be had (a condition on a value of the wrong kind) are listed, not planned.
+#[allow(clippy::type_complexity)]
+fn read_facts<'d>(
+    spec: &AssembleSpec<'_>,
+    docs: &'d [Doc],
+) -> Result<(Vec<(usize, DocFacts)>, Vec<Unassembled<'d>>), AssembleError> {
+    let file = File::open(spec.data).map_err(|source| InputError::Open {
+        path: spec.data.display().to_string(),
+        source,
+    })?;
+    let reader = RecordReader::with_max_record(
+        Box::new(file),
+        spec.format,
+        &spec.data.display().to_string(),
+        spec.max_record_bytes.max(1),
+    )?;
+    let limit = spec.limit.unwrap_or(u64::MAX);
+    let mut out = Vec::with_capacity(docs.len());
+    let mut bad = Vec::new();
+    let mut next = 0;
+    for raw in reader {
+        let raw = raw?;
+        if raw.number > limit || next >= docs.len() {
+            break;
+        }
+        if raw.number != docs[next].entry.record {
+            continue;
+        }
+        let d = &docs[next];
+        let value = crate::run::compose::parse_record(spec.template, &raw).map_err(|r| {
+            AssembleError::Mismatch(format!(
+                "record {} rendered but does not parse again ({}): the input changed",
+                raw.number, r.reason
+            ))
+        })?;
+        match spec.profile.facts(&value) {
+            Ok(facts) => out.push((
+                next,
+                DocFacts {
+                    record: d.entry.record,
+                    document_id: d.entry.document_id.clone(),
+                    sha256: d.entry.sha256.clone(),
+                    pages: d.entry.pages,
+                    facts,
+                },
+            )),
+            Err(e) => bad.push(Unassembled {
+                record: d.entry.record,
+                document_id: &d.entry.document_id,
+                field: e.field.clone(),
+                reason: e.message.clone(),
+            }),
+        }
+        next += 1;
+    }
+    if next != docs.len() {
+        return Err(AssembleError::Mismatch(format!(
+            "the input holds {next} of the {} documented records: the input changed",
+            docs.len()
+        )));
+    }
+    Ok((out, bad))
+}
+
+/// Reads the jobs journal and keeps the jobs whose files are intact; a torn last line or a
+/// damaged file means that job is written again.
+fn read_journal(
+    dir: &Path,
+    store: &LocalDir,
+) -> Result<(BTreeMap<String, JobCommit>, Vec<String>), AssembleError> {
+    let path = dir.join(JOURNAL);
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(&path) {
+        f.read_to_string(&mut text).map_err(io(&path))?;
+    }
+    let mut kept = BTreeMap::new();
+    let mut damage = Vec::new();
+    let mut good = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break;
+        }
+        let Ok(c) = serde_json::from_str::<JobCommit>(line) else {
+            break;
+        };
+        good += line.len();
+        let mut intact = true;
+        for f in &c.files {
+            if store.digest(&f.name).map_err(io(dir))?.as_ref() != Some(f) {
+                damage.push(format!(
+                    "{} is damaged or missing; job {} is written again",
+                    f.name, c.job
+                ));
+                intact = false;
+            }
+        }
+        if intact {
+            kept.insert(c.job.clone(), c);
+        }
+    }
+    if good < text.len() {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        f.set_len(good as u64).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+    }
+    for d in &damage {
+        tracing::warn!("{d}");
+    }
+    Ok((kept, damage))
+}
+
+/// Reads spooled documents, one open file per spool, keeping the last document decoded.
+struct SpoolReader<'a> {
+    dir: &'a Path,
+    names: &'a [String],
+    files: BTreeMap<usize, File>,
+    fonts: usize,
+    images: usize,
+    last: Option<(usize, EncodedDocument)>,
+}
+
+impl<'a> SpoolReader<'a> {
+    fn new(dir: &'a Path, names: &'a [String], env: &PdfEnv) -> Self {
+        Self {
+            dir,
+            names,
+            files: BTreeMap::new(),
+            fonts: env.fonts.len(),
+            images: env.images.len(),
+            last: None,
+        }
+    }
+
+    /// The encoded document `i`, checked against the index's content hash.
+    fn get(&mut self, i: usize, d: &Doc) -> Result<&EncodedDocument, AssembleError> {
+        if self.last.as_ref().is_none_or(|(j, _)| *j != i) {
+            let name = &self.names[d.spool];
+            let path = self.dir.join(name);
+            let f = match self.files.entry(d.spool) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(File::open(&path).map_err(io(&path))?)
+                }
+            };
+            let mut body = vec![0u8; d.frame.len as usize];
+            f.seek(SeekFrom::Start(d.frame.offset))
+                .and_then(|_| f.read_exact(&mut body))
+                .map_err(io(&path))?;
+            let doc = spool::read_document(d.entry.record, &body, self.fonts, self.images)
+                .map_err(|source| AssembleError::Spool {
+                    file: name.clone(),
+                    source,
+                })?;
+            if hex::encode(doc.content_hash) != d.entry.sha256 {
+                return Err(AssembleError::Mismatch(format!(
+                    "the spooled document of record {} is not the one the index lists (content hash differs)",
+                    d.entry.record
+                )));
+            }
+            self.last = Some((i, doc));
+        }
+        Ok(&self.last.as_ref().expect("set above").1)
+    }
+}
+
+/// Writes one job: its print file and manifest, and the journal line that commits them.
+fn write_job(
+    spec: &AssembleSpec<'_>,
+    env: &PdfEnv,
+    job: &JobPlan,
+    docs: &[Doc],
+    doc_of: &[usize],
+    reader: &mut SpoolReader<'_>,
+) -> Result<(Vec<OutputFile>, JobCommit), AssembleError> {
+    let profile = spec.profile;
+    let opts = PdfOptions {
+        tagged: false,
+        compression: spec.compression,
+    };
+    let mut w = PdfFileWriter::new(env.clone(), opts);
+    let mut registered_set = std::collections::BTreeSet::new();
+    let mut lines = Vec::with_capacity(job.pieces.len() + 1);
+    let mut overlay = Vec::with_capacity(4096);
+    let mut impression = 0u64;
+    let mut summary = JobSummary {
+        job: job.id.clone(),
+        print_file: job_file_name(&job.id),
+        ..JobSummary::default()
+    };
+    let mut groups: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for piece in &job.pieces {
+        let n = piece.sheets.len() as u32;
+        let mut sheets = Vec::with_capacity(piece.sheets.len());
+        let mut texts = Vec::with_capacity(piece.sheets.len());
+        // Page ranges of each document in this job.
+        let mut ranges: BTreeMap<usize, (u32, u32)> = BTreeMap::new();
+        for (k0, sheet) in piece.sheets.iter().enumerate() {
+            let id = SheetId {
+                job: &job.id,
+                piece: piece.piece,
+                k: k0 as u32 + 1,
+                n,
+                feeders: piece.feeders,
+            };
+            texts.push(id.pil_text());
+            marks::overlay(
+                &profile.marks.datamatrix,
+                profile.marks.omr.as_ref(),
+                &id,
+                &mut overlay,
+            )
+            .map_err(|e| AssembleError::Marks(e.to_string()))?;
+            let mut size = (595.0, 842.0);
+            let mut side = |page: Option<&crate::production::PageRef>,
+                            marked: bool,
+                            w: &mut PdfFileWriter,
+                            size: &mut (f32, f32)|
+             -> Result<Option<u32>, AssembleError> {
+                let mark = marked.then_some(overlay.as_slice());
+                let Some(p) = page else {
+                    w.add_blank_page_with(size.0, size.1, mark);
+                    return Ok(None);
+                };
+                let i = doc_of[p.doc];
+                let d = &docs[i];
+                let enc = reader.get(i, d)?;
+                let index = (p.page as usize)
+                    .checked_sub(1)
+                    .filter(|&x| x < enc.pages.len());
+                let Some(index) = index else {
+                    return Err(AssembleError::Mismatch(format!(
+                        "the plan names page {} of record {}, which has {} pages",
+                        p.page,
+                        d.entry.record,
+                        enc.pages.len()
+                    )));
+                };
+                if registered_set.insert(i) {
+                    w.register(enc);
+                }
+                *size = (enc.pages[index].width, enc.pages[index].height);
+                let number = w.add_page(enc, index, mark);
+                let r = ranges.entry(i).or_insert((number, number));
+                r.0 = r.0.min(number);
+                r.1 = r.1.max(number);
+                Ok(Some(number))
+            };
+            let front = side(sheet.front.as_ref(), true, &mut w, &mut size)?;
+            let back = if profile.duplex {
+                side(
+                    sheet.back.as_ref(),
+                    profile.marks_on_back,
+                    &mut w,
+                    &mut size,
+                )?
+            } else {
+                None
+            };
+            let per_sheet = if profile.duplex { 2 } else { 1 };
+            let impressions = (impression + 1..=impression + per_sheet).collect();
+            impression += per_sheet;
+            sheets.push(ManifestSheet {
+                sheet: id.k,
+                front_page: front,
+                back_page: back,
+                impressions,
+            });
+        }
+        let documents = piece
+            .documents
+            .iter()
+            .map(|&p| {
+                let i = doc_of[p];
+                let d = &docs[i].entry;
+                let (first_page, last_page) = ranges.get(&i).copied().unwrap_or((0, 0));
+                ManifestDocument {
+                    document_id: d.document_id.clone(),
+                    record: d.record,
+                    sha256: d.sha256.clone(),
+                    first_page,
+                    last_page,
+                }
+            })
+            .collect::<Vec<_>>();
+        summary.pieces += 1;
+        summary.documents += documents.len() as u64;
+        summary.sheets += u64::from(n);
+        let g = groups.entry(piece.sort_group.as_str()).or_default();
+        g.0 += 1;
+        g.1 += u64::from(n);
+        lines.push(ManifestLine::Piece(Box::new(ManifestPiece {
+            job: job.id.clone(),
+            piece: format!("{:06}", piece.piece),
+            envelope: piece.envelope.clone(),
+            feeders: format!("{:02X}", piece.feeders),
+            sort_group: piece.sort_group.clone(),
+            householded: piece.householded,
+            part: piece.part.map(|(k, n)| Part { k, n }),
+            documents,
+            sheets,
+            marks: texts,
+        })));
+    }
+    summary.pages = u64::from(w.page_count());
+    summary.impressions = impression;
+    summary.sort_groups = groups
+        .into_iter()
+        .map(|(g, (pieces, sheets))| GroupCount {
+            group: g.to_string(),
+            pieces,
+            sheets,
+        })
+        .collect();
+    let pieces = summary.pieces;
+    let sheets = summary.sheets;
+    lines.push(ManifestLine::Summary { summary });
+    let meta = DocMeta {
+        id: job.id.clone(),
+        title: format!(
+            "{} {} {} {}",
+            spec.template.id, spec.template.version, profile.id, job.id
+        ),
+        lang: "und".into(),
+    };
+    let pdf = w.finish(&meta);
+    let mut text = Vec::new();
+    for l in &lines {
+        serde_json::to_writer(&mut text, l).expect("serialisable");
+        text.push(b'\n');
+    }
+    let files = vec![
+        OutputFile {
+            name: job_file_name(&job.id),
+            bytes: pdf,
+        },
+        OutputFile {
+            name: manifest_name(&job.id),
+            bytes: text,
+        },
+    ];
+    let commit = JobCommit {
+        job: job.id.clone(),
+        files: files
+            .iter()
+            .map(|f| FileDigest::of(&f.name, &f.bytes))
+            .collect(),
+        pieces,
+        sheets,
+        impressions: impression,
+    };
+    Ok((files, commit))
+}
+
+/// Writes the run-wide production lists: routed documents, duplicates, documents that
+/// could not be placed, and `jobs/production.json` (the plan's totals and sort groups).
+fn write_lists<'d>(
+    dir: &Path,
+    spec: &AssembleSpec<'_>,
+    plan: &Plan,
+    docs: &'d [Doc],
+    doc_of: &[usize],
+    mut unassembled: Vec<Unassembled<'d>>,
+    report: &AssembleReport,
+) -> Result<(), AssembleError> {
+    let entry = |p: usize| &docs[doc_of[p]].entry;
+    let mut routed = Vec::new();
+    for r in &plan.routed {
+        let d = entry(r.doc);
+        serde_json::to_writer(
+            &mut routed,
+            &serde_json::json!({"record": d.record, "document_id": d.document_id, "channel": r.channel}),
+        )
+        .expect("serialisable");
+        routed.push(b'\n');
+    }
+    let mut dups = Vec::new();
+    for x in &plan.duplicates {
+        let (d, first) = (entry(x.doc), entry(x.first));
+        serde_json::to_writer(
+            &mut dups,
+            &serde_json::json!({
+                "record": d.record, "document_id": d.document_id, "sha256": d.sha256,
+                "duplicate_of": first.record, "suppressed": x.suppressed,
+            }),
+        )
+        .expect("serialisable");
+        dups.push(b'\n');
+    }
+    for (p, reason) in &plan.rejected {
+        let d = entry(*p);
+        unassembled.push(Unassembled {
+            record: d.record,
+            document_id: &d.document_id,
+            field: String::new(),
+            reason: reason.clone(),
+        });
+    }
+    unassembled.sort_by_key(|u| u.record);
+    let mut un = Vec::new();
+    for u in &unassembled {
+        serde_json::to_writer(&mut un, u).expect("serialisable");
+        un.push(b'\n');
+    }
+    let summary = serde_json::json!({
+        "profile": {
+            "id": spec.profile.id,
+            "version": spec.profile.version,
+            "sha256": hex::encode(spec.profile.content_hash()),
+        },
+        "totals": report,
+        "jobs": plan.jobs.iter().map(|j| serde_json::json!({
+            "job": j.id,
+            "print_file": job_file_name(&j.id),
+            "manifest": manifest_name(&j.id),
+            "pieces": j.pieces.len(),
+            "sheets": j.pieces.iter().map(|p| p.sheets.len()).sum::<usize>(),
+        })).collect::<Vec<_>>(),
+        "sort_groups": plan.groups.iter().map(|g| serde_json::json!({
+            "group": g.group,
+            "pieces": g.pieces,
+            "sheets": g.sheets,
+            "by_weight_class": g.by_weight_class.iter().map(|(bound, pieces)| serde_json::json!({
+                "max_sheets": bound, "pieces": pieces,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let jobs = dir.join("jobs");
+    for (name, bytes) in [
+        ("routed.jsonl", routed),
+        ("duplicates.jsonl", dups),
+        ("unassembled.jsonl", un),
+        (
+            "production.json",
+            serde_json::to_vec_pretty(&summary).expect("serialisable"),
+        ),
+    ] {
+        let path: PathBuf = jobs.join(name);
+        write_durably(&path, &bytes).map_err(io(&path))?;
+    }
+    Ok(())
+}
