@@ -720,7 +720,17 @@ fn write_lists<'d>(
             "version": spec.profile.version,
             "sha256": hex::encode(spec.profile.content_hash()),
         },
-        "totals": report,
+        // What the plan holds; what one attempt did (resumed, repaired) is in summary.json.
+        "totals": {
+            "jobs": report.jobs,
+            "pieces": report.pieces,
+            "sheets": report.sheets,
+            "impressions": report.impressions,
+            "routed": report.routed,
+            "duplicates": report.duplicates,
+            "suppressed": report.suppressed,
+            "unassembled": report.unassembled,
+        },
         "jobs": plan.jobs.iter().map(|j| serde_json::json!({
             "job": j.id,
             "print_file": job_file_name(&j.id),

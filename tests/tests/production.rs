@@ -1,0 +1,495 @@
+//! Print production end to end: `dispatcher run --production` on the example statement
+//! with a duplex profile of two envelopes, two feeder rules, householding and presort by
+//! postal code. The jobs are checked against the input, the index, the print files (page by
+//! page with poppler) and the Data Matrix codes (decoded with libdmtx's `dmtxread`), and
+//! they must be the same bytes for any batch size, in-process or on three renderer nodes,
+//! and after the dispatcher is killed in the middle of assembly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use pressrun_tests::*;
+use serde_json::Value;
+
+/// The example profile, with the duplicates flagged (printed and listed) and small jobs so
+/// that a run has many of them.
+fn profile(dir: &Path) -> PathBuf {
+    let text = fs::read_to_string(root().join("examples/production/statement.toml")).unwrap();
+    assert!(text.contains("policy = \"suppress\"") && text.contains("max-pieces = 5000"));
+    let text = text
+        .replace("policy = \"suppress\"", "policy = \"flag\"")
+        .replace("max-pieces = 5000", "max-pieces = 10");
+    let path = dir.join("statement-test.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// 240 example statements plus: a second account of record 10's customer (a household),
+/// an exact copy of record 20 (a duplicate) and a statement long enough to be split.
+fn data(dir: &Path) -> (PathBuf, Vec<Value>) {
+    let out = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "statement",
+        "--records",
+        "240",
+        "--seed",
+        "11",
+    ]));
+    assert!(out.status.success());
+    let mut records: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Household: the same person at the same address, another (personal) account.
+    records[9]["account"]["type"] = "current".into();
+    let mut second = records[30].clone();
+    second["customer"] = records[9]["customer"].clone();
+    second["account"]["type"] = "savings".into();
+    second["account"]["number"] = "99000001".into();
+    records.push(second);
+    // Duplicate: record 20 again, byte for byte.
+    records.push(records[19].clone());
+    // Long: 6,000 transactions (155 pages), well over the 60 sheets of the largest envelope.
+    let mut long = records[40].clone();
+    long["account"]["number"] = "99000002".into();
+    long["account"]["type"] = "business".into();
+    let tx = long["transactions"][0].clone();
+    let mut txs = Vec::new();
+    for _ in 0..6000 {
+        let mut t = tx.clone();
+        t["amount"] = serde_json::from_str("0.00").unwrap();
+        txs.push(t);
+    }
+    long["transactions"] = Value::Array(txs);
+    long["statement"]["closing_balance"] = long["statement"]["opening_balance"].clone();
+    records.push(long);
+    let path = dir.join("statements.jsonl");
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    fs::write(&path, text).unwrap();
+    (path, records)
+}
+
+fn norm(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_whitespace() || ".,;:-'\"/".contains(c) {
+            if !out.ends_with(' ') && !out.is_empty() {
+                out.push(' ');
+            }
+        } else {
+            out.extend(c.to_uppercase());
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn run_production(data: &Path, out: &Path, profile: &Path, nodes: &[&str], batch: u64) {
+    let res = run(&mut dispatcher_batch(
+        data,
+        out,
+        nodes,
+        batch,
+        &["--production", profile.to_str().unwrap()],
+    ));
+    assert_eq!(
+        res.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+/// Asserts two runs wrote the same print jobs, manifests and lists, byte for byte.
+fn assert_same_jobs(a: &Path, b: &Path, why: &str) {
+    let (ja, jb) = (jobs(a), jobs(b));
+    assert_eq!(
+        ja.keys().collect::<Vec<_>>(),
+        jb.keys().collect::<Vec<_>>(),
+        "{why}"
+    );
+    for (name, bytes) in &ja {
+        assert!(bytes == &jb[name], "{name} differs: {why}");
+    }
+}
+
+/// The print jobs and manifests of a run, by name.
+fn jobs(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for e in fs::read_dir(out.join("jobs")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name != "commits.jsonl" {
+            files.insert(name, fs::read(e.path()).unwrap());
+        }
+    }
+    files
+}
+
+struct Piece {
+    job: String,
+    v: Value,
+}
+
+fn pieces(out: &Path) -> (Vec<Piece>, Vec<Value>) {
+    let production: Value =
+        serde_json::from_slice(&fs::read(out.join("jobs/production.json")).unwrap()).unwrap();
+    let mut all = Vec::new();
+    let mut summaries = Vec::new();
+    for job in production["jobs"].as_array().unwrap() {
+        let lines = jsonl(&out.join(job["manifest"].as_str().unwrap()));
+        let (last, rest) = lines.split_last().unwrap();
+        summaries.push(last["summary"].clone());
+        for (i, p) in rest.iter().enumerate() {
+            assert_eq!(
+                p["piece"],
+                format!("{:06}", i + 1),
+                "pieces are numbered in order"
+            );
+            all.push(Piece {
+                job: job["job"].as_str().unwrap().to_string(),
+                v: p.clone(),
+            });
+        }
+    }
+    (all, summaries)
+}
+
+/// Decodes the Data Matrix code of page `page` of a print file (cropped around the
+/// profile's mark: 8 mm from the left, 120 mm from the bottom, 10 mm square).
+fn decode_mark(pdf: &Path, page: u32, dir: &Path) -> String {
+    let px = |mm: f64| (mm / 25.4 * 200.0).round() as i64;
+    let prefix = dir.join(format!("mark-{page}"));
+    let out = tool(
+        "pdftoppm",
+        &[
+            "-r",
+            "200",
+            "-f",
+            &page.to_string(),
+            "-l",
+            &page.to_string(),
+            "-x",
+            &px(3.0).to_string(),
+            "-y",
+            &px(297.0 - 120.0 - 10.0 - 5.0).to_string(),
+            "-W",
+            &px(20.0).to_string(),
+            "-H",
+            &px(20.0).to_string(),
+            "-singlefile",
+            "-png",
+            pdf.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = format!("{}.png", prefix.display());
+    let out = Command::new("dmtxread")
+        .args(["-N1", "-m", "20000", &png])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("dmtxread (Debian dmtx-utils) is required by this test but cannot run ({e}): scripts/test.sh installs it")
+        });
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile(dir.path());
+    let (data, records) = data(dir.path());
+    let out = dir.path().join("prod");
+    run_production(&data, &out, &profile, &[], 100);
+
+    // The ordinary run of the same input: documents and their hashes are the same.
+    let plain = dir.path().join("plain");
+    let res = run(&mut dispatcher_batch(&data, &plain, &[], 100, &[]));
+    assert_eq!(res.status.code(), Some(0));
+    let index = jsonl(&out.join("documents.jsonl"));
+    assert_eq!(index.len(), records.len());
+    let plain_index = jsonl(&plain.join("documents.jsonl"));
+    for (a, b) in index.iter().zip(&plain_index) {
+        assert_eq!(
+            a["sha256"], b["sha256"],
+            "marks never change a document's hash"
+        );
+        assert!(a.get("spool").is_some() && a.get("print_file").is_none());
+    }
+    let by_record: BTreeMap<u64, &Value> = index
+        .iter()
+        .map(|d| (d["record"].as_u64().unwrap(), d))
+        .collect();
+
+    let (pieces, summaries) = pieces(&out);
+    assert!(summaries.len() > 3, "small jobs: {}", summaries.len());
+    // Every document is in exactly one piece (a split one in each of its parts).
+    let mut seen: BTreeMap<u64, Vec<(u32, u32)>> = BTreeMap::new();
+    for p in &pieces {
+        for d in p.v["documents"].as_array().unwrap() {
+            let r = d["record"].as_u64().unwrap();
+            assert_eq!(d["sha256"], by_record[&r]["sha256"]);
+            let part = p.v.get("part").map_or((1, 1), |x| {
+                (
+                    x["k"].as_u64().unwrap() as u32,
+                    x["n"].as_u64().unwrap() as u32,
+                )
+            });
+            seen.entry(r).or_default().push(part);
+        }
+    }
+    assert_eq!(seen.len(), records.len(), "every document is in a piece");
+    for (r, parts) in &seen {
+        let n = parts[0].1;
+        let want: Vec<(u32, u32)> = (1..=n).map(|k| (k, n)).collect();
+        assert_eq!(parts, &want, "record {r}: once, or once per part");
+    }
+    let long = records.len() as u64;
+    assert!(seen[&long].len() >= 2, "the long statement was split");
+
+    // Envelopes: the smallest that takes the piece's sheets; none above its capacity.
+    for p in &pieces {
+        let sheets = p.v["sheets"].as_array().unwrap().len();
+        let want = if sheets <= 5 { "DL" } else { "C4" };
+        assert!(sheets <= 60, "{} sheets", sheets);
+        assert_eq!(p.v["envelope"], want);
+    }
+
+    // Presort: by country, then postcode, then record order, across all jobs.
+    let key = |r: u64| {
+        let c = &records[r as usize - 1]["customer"];
+        (
+            norm(c["country"].as_str().unwrap()),
+            norm(c["postcode"].as_str().unwrap()),
+            r,
+        )
+    };
+    let keys: Vec<_> = pieces
+        .iter()
+        .map(|p| key(p.v["documents"][0]["record"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "pieces are in sort order"
+    );
+
+    // Householding: records 10 and 241 share a piece; feeders are the OR of their rules.
+    let household = pieces
+        .iter()
+        .find(|p| p.v["documents"][0]["record"] == 10)
+        .expect("record 10 leads its piece");
+    let members: Vec<u64> = household.v["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["record"].as_u64().unwrap())
+        .collect();
+    assert_eq!(members, [10, 241]);
+    assert_eq!(household.v["householded"], true);
+    let feeders_of = |r: u64| {
+        let rec = &records[r as usize - 1];
+        let mut f = 0u8;
+        if rec["customer"]["region"] == "UK" {
+            f |= 1;
+        }
+        if rec["statement"]["closing_balance"]
+            .to_string()
+            .starts_with('-')
+        {
+            f |= 2;
+        }
+        f
+    };
+    for p in &pieces {
+        let want = p.v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .fold(0, |f, d| f | feeders_of(d["record"].as_u64().unwrap()));
+        assert_eq!(p.v["feeders"], format!("{want:02X}"));
+    }
+    // Duplicates: the copy of record 20 is flagged (and, with "flag", printed).
+    let dups = jsonl(&out.join("jobs/duplicates.jsonl"));
+    assert_eq!(dups.len(), 1, "{dups:?}");
+    assert_eq!(dups[0]["record"], 242);
+    assert_eq!(dups[0]["duplicate_of"], 20);
+    assert_eq!(dups[0]["suppressed"], false);
+
+    // Page and impression numbers against the print files, page by page.
+    let mut decoded = 0;
+    for (j, summary) in summaries.iter().enumerate() {
+        let pdf = out.join(summary["print_file"].as_str().unwrap());
+        qpdf_check(&pdf);
+        let pages = page_count(&pdf);
+        assert_eq!(u64::from(pages), summary["pages"].as_u64().unwrap());
+        assert_eq!(
+            summary["impressions"],
+            summary["sheets"].as_u64().unwrap() * 2
+        );
+        let text = pdftotext(&pdf, None);
+        let page_text: Vec<&str> = text.split('\u{c}').collect();
+        let mut impression = 0;
+        let mut next_page = 1;
+        for p in pieces.iter().filter(|p| p.job == summary["job"]) {
+            let sheets = p.v["sheets"].as_array().unwrap();
+            for (k, s) in sheets.iter().enumerate() {
+                impression += 2;
+                assert_eq!(
+                    s["impressions"],
+                    serde_json::json!([impression - 1, impression])
+                );
+                assert_eq!(s["sheet"], k + 1);
+                assert_eq!(s["front_page"], next_page, "front pages follow each other");
+                if s["back_page"].is_null() {
+                    assert!(
+                        page_text[next_page].trim().is_empty(),
+                        "a blank back is blank"
+                    );
+                } else {
+                    assert_eq!(s["back_page"], next_page + 1);
+                }
+                next_page += 2;
+                // Every sheet's code of the first jobs, and of the split and household pieces.
+                let wanted = j < 5 || p.v.get("part").is_some() || p.v["householded"] == true;
+                if wanted && decoded < 400 {
+                    let got =
+                        decode_mark(&pdf, s["front_page"].as_u64().unwrap() as u32, dir.path());
+                    let want = format!(
+                        "PR1|{}|{}|{}/{}|{}",
+                        p.job,
+                        p.v["piece"].as_str().unwrap(),
+                        k + 1,
+                        sheets.len(),
+                        p.v["feeders"].as_str().unwrap()
+                    );
+                    assert_eq!(got, want);
+                    assert_eq!(p.v["marks"][k], want);
+                    decoded += 1;
+                }
+            }
+            for d in p.v["documents"].as_array().unwrap() {
+                let first = d["first_page"].as_u64().unwrap() as usize;
+                let account = by_record[&d["record"].as_u64().unwrap()]["document_id"]
+                    .as_str()
+                    .unwrap()
+                    .split('-')
+                    .next()
+                    .unwrap()
+                    .to_string();
+                assert!(
+                    page_text[first - 1].contains(&account),
+                    "page {first} of {} is record {}'s first page",
+                    pdf.display(),
+                    d["record"]
+                );
+            }
+        }
+        assert_eq!(next_page - 1, pages as usize);
+    }
+    assert!(decoded > 50, "decoded {decoded} codes");
+
+    // Same jobs with another batch size, and on three renderer nodes.
+    let out_1000 = dir.path().join("prod-1000");
+    run_production(&data, &out_1000, &profile, &[], 1000);
+    assert_same_jobs(&out, &out_1000, "batch size changes nothing");
+    let nodes: Vec<NodeProc> = (0..3).map(|_| NodeProc::start()).collect();
+    let addrs: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+    let out_farm = dir.path().join("prod-farm");
+    run_production(&data, &out_farm, &profile, &addrs, 30);
+    assert_same_jobs(&out, &out_farm, "the farm assembles the same jobs");
+    drop(nodes);
+
+    // Killed in the middle of assembly, then resumed: the same bytes, committed jobs kept.
+    let out_kill = dir.path().join("prod-kill");
+    let total = summaries.len();
+    let mut child = dispatcher_batch(
+        &data,
+        &out_kill,
+        &[],
+        100,
+        &["--production", profile.to_str().unwrap(), "--threads", "1"],
+    )
+    .spawn()
+    .unwrap();
+    wait_for_lines(
+        &out_kill.join("jobs/commits.jsonl"),
+        1,
+        Duration::from_secs(120),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let committed = fs::read_to_string(out_kill.join("jobs/commits.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        committed < total,
+        "killed mid-assembly ({committed} of {total} jobs)"
+    );
+    let res = run(&mut dispatcher_batch(
+        &data,
+        &out_kill,
+        &[],
+        100,
+        &["--production", profile.to_str().unwrap()],
+    ));
+    assert_eq!(
+        res.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let summary: Value =
+        serde_json::from_slice(&fs::read(out_kill.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["production"]["assembly"]["resumed_jobs"]
+            .as_u64()
+            .unwrap() as usize,
+        committed
+    );
+    assert_same_jobs(&out, &out_kill, "resumed assembly gives the same jobs");
+    let lines: BTreeSet<String> = fs::read_to_string(out_kill.join("jobs/commits.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["job"].to_string())
+        .collect();
+    assert_eq!(lines.len(), total, "each job committed exactly once");
+}
+
+#[test]
+fn a_bad_profile_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = fs::read_to_string(root().join("examples/production/statement.toml"))
+        .unwrap()
+        .replace("above = \"split\"", "above = \"squash\"");
+    fs::write(&bad, text).unwrap();
+    let data = statements(dir.path(), 20);
+    let res = run(&mut dispatcher(
+        &data,
+        &dir.path().join("out"),
+        &[],
+        &["--production", bad.to_str().unwrap()],
+    ));
+    assert_eq!(res.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("bad.toml:") && err.contains("squash"), "{err}");
+    assert!(!dir.path().join("out").exists(), "nothing was written");
+    for path in ["/dev/zero", "/etc"] {
+        let res = run(&mut dispatcher(
+            &data,
+            &dir.path().join("out"),
+            &[],
+            &["--production", path],
+        ));
+        assert_eq!(res.status.code(), Some(4), "{path}");
+    }
+}
