@@ -82,6 +82,26 @@ enum Command {
         /// Run id from `submit`.
         run: String,
     },
+    /// Find a mail piece or a document in a print-production run's output: its print job,
+    /// pages, sheets and impressions (one JSON line per place found; exit 1 if none).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["piece", "document", "record"])))]
+    Locate {
+        /// The run's output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Piece number (`42` or `000042`); with --job, only in that job.
+        #[arg(long)]
+        piece: Option<u32>,
+        /// Print job id (`J000001`), with --piece.
+        #[arg(long, requires = "piece")]
+        job: Option<String>,
+        /// Document id (as in documents.jsonl).
+        #[arg(long)]
+        document: Option<String>,
+        /// Input record number.
+        #[arg(long)]
+        record: Option<u64>,
+    },
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.
@@ -384,6 +404,30 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 )
             })?;
             println!("{id}");
+            Ok(exit::OK)
+        }
+        Command::Locate {
+            out,
+            piece,
+            job,
+            document,
+            record,
+        } => {
+            use pressrun_engine::assemble::locate::{Query, locate};
+            let query = match (piece, document, record) {
+                (Some(piece), _, _) => Query::Piece { job, piece },
+                (_, Some(d), _) => Query::Document(d),
+                (_, _, Some(r)) => Query::Record(r),
+                _ => unreachable!("clap requires one of them"),
+            };
+            let found = locate(&out, &query).map_err(anyhow::Error::msg)?;
+            for l in &found {
+                println!("{}", serde_json::to_string(l)?);
+            }
+            if found.is_empty() {
+                eprintln!("not found in {}", out.display());
+                return Ok(exit::FAILED);
+            }
             Ok(exit::OK)
         }
         Command::Status { conn } => {

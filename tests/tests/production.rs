@@ -316,6 +316,41 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
             .fold(0, |f, d| f | feeders_of(d["record"].as_u64().unwrap()));
         assert_eq!(p.v["feeders"], format!("{want:02X}"));
     }
+    // `dispatcher locate` finds a document and a piece where the manifests put them.
+    let locate = |args: &[&str]| -> Vec<Value> {
+        let res = run(Command::new(bin("dispatcher"))
+            .args(["locate", "--out", out.to_str().unwrap()])
+            .args(args));
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        String::from_utf8(res.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let found = locate(&["--record", "241"]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["job"], household.job.as_str());
+    assert_eq!(found[0]["piece"], household.v["piece"]);
+    let doc241 = &household.v["documents"][1];
+    assert_eq!(
+        found[0]["pages"],
+        serde_json::json!([doc241["first_page"], doc241["last_page"]])
+    );
+    let by_piece = locate(&[
+        "--job",
+        &household.job,
+        "--piece",
+        household.v["piece"].as_str().unwrap(),
+    ]);
+    assert_eq!(by_piece.len(), 1);
+    assert_eq!(by_piece[0]["pages"][0], household.v["sheets"][0]["front_page"]);
+    let parts = locate(&["--record", &long.to_string()]);
+    assert_eq!(parts.len(), seen[&long].len(), "a split document is in each of its pieces");
+    let missing = run(Command::new(bin("dispatcher"))
+        .args(["locate", "--out", out.to_str().unwrap(), "--record", "99999"]));
+    assert_eq!(missing.status.code(), Some(1));
+
     // Duplicates: the copy of record 20 is flagged (and, with "flag", printed).
     let dups = jsonl(&out.join("jobs/duplicates.jsonl"));
     assert_eq!(dups.len(), 1, "{dups:?}");

@@ -12,6 +12,7 @@
 //! Nothing here depends on how the run was cut into shards: a job's bytes are a function
 //! of the documents, the profile and the plan only.
 
+pub mod locate;
 pub mod manifest;
 pub mod marks;
 
