@@ -6,7 +6,7 @@
 use crate::barcode::{self, BarcodeError};
 use crate::doc::BarcodeKind;
 use crate::pdf::push_num;
-use crate::production::{DataMatrixMark, OmrMark};
+use crate::production::{DataMatrixMark, OmrMark, TextMark};
 
 /// What identifies one sheet for the inserter.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +21,14 @@ pub struct SheetId<'a> {
 }
 
 impl SheetId<'_> {
+    /// The human-readable line: `J000001 piece 000042 sheet 2/3 feeders 01`.
+    pub fn readable(&self) -> String {
+        format!(
+            "{} piece {:06} sheet {}/{} feeders {:02X}",
+            self.job, self.piece, self.k, self.n, self.feeders
+        )
+    }
+
     /// The PIL/1 text the Data Matrix code carries: `PR1|<job>|<piece>|<k>/<n>|<feeders-hex>`.
     pub fn pil_text(&self) -> String {
         format!(
@@ -45,6 +53,7 @@ fn rect(out: &mut Vec<u8>, x: f32, y: f32, w: f32, h: f32) {
 pub fn overlay(
     dm: &DataMatrixMark,
     omr: Option<&OmrMark>,
+    text: Option<&TextMark>,
     id: &SheetId<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), BarcodeError> {
@@ -103,6 +112,24 @@ pub fn overlay(
         if any {
             out.extend_from_slice(b"f\n");
         }
+    }
+    if let Some(t) = text {
+        out.extend_from_slice(b"BT\n/");
+        out.extend_from_slice(crate::pdf::MARK_FONT.as_bytes());
+        out.push(b' ');
+        push_num(out, t.size);
+        out.extend_from_slice(b" Tf\n");
+        push_num(out, t.x);
+        out.push(b' ');
+        push_num(out, t.y);
+        out.extend_from_slice(b" Td\n(");
+        for b in id.readable().bytes() {
+            if matches!(b, b'(' | b')' | b'\\') {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.extend_from_slice(b") Tj\nET\n");
     }
     out.extend_from_slice(b"Q\nEMC\n");
     Ok(())

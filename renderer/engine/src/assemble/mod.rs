@@ -520,6 +520,7 @@ fn write_job(
             marks::overlay(
                 &profile.marks.datamatrix,
                 profile.marks.omr.as_ref(),
+                profile.marks.text.as_ref(),
                 &id,
                 &mut overlay,
             )

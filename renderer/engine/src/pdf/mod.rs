@@ -29,7 +29,7 @@ use crate::text::font::{Font, FontBook, FontId};
 
 pub(crate) use content::push_num;
 pub use subset::{SubsetError, subset_truetype};
-pub use writer::PdfFileWriter;
+pub use writer::{MARK_FONT, PdfFileWriter};
 
 /// Emission options.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -49,6 +49,16 @@ pub struct PdfFileWriter {
     hasher: Sha256,
     name_buf: Vec<u8>,
     deflater: super::Deflater,
+    /// Helvetica for the text of production marks, once used.
+    mark_font: Option<Ref>,
+}
+
+/// The resource name of the font an overlay's text uses.
+pub const MARK_FONT: &str = "PRmk";
+
+fn uses_mark_font(ops: &[u8]) -> bool {
+    ops.windows(MARK_FONT.len() + 1)
+        .any(|w| w[0] == b'/' && &w[1..] == MARK_FONT.as_bytes())
 }
 
 impl PdfFileWriter {
@@ -80,6 +90,7 @@ impl PdfFileWriter {
             hasher: Sha256::new(),
             name_buf: Vec::with_capacity(16),
             deflater: super::Deflater::default(),
+            mark_font: None,
         }
     }
 
@@ -146,6 +157,8 @@ impl PdfFileWriter {
     /// Appends page `index` (0-based) of a registered document with an overlay content
     /// stream drawn over it (production marks: uncompressed operators, deflated here),
     /// untagged. Returns the page's 1-based number in the file.
+    /// An overlay that writes text names the font [`MARK_FONT`] (Helvetica, one of the
+    /// standard fonts every PDF reader and RIP has: marks are not document content).
     pub fn add_page(&mut self, doc: &EncodedDocument, index: usize, overlay: Option<&[u8]>) -> u32 {
         let page = &doc.pages[index];
         let parent = self.next_page_parent();
@@ -156,6 +169,9 @@ impl PdfFileWriter {
             .stream(content_ref, &page.content)
             .filter(Filter::FlateDecode);
         let overlay_ref = overlay.map(|ops| self.overlay_stream(ops));
+        let mark_font = overlay
+            .filter(|ops| uses_mark_font(ops))
+            .map(|_| self.mark_font_ref());
         let mut p = self.pdf.page(page_ref);
         p.parent(parent)
             .media_box(Rect::new(0.0, 0.0, page.width, page.height));
@@ -164,8 +180,11 @@ impl PdfFileWriter {
             None => p.contents(content_ref),
         };
         let mut res = p.resources();
-        if !page.fonts.is_empty() {
+        if !page.fonts.is_empty() || mark_font.is_some() {
             let mut fonts = res.fonts();
+            if let Some(m) = mark_font {
+                fonts.pair(Name(MARK_FONT.as_bytes()), m);
+            }
             for f in &page.fonts {
                 self.name_buf.clear();
                 self.name_buf.push(b'F');
@@ -199,14 +218,30 @@ impl PdfFileWriter {
                 let page_ref = self.alloc();
                 self.pages.push(page_ref);
                 let o = self.overlay_stream(ops);
+                let mark_font = uses_mark_font(ops).then(|| self.mark_font_ref());
                 let mut p = self.pdf.page(page_ref);
                 p.parent(parent)
                     .media_box(Rect::new(0.0, 0.0, width, height))
                     .contents(o);
-                p.resources();
+                let mut res = p.resources();
+                if let Some(m) = mark_font {
+                    res.fonts().pair(Name(MARK_FONT.as_bytes()), m);
+                }
             }
         }
         self.pages.len() as u32
+    }
+
+    /// The file's Helvetica for mark text, allocated on first use and written by `finish`.
+    fn mark_font_ref(&mut self) -> Ref {
+        match self.mark_font {
+            Some(r) => r,
+            None => {
+                let r = self.alloc();
+                self.mark_font = Some(r);
+                r
+            }
+        }
     }
 
     fn overlay_stream(&mut self, ops: &[u8]) -> Ref {
@@ -359,6 +394,12 @@ impl PdfFileWriter {
                 .count(kids.len() as i32);
         }
 
+        if let Some(r) = self.mark_font {
+            self.pdf
+                .type1_font(r)
+                .base_font(Name(b"Helvetica"))
+                .encoding_predefined(Name(b"WinAnsiEncoding"));
+        }
         let info = self.alloc();
         let mut di = self.pdf.document_info(info);
         if !meta.title.is_empty() {
