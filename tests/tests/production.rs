@@ -230,6 +230,21 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         .collect();
 
     let (pieces, summaries) = pieces(&out);
+    // Every manifest line satisfies the documented schema.
+    let schema: Value =
+        serde_json::from_slice(&fs::read(root().join("docs/schema/manifest.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    for e in fs::read_dir(out.join("jobs")).unwrap() {
+        let path = e.unwrap().path();
+        if path.to_string_lossy().ends_with(".manifest.jsonl") {
+            for line in jsonl(&path) {
+                if let Err(err) = validator.validate(&line) {
+                    panic!("{}: {err}", path.display());
+                }
+            }
+        }
+    }
     assert!(summaries.len() > 3, "small jobs: {}", summaries.len());
     // Every document is in exactly one piece (a split one in each of its parts).
     let mut seen: BTreeMap<u64, Vec<(u32, u32)>> = BTreeMap::new();
