@@ -336,7 +336,11 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         let res = run(Command::new(bin("dispatcher"))
             .args(["locate", "--out", out.to_str().unwrap()])
             .args(args));
-        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
         String::from_utf8(res.stdout)
             .unwrap()
             .lines()
@@ -359,11 +363,23 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         household.v["piece"].as_str().unwrap(),
     ]);
     assert_eq!(by_piece.len(), 1);
-    assert_eq!(by_piece[0]["pages"][0], household.v["sheets"][0]["front_page"]);
+    assert_eq!(
+        by_piece[0]["pages"][0],
+        household.v["sheets"][0]["front_page"]
+    );
     let parts = locate(&["--record", &long.to_string()]);
-    assert_eq!(parts.len(), seen[&long].len(), "a split document is in each of its pieces");
-    let missing = run(Command::new(bin("dispatcher"))
-        .args(["locate", "--out", out.to_str().unwrap(), "--record", "99999"]));
+    assert_eq!(
+        parts.len(),
+        seen[&long].len(),
+        "a split document is in each of its pieces"
+    );
+    let missing = run(Command::new(bin("dispatcher")).args([
+        "locate",
+        "--out",
+        out.to_str().unwrap(),
+        "--record",
+        "99999",
+    ]));
     assert_eq!(missing.status.code(), Some(1));
 
     // Duplicates: the copy of record 20 is flagged (and, with "flag", printed).

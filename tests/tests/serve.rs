@@ -298,3 +298,58 @@ fn the_dispatcher_link_takes_tls_and_a_bearer_token() {
     ]));
     assert_eq!(plain.status.code(), Some(1));
 }
+
+#[test]
+fn a_submitted_run_assembles_print_jobs_with_a_profile_under_the_template_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = statements(dir.path(), 60);
+    let profile = root().join("examples/production/statement.toml");
+    let reference = dir.path().join("reference");
+    let res = run(Command::new(bin("renderer"))
+        .args([
+            "render",
+            "--quiet",
+            "--production",
+            profile.to_str().unwrap(),
+        ])
+        .args(run_args(&data, &reference)));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let server = Server::start(dir.path());
+    let out = dir.path().join("served");
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["submit", "--server", &server.addr, "--production"])
+        .arg(&profile)
+        .args(run_args(&data, &out)));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let id = String::from_utf8(res.stdout).unwrap().trim().to_string();
+    let (code, log) = watch(&server, &id);
+    assert_eq!(code, Some(0), "{log}");
+    for name in ["J000001.pdf", "J000001.manifest.jsonl", "production.json"] {
+        assert!(
+            fs::read(out.join("jobs").join(name)).unwrap()
+                == fs::read(reference.join("jobs").join(name)).unwrap(),
+            "{name} differs from the in-process run"
+        );
+    }
+    // A profile outside the server's template roots is refused before anything runs.
+    let outside = dir.path().join("p.toml");
+    fs::copy(&profile, &outside).unwrap();
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["submit", "--server", &server.addr, "--production"])
+        .arg(&outside)
+        .args(run_args(&data, &dir.path().join("other"))));
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("PermissionDenied") || err.contains("permission") || err.contains("outside"),
+        "{err}"
+    );
+}

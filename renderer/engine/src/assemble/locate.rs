@@ -47,8 +47,8 @@ pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
             production.display()
         )
     })?;
-    let plan: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: {e}", production.display()))?;
+    let plan: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", production.display()))?;
     let mut found = Vec::new();
     for job in plan["jobs"].as_array().into_iter().flatten() {
         let id = job["job"].as_str().unwrap_or_default();
@@ -82,7 +82,10 @@ pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
                 let last = p
                     .sheets
                     .last()
-                    .and_then(|s| s.back_page.or(s.front_page.map(|f| f + u32::from(s.impressions.len() > 1))))
+                    .and_then(|s| {
+                        s.back_page
+                            .or(s.front_page.map(|f| f + u32::from(s.impressions.len() > 1)))
+                    })
                     .unwrap_or(first);
                 [first, last]
             };
@@ -126,9 +129,10 @@ pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
                         }
                         // The sheets that carry the document's pages.
                         let on = |s: &manifest::ManifestSheet| {
-                            [s.front_page, s.back_page].iter().flatten().any(|pg| {
-                                (d.first_page..=d.last_page).contains(pg)
-                            })
+                            [s.front_page, s.back_page]
+                                .iter()
+                                .flatten()
+                                .any(|pg| (d.first_page..=d.last_page).contains(pg))
                         };
                         let from = p.sheets.iter().position(on).unwrap_or(0);
                         let to = p.sheets.iter().rposition(on).unwrap_or(from);
