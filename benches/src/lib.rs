@@ -47,3 +47,23 @@ pub fn peak_rss_kib() -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// CPU time (user + system) of this process in seconds, where /proc is available.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks of USER_HZ, 100 on every architecture it runs on.
+    Some((utime + stime) / 100.0)
+}
+
+/// Reads a production profile.
+pub fn profile(path: &Path) -> pressrun_engine::production::Profile {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    pressrun_engine::production::Profile::parse(&path.display().to_string(), &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+}

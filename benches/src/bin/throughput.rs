@@ -39,6 +39,9 @@ struct Args {
         clap::builder::PossibleValuesParser::new(Vocabulary::NAMES),
         |s| s.parse::<Vocabulary>().expect("a listed name")))]
     vocabulary: Vocabulary,
+    /// Print production with this profile: shards spool, then print jobs are assembled.
+    #[arg(long)]
+    production: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         example_data::write_with(Example::Statement, args.vocabulary, 1, args.records, &mut f)?;
     }
     let template = Arc::new(pressrun_benches::example_template("statement"));
-    let opts = RunSpec {
+    let mut opts = RunSpec {
         data,
         out,
         output: OutputParams {
@@ -60,8 +63,15 @@ fn main() -> anyhow::Result<()> {
             run_date: "2026-11-23".into(),
             ..OutputParams::default()
         },
+        assemble_threads: args.threads,
         ..RunSpec::default()
     };
+    if let Some(p) = &args.production {
+        let profile = pressrun_benches::profile(p);
+        opts.output.spool = true;
+        opts.output.duplex = profile.duplex;
+        opts.production = Some(Arc::new(profile));
+    }
     let backends: Vec<Arc<dyn Backend>> =
         vec![Arc::new(LocalBackend::new(template.clone(), args.threads))];
     let report = run(
@@ -75,12 +85,14 @@ fn main() -> anyhow::Result<()> {
     let summary = &report.summary;
     println!("{}", report.line());
     println!(
-        "{{\"records\":{},\"pages\":{},\"seconds\":{:.3},\"pages_per_second\":{:.0},\"peak_rss_mib\":{:.1},\"threads\":{},\"tagged\":{},\"per_document\":{},\"vocabulary\":\"{}\"}}",
+        "{{\"records\":{},\"pages\":{},\"seconds\":{:.3},\"pages_per_second\":{:.0},\"peak_rss_mib\":{:.1},\"cpu_seconds\":{:.1},\"jobs\":{},\"threads\":{},\"tagged\":{},\"per_document\":{},\"vocabulary\":\"{}\"}}",
         summary.records,
         summary.pages,
         report.elapsed.as_secs_f64(),
         report.pages_per_second(),
         pressrun_benches::peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+        pressrun_benches::cpu_seconds().unwrap_or(0.0),
+        report.production.as_ref().map_or(0, |p| p.jobs),
         args.threads,
         args.tagged,
         args.per_document,

@@ -349,7 +349,8 @@ fn read_facts<'d>(
                 next,
                 DocFacts {
                     record: d.entry.record,
-                    document_id: d.entry.document_id.clone(),
+                    // The planner does not read the id; `docs` holds it.
+                    document_id: String::new(),
                     sha256: d.entry.sha256.clone(),
                     pages: d.entry.pages,
                     facts,
@@ -491,7 +492,18 @@ fn write_job(
         tagged: false,
         compression: spec.compression,
     };
-    let mut w = PdfFileWriter::new(env.clone(), opts);
+    // The file is about the size of its documents' spooled content: sized once, it never
+    // grows by copying itself.
+    let spooled: usize = job
+        .pieces
+        .iter()
+        .flat_map(|p| &p.documents)
+        .map(|&d| docs[doc_of[d]].frame.len as usize)
+        .sum();
+    let sheets: usize = job.pieces.iter().map(|p| p.sheets.len()).sum();
+    // Per sheet: two pages' objects, an overlay and their cross-reference entries.
+    let mut w =
+        PdfFileWriter::with_capacity(env.clone(), opts, spooled + sheets * 1536 + (1 << 20));
     let mut registered_set = std::collections::BTreeSet::new();
     let mut lines = Vec::with_capacity(job.pieces.len() + 1);
     let mut overlay = Vec::with_capacity(4096);

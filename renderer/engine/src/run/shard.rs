@@ -206,10 +206,15 @@ pub fn render_shard_until(
         ..ShardOutput::default()
     };
     let capacity = worker.print_bytes_per_document * records.len() * 11 / 10;
-    let mut print = PrintFile::new(shard, env.clone(), print_opts, template, capacity);
+    let print_capacity = if params.spool { 0 } else { capacity };
+    let mut print = PrintFile::new(shard, env.clone(), print_opts, template, print_capacity);
     let template_sha256 = hex::encode(template.content_hash);
     let spool_name = super::output::spool_file_name(shard);
-    let mut spool = Vec::new();
+    let mut spool = if params.spool {
+        Vec::with_capacity(capacity)
+    } else {
+        Vec::new()
+    };
     for raw in records {
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Cancelled);
@@ -298,6 +303,9 @@ pub fn render_shard_until(
     }
     print.finish_into(&mut out.files, worker);
     if !spool.is_empty() {
+        if let Some(per) = spool.len().checked_div(out.documents.len()) {
+            worker.print_bytes_per_document = per;
+        }
         out.files.push(OutputFile {
             name: spool_name,
             bytes: spool,
