@@ -85,6 +85,48 @@ pub enum ManifestLine {
     Piece(Box<ManifestPiece>),
 }
 
+/// A manifest written line by line to disk (a job of any size in bounded memory), hashed
+/// as it is written.
+pub struct ManifestWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: sha2::Sha256,
+    len: u64,
+    line: Vec<u8>,
+}
+
+impl ManifestWriter {
+    /// Creates (truncates) the file.
+    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            file: std::io::BufWriter::new(std::fs::File::create(path)?),
+            hasher: sha2::Sha256::default(),
+            len: 0,
+            line: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Appends one line.
+    pub fn push(&mut self, line: &ManifestLine) -> std::io::Result<()> {
+        use sha2::Digest;
+        use std::io::Write;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, line)?;
+        self.line.push(b'\n');
+        self.file.write_all(&self.line)?;
+        self.hasher.update(&self.line);
+        self.len += self.line.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs; returns the length and SHA-256.
+    pub fn finish(self) -> std::io::Result<(u64, [u8; 32])> {
+        use sha2::Digest;
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok((self.len, self.hasher.finalize().into()))
+    }
+}
+
 /// The manifest file name of a print job file `X.pdf`.
 pub fn manifest_name(job: &str) -> String {
     format!("jobs/{job}.manifest.jsonl")

@@ -31,7 +31,7 @@ use crate::pdf::spool::{self, Frame, SpoolError};
 use crate::pdf::{EncodedDocument, PdfEnv, PdfFileWriter, PdfOptions};
 use crate::production::{DocFacts, JobPlan, Plan, Profile};
 use crate::run::output::{FileDigest, LocalDir, OutputStore, sync_dir, write_durably};
-use crate::run::shard::{DocumentEntry, OutputFile};
+use crate::run::shard::DocumentEntry;
 use crate::template::Template;
 use manifest::{
     GroupCount, JobSummary, ManifestDocument, ManifestLine, ManifestPiece, ManifestSheet, Part,
@@ -194,17 +194,15 @@ pub fn assemble(
                         return;
                     }
                     let job = pending[i];
-                    let result = write_job(spec, &env, job, &docs, &doc_of, &mut reader).and_then(
-                        |(files, commit)| {
-                            store.put_all(&files).map_err(io(dir))?;
+                    let result = write_job(dir, spec, &env, job, &docs, &doc_of, &mut reader)
+                        .and_then(|commit| {
                             let mut line = serde_json::to_vec(&commit).expect("serialisable");
                             line.push(b'\n');
                             let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
                             j.write_all(&line).map_err(io(dir))?;
                             j.sync_data().map_err(io(dir))?;
                             Ok(())
-                        },
-                    );
+                        });
                     if let Err(e) = result {
                         failed
                             .lock()
@@ -480,32 +478,25 @@ impl<'a> SpoolReader<'a> {
 
 /// Writes one job: its print file and manifest, and the journal line that commits them.
 fn write_job(
+    dir: &Path,
     spec: &AssembleSpec<'_>,
     env: &PdfEnv,
     job: &JobPlan,
     docs: &[Doc],
     doc_of: &[usize],
     reader: &mut SpoolReader<'_>,
-) -> Result<(Vec<OutputFile>, JobCommit), AssembleError> {
+) -> Result<JobCommit, AssembleError> {
     let profile = spec.profile;
     let opts = PdfOptions {
         tagged: false,
         compression: spec.compression,
     };
-    // The file is about the size of its documents' spooled content: sized once, it never
-    // grows by copying itself.
-    let spooled: usize = job
-        .pieces
-        .iter()
-        .flat_map(|p| &p.documents)
-        .map(|&d| docs[doc_of[d]].frame.len as usize)
-        .sum();
-    let sheets: usize = job.pieces.iter().map(|p| p.sheets.len()).sum();
-    // Per sheet: two pages' objects, an overlay and their cross-reference entries.
-    let mut w =
-        PdfFileWriter::with_capacity(env.clone(), opts, spooled + sheets * 1536 + (1 << 20));
+    // The print file is streamed to disk page by page: memory does not grow with the job.
+    let part = dir.join(format!("{}.part", job_file_name(&job.id)));
+    let mut w = PdfFileWriter::streaming(env.clone(), opts, &part).map_err(io(&part))?;
     let mut registered_set = std::collections::BTreeSet::new();
-    let mut lines = Vec::with_capacity(job.pieces.len() + 1);
+    let manifest_part = dir.join(format!("{}.part", manifest_name(&job.id)));
+    let mut lines = manifest::ManifestWriter::create(&manifest_part).map_err(io(&manifest_part))?;
     let mut overlay = Vec::with_capacity(4096);
     let mut impression = 0u64;
     let mut summary = JobSummary {
@@ -615,7 +606,7 @@ fn write_job(
         let g = groups.entry(piece.sort_group.as_str()).or_default();
         g.0 += 1;
         g.1 += u64::from(n);
-        lines.push(ManifestLine::Piece(Box::new(ManifestPiece {
+        let line = ManifestLine::Piece(Box::new(ManifestPiece {
             job: job.id.clone(),
             piece: format!("{:06}", piece.piece),
             envelope: piece.envelope.clone(),
@@ -626,7 +617,8 @@ fn write_job(
             documents,
             sheets,
             marks: texts,
-        })));
+        }));
+        lines.push(&line).map_err(io(&manifest_part))?;
     }
     summary.pages = u64::from(w.page_count());
     summary.impressions = impression;
@@ -640,7 +632,9 @@ fn write_job(
         .collect();
     let pieces = summary.pieces;
     let sheets = summary.sheets;
-    lines.push(ManifestLine::Summary { summary });
+    lines
+        .push(&ManifestLine::Summary { summary })
+        .map_err(io(&manifest_part))?;
     let meta = DocMeta {
         id: job.id.clone(),
         title: format!(
@@ -649,33 +643,38 @@ fn write_job(
         ),
         lang: "und".into(),
     };
-    let pdf = w.finish(&meta);
-    let mut text = Vec::new();
-    for l in &lines {
-        serde_json::to_writer(&mut text, l).expect("serialisable");
-        text.push(b'\n');
-    }
-    let files = vec![
-        OutputFile {
+    let (pdf_len, pdf_sha) = w.finish_streamed(&meta).map_err(io(&part))?;
+    let (manifest_len, manifest_sha) = lines.finish().map_err(io(&manifest_part))?;
+    let digests = vec![
+        FileDigest {
             name: job_file_name(&job.id),
-            bytes: pdf,
+            bytes: pdf_len,
+            sha256: hex::encode(pdf_sha),
         },
-        OutputFile {
+        FileDigest {
             name: manifest_name(&job.id),
-            bytes: text,
+            bytes: manifest_len,
+            sha256: hex::encode(manifest_sha),
         },
     ];
-    let commit = JobCommit {
+    // Both files were fsynced as they were finished; they get their names, and the
+    // folder is fsynced before the job is journaled.
+    for (from, name) in [
+        (&part, job_file_name(&job.id)),
+        (&manifest_part, manifest_name(&job.id)),
+    ] {
+        let to = dir.join(name);
+        fs::rename(from, &to).map_err(io(&to))?;
+    }
+    let jobs = dir.join("jobs");
+    sync_dir(&jobs).map_err(io(&jobs))?;
+    Ok(JobCommit {
         job: job.id.clone(),
-        files: files
-            .iter()
-            .map(|f| FileDigest::of(&f.name, &f.bytes))
-            .collect(),
+        files: digests,
         pieces,
         sheets,
         impressions: impression,
-    };
-    Ok((files, commit))
+    })
 }
 
 /// Writes the run-wide production lists: routed documents, duplicates, documents that

@@ -14,6 +14,7 @@
 mod content;
 mod fonts;
 pub mod spool;
+mod stream;
 mod subset;
 mod tags;
 mod writer;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use pdf_writer::types::TabOrder;
-use pdf_writer::{Filter, Finish, Name, Pdf, Rect, Ref, TextStr};
+use pdf_writer::{Chunk, Filter, Finish, Name, Pdf, Rect, Ref, TextStr};
 use sha2::{Digest, Sha256};
 
 use super::tags::{TaggedDoc, TaggedPage, write_structure};
@@ -51,6 +51,8 @@ pub struct PdfFileWriter {
     deflater: super::Deflater,
     /// Helvetica for the text of production marks, once used.
     mark_font: Option<Ref>,
+    /// Where pages go when the file is streamed to disk instead of built in memory.
+    stream: Option<super::stream::Streamer>,
 }
 
 /// The resource name of the font an overlay's text uses.
@@ -91,6 +93,7 @@ impl PdfFileWriter {
             name_buf: Vec::with_capacity(16),
             deflater: super::Deflater::default(),
             mark_font: None,
+            stream: None,
         }
     }
 
@@ -165,14 +168,16 @@ impl PdfFileWriter {
         let page_ref = self.alloc();
         let content_ref = self.alloc();
         self.pages.push(page_ref);
-        self.pdf
-            .stream(content_ref, &page.content)
+        let mut c = Chunk::new();
+        c.stream(content_ref, &page.content)
             .filter(Filter::FlateDecode);
+        self.put(&c);
         let overlay_ref = overlay.map(|ops| self.overlay_stream(ops));
         let mark_font = overlay
             .filter(|ops| uses_mark_font(ops))
             .map(|_| self.mark_font_ref());
-        let mut p = self.pdf.page(page_ref);
+        let mut c = Chunk::new();
+        let mut p = c.page(page_ref);
         p.parent(parent)
             .media_box(Rect::new(0.0, 0.0, page.width, page.height));
         match overlay_ref {
@@ -203,6 +208,7 @@ impl PdfFileWriter {
         }
         res.finish();
         p.finish();
+        self.put(&c);
         self.pages.len() as u32
     }
 
@@ -219,7 +225,8 @@ impl PdfFileWriter {
                 self.pages.push(page_ref);
                 let o = self.overlay_stream(ops);
                 let mark_font = uses_mark_font(ops).then(|| self.mark_font_ref());
-                let mut p = self.pdf.page(page_ref);
+                let mut c = Chunk::new();
+                let mut p = c.page(page_ref);
                 p.parent(parent)
                     .media_box(Rect::new(0.0, 0.0, width, height))
                     .contents(o);
@@ -227,6 +234,9 @@ impl PdfFileWriter {
                 if let Some(m) = mark_font {
                     res.fonts().pair(Name(MARK_FONT.as_bytes()), m);
                 }
+                res.finish();
+                p.finish();
+                self.put(&c);
             }
         }
         self.pages.len() as u32
@@ -251,8 +261,19 @@ impl PdfFileWriter {
         let mut packed = Vec::with_capacity(ops.len() / 3 + 64);
         self.deflater
             .compress(ops, self.opts.compression, &mut packed);
-        self.pdf.stream(r, &packed).filter(Filter::FlateDecode);
+        let mut c = Chunk::new();
+        c.stream(r, &packed).filter(Filter::FlateDecode);
+        self.put(&c);
         r
+    }
+
+    /// Adds one page-phase object: into the file's buffer, or out to the file when the
+    /// writer streams.
+    fn put(&mut self, c: &Chunk) {
+        match &mut self.stream {
+            Some(s) => s.put(c),
+            None => self.pdf.extend(c),
+        }
     }
 
     /// Appends all pages of a registered document, tagged when the file is.
@@ -333,15 +354,49 @@ impl PdfFileWriter {
         let parent = self.next_page_parent();
         let page_ref = self.alloc();
         self.pages.push(page_ref);
-        let mut p = self.pdf.page(page_ref);
+        let mut c = Chunk::new();
+        let mut p = c.page(page_ref);
         p.parent(parent)
             .media_box(Rect::new(0.0, 0.0, width, height));
         p.resources();
+        p.finish();
+        self.put(&c);
     }
 
     /// Pages written so far.
     pub fn page_count(&self) -> u32 {
         self.pages.len() as u32
+    }
+
+    /// Starts a file that is written to `path` page by page as it is built (print jobs of
+    /// any size in bounded memory): pages appended with [`Self::add_page`] and
+    /// [`Self::add_blank_page_with`] go straight to disk; fonts, images, the page tree and
+    /// the trailer follow in [`Self::finish_streamed`]. Untagged only.
+    pub fn streaming(
+        env: PdfEnv,
+        opts: PdfOptions,
+        path: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let mut w = Self::with_capacity(
+            env,
+            PdfOptions {
+                tagged: false,
+                ..opts
+            },
+            1 << 16,
+        );
+        w.stream = Some(super::stream::Streamer::create(path)?);
+        Ok(w)
+    }
+
+    /// Finishes a streamed file: writes the rest, fsyncs it; returns its length and SHA-256.
+    pub fn finish_streamed(mut self, meta: &DocMeta) -> std::io::Result<(u64, [u8; 32])> {
+        let stream = self
+            .stream
+            .take()
+            .ok_or_else(|| std::io::Error::other("the writer does not stream"))?;
+        let tail = self.finish(meta);
+        stream.finish(&tail)
     }
 
     /// Writes fonts, images, structure and trailer; returns the file's bytes.
