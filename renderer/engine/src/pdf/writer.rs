@@ -58,6 +58,38 @@ pub struct PdfFileWriter {
 /// The resource name of the font an overlay's text uses.
 pub const MARK_FONT: &str = "PRmk";
 
+/// Writes a page's font and image resources (`/F<id>`, `/Im<id>`, and the mark font).
+fn resources(
+    res: &mut pdf_writer::writers::Resources<'_>,
+    page: &super::EncodedPage,
+    file_fonts: &BTreeMap<FontId, FileFont>,
+    images: &BTreeMap<ImageId, Ref>,
+    mark_font: Option<Ref>,
+    name_buf: &mut Vec<u8>,
+) {
+    if !page.fonts.is_empty() || mark_font.is_some() {
+        let mut fonts = res.fonts();
+        if let Some(m) = mark_font {
+            fonts.pair(Name(MARK_FONT.as_bytes()), m);
+        }
+        for f in &page.fonts {
+            name_buf.clear();
+            name_buf.push(b'F');
+            super::content::push_uint(name_buf, u64::from(f.0));
+            fonts.pair(Name(name_buf), file_fonts[f].type0);
+        }
+    }
+    if !page.images.is_empty() {
+        let mut xobjects = res.x_objects();
+        for i in &page.images {
+            name_buf.clear();
+            name_buf.extend_from_slice(b"Im");
+            super::content::push_uint(name_buf, u64::from(i.0));
+            xobjects.pair(Name(name_buf), images[i]);
+        }
+    }
+}
+
 fn uses_mark_font(ops: &[u8]) -> bool {
     ops.windows(MARK_FONT.len() + 1)
         .any(|w| w[0] == b'/' && &w[1..] == MARK_FONT.as_bytes())
@@ -185,27 +217,14 @@ impl PdfFileWriter {
             None => p.contents(content_ref),
         };
         let mut res = p.resources();
-        if !page.fonts.is_empty() || mark_font.is_some() {
-            let mut fonts = res.fonts();
-            if let Some(m) = mark_font {
-                fonts.pair(Name(MARK_FONT.as_bytes()), m);
-            }
-            for f in &page.fonts {
-                self.name_buf.clear();
-                self.name_buf.push(b'F');
-                super::content::push_uint(&mut self.name_buf, u64::from(f.0));
-                fonts.pair(Name(&self.name_buf), self.fonts[f].type0);
-            }
-        }
-        if !page.images.is_empty() {
-            let mut xobjects = res.x_objects();
-            for i in &page.images {
-                self.name_buf.clear();
-                self.name_buf.extend_from_slice(b"Im");
-                super::content::push_uint(&mut self.name_buf, u64::from(i.0));
-                xobjects.pair(Name(&self.name_buf), self.images[i]);
-            }
-        }
+        resources(
+            &mut res,
+            page,
+            &self.fonts,
+            &self.images,
+            mark_font,
+            &mut self.name_buf,
+        );
         res.finish();
         p.finish();
         self.put(&c);
@@ -303,24 +322,14 @@ impl PdfFileWriter {
                 p.tab_order(TabOrder::StructureOrder);
             }
             let mut res = p.resources();
-            if !page.fonts.is_empty() {
-                let mut fonts = res.fonts();
-                for f in &page.fonts {
-                    self.name_buf.clear();
-                    self.name_buf.push(b'F');
-                    super::content::push_uint(&mut self.name_buf, u64::from(f.0));
-                    fonts.pair(Name(&self.name_buf), self.fonts[f].type0);
-                }
-            }
-            if !page.images.is_empty() {
-                let mut xobjects = res.x_objects();
-                for i in &page.images {
-                    self.name_buf.clear();
-                    self.name_buf.extend_from_slice(b"Im");
-                    super::content::push_uint(&mut self.name_buf, u64::from(i.0));
-                    xobjects.pair(Name(&self.name_buf), self.images[i]);
-                }
-            }
+            resources(
+                &mut res,
+                page,
+                &self.fonts,
+                &self.images,
+                None,
+                &mut self.name_buf,
+            );
             res.finish();
             p.finish();
             if tagged {
