@@ -500,6 +500,18 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         committed < total,
         "killed mid-assembly ({committed} of {total} jobs)"
     );
+    // A committed job damaged before the resume (a power cut, a bad disk) is written again.
+    let first: Value = serde_json::from_str(
+        fs::read_to_string(out_kill.join("jobs/commits.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let damaged = out_kill.join(first["files"][0]["name"].as_str().unwrap());
+    let bytes = fs::read(&damaged).unwrap();
+    fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
     let res = run(&mut dispatcher_batch(
         &data,
         &out_kill,
@@ -519,7 +531,13 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         summary["production"]["assembly"]["resumed_jobs"]
             .as_u64()
             .unwrap() as usize,
-        committed
+        committed - 1,
+        "the damaged job is not kept"
+    );
+    let repaired = summary["production"]["assembly"]["repaired"].to_string();
+    assert!(
+        repaired.contains(first["job"].as_str().unwrap()),
+        "{repaired}"
     );
     assert_same_jobs(&out, &out_kill, "resumed assembly gives the same jobs");
     let lines: BTreeSet<String> = fs::read_to_string(out_kill.join("jobs/commits.jsonl"))
