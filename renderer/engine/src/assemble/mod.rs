@@ -137,14 +137,23 @@ pub fn assemble(
     spec: &AssembleSpec<'_>,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<AssembleReport, AssembleError> {
+    let started = std::time::Instant::now();
     let (docs, spools) = read_documents(dir)?;
     let (facts, unassembled) = read_facts(spec, &docs)?;
+    let read = started.elapsed();
     let plan = crate::production::plan(
         spec.profile,
         &facts.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
     );
     // Planner indices are into `facts`; map them back to `docs`.
     let doc_of: Vec<usize> = facts.iter().map(|(i, _)| *i).collect();
+    tracing::info!(
+        documents = docs.len(),
+        jobs = plan.jobs.len(),
+        read_seconds = read.as_secs_f64(),
+        plan_seconds = (started.elapsed() - read).as_secs_f64(),
+        "print jobs planned"
+    );
     let jobs_dir = dir.join("jobs");
     if !jobs_dir.is_dir() {
         fs::create_dir_all(&jobs_dir).map_err(io(&jobs_dir))?;
@@ -217,6 +226,12 @@ pub fn assemble(
     if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
+    tracing::info!(
+        written = pending.len(),
+        kept = committed.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "print jobs assembled"
+    );
     for job in &plan.jobs {
         report.jobs += 1;
         report.pieces += job.pieces.len() as u64;
