@@ -475,7 +475,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 Some(p) if p.state == RunState::Succeeded as i32 && p.records == 0 => {
                     exit::EMPTY_INPUT
                 }
-                Some(p) if p.state == RunState::Succeeded as i32 && p.rejected > 0 => {
+                Some(p)
+                    if p.state == RunState::Succeeded as i32
+                        && (p.rejected > 0 || p.unassembled > 0) =>
+                {
                     exit::REJECTED
                 }
                 Some(p) if p.state == RunState::Succeeded as i32 => exit::OK,

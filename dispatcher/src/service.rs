@@ -156,6 +156,7 @@ fn progress_of(id: &str, state: RunState, p: &Progress, message: &str) -> RunPro
         shards_committed: p.shards_committed,
         shards_total: p.shards_total.unwrap_or(0),
         message: message.to_string(),
+        unassembled: 0,
     }
 }
 
@@ -286,7 +287,9 @@ impl Dispatcher for Service {
                         RunStatus::Stopped => RunState::Stopped,
                         RunStatus::Running | RunStatus::Failed => RunState::Failed,
                     };
-                    progress_of(&run_id, state, &p, &report.line())
+                    let mut done = progress_of(&run_id, state, &p, &report.line());
+                    done.unassembled = report.production.as_ref().map_or(0, |x| x.unassembled);
+                    done
                 }
                 Err(e) => {
                     observer.finished(RunStatus::Failed);

@@ -318,7 +318,9 @@ fn a_submitted_run_assembles_print_jobs_with_a_profile_under_the_template_root()
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let server = Server::start(dir.path());
+    let profiles = dir.path().join("profiles");
+    fs::create_dir(&profiles).unwrap();
+    let server = Server::start_with(dir.path(), &["--template-root", profiles.to_str().unwrap()]);
     let out = dir.path().join("served");
     let res = run(Command::new(bin("dispatcher"))
         .args(["submit", "--server", &server.addr, "--production"])
@@ -339,6 +341,42 @@ fn a_submitted_run_assembles_print_jobs_with_a_profile_under_the_template_root()
             "{name} differs from the in-process run"
         );
     }
+    // A profile whose feeder rule cannot be decided for some records (a number compared
+    // with a name): those documents are listed as unassembled, and the run exits 3 —
+    // `renderer render` and `dispatcher watch` alike.
+    let bad = profiles.join("bad.toml");
+    let text = fs::read_to_string(&profile).unwrap().replace(
+        "when = { field = \"customer.region\", equals = \"UK\" }",
+        "when = { field = \"customer.name\", greater-than = \"0\" }",
+    );
+    assert!(text.contains("customer.name\", greater-than"));
+    fs::write(&bad, text).unwrap();
+    let local = dir.path().join("bad-local");
+    let res = run(Command::new(bin("renderer"))
+        .args(["render", "--quiet", "--production", bad.to_str().unwrap()])
+        .args(run_args(&data, &local)));
+    assert_eq!(
+        res.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let listed = jsonl(&local.join("jobs/unassembled.jsonl"));
+    assert_eq!(listed.len(), 60);
+    assert_eq!(listed[0]["field"], "customer.name");
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["submit", "--server", &server.addr, "--production"])
+        .arg(&bad)
+        .args(run_args(&data, &dir.path().join("bad-served"))));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let id = String::from_utf8(res.stdout).unwrap().trim().to_string();
+    let (code, log) = watch(&server, &id);
+    assert_eq!(code, Some(3), "{log}");
+
     // A profile outside the server's template roots is refused before anything runs.
     let outside = dir.path().join("p.toml");
     fs::copy(&profile, &outside).unwrap();
