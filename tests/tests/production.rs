@@ -14,8 +14,8 @@ use std::time::Duration;
 use pressrun_tests::*;
 use serde_json::Value;
 
-/// The example profile, with the duplicates flagged (printed and listed) and small jobs so
-/// that a run has many of them.
+/// The example profile (duplex, fixed backs from the template's `<back>`), with the
+/// duplicates flagged (printed and listed) and small jobs so that a run has many of them.
 fn profile(dir: &Path) -> PathBuf {
     let text = fs::read_to_string(root().join("examples/production/statement.toml")).unwrap();
     assert!(text.contains("policy = \"suppress\"") && text.contains("max-pieces = 5000"));
@@ -391,6 +391,7 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
 
     // Page and impression numbers against the print files, page by page.
     let mut decoded = 0;
+    let mut fixed_backs = 0;
     for (j, summary) in summaries.iter().enumerate() {
         let pdf = out.join(summary["print_file"].as_str().unwrap());
         qpdf_check(&pdf);
@@ -421,6 +422,16 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
                     );
                 } else {
                     assert_eq!(s["back_page"], next_page + 1);
+                    // An odd last page's back carries the template's <back> (the profile
+                    // says back = "template"), and only such a back does.
+                    let terms = page_text[next_page].contains("Terms and conditions");
+                    assert_eq!(
+                        s.get("back_fixed").is_some(),
+                        terms,
+                        "page {}",
+                        next_page + 1
+                    );
+                    fixed_backs += usize::from(terms);
                 }
                 next_page += 2;
                 // Every sheet's code of the first jobs, and of the split and household pieces.
@@ -461,6 +472,10 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         assert_eq!(next_page - 1, pages as usize);
     }
     assert!(decoded > 50, "decoded {decoded} codes");
+    assert!(
+        fixed_backs > 20,
+        "{fixed_backs} backs carry the fixed content"
+    );
 
     // Same jobs with another batch size, and on three renderer nodes.
     let out_1000 = dir.path().join("prod-1000");
@@ -567,6 +582,20 @@ fn a_bad_profile_is_refused_with_its_line() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("bad.toml:") && err.contains("squash"), "{err}");
     assert!(!dir.path().join("out").exists(), "nothing was written");
+    // back = "template" with a template that has no <back>: refused before rendering.
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["run", "--quiet", "--run-date", "2026-11-23", "--template"])
+        .arg(root().join("examples/insurance-letter"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("no-back"))
+        .arg("--production")
+        .arg(root().join("examples/production/statement.toml")));
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("has no <back>"), "{err}");
+    assert!(!dir.path().join("no-back").exists(), "nothing was written");
     for path in ["/dev/zero", "/etc"] {
         let res = run(&mut dispatcher(
             &data,

@@ -24,6 +24,9 @@ pub struct ManifestSheet {
     pub front_page: Option<u32>,
     /// Page of the print job on the back (duplex), `null` for a blank or no back.
     pub back_page: Option<u32>,
+    /// The back carries the template's fixed back-of-page content, not a document page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub back_fixed: bool,
     /// The impression numbers in the job that `job-impressions-completed` counts: one
     /// per sheet in simplex, two (front, back — a blank back included) in duplex.
     pub impressions: Vec<u64>,

@@ -55,6 +55,55 @@ pub struct AssembleSpec<'a> {
     pub compression: u8,
     /// Jobs written at once (each on its own thread).
     pub threads: usize,
+    /// The run date, for the fixed back-of-page content.
+    pub run_date: &'a str,
+}
+
+/// Renders the template's fixed back-of-page content (`<back>`) once: one page, bound
+/// with no record. The error says why it cannot be used.
+pub fn render_back(
+    template: &Template,
+    run_date: &str,
+    compression: u8,
+) -> Result<EncodedDocument, String> {
+    use crate::run::compose::{Limits, Worker, compose, encode};
+    let back = template.back().ok_or(
+        "the production profile asks for the template's back-of-page content (back = \"template\"), but its body.xml has no <back>",
+    )?;
+    let mut worker = Worker::default();
+    let bind = crate::template::BindParams {
+        record_number: 0,
+        run_date: run_date.to_string(),
+    };
+    let composed = compose(
+        &back,
+        &serde_json::json!({}),
+        &bind,
+        false,
+        &Limits::default(),
+        &mut worker,
+    )
+    .map_err(|r| {
+        format!(
+            "the <back> content is bound once per run, without a record, and fails: {} {}",
+            r.field, r.reason
+        )
+    })?;
+    let pages = composed.laid_out.pages.len();
+    if pages != 1 {
+        return Err(format!(
+            "the <back> content takes {pages} pages; it must fit on one page"
+        ));
+    }
+    Ok(encode(
+        &back,
+        &composed,
+        &PdfOptions {
+            tagged: false,
+            compression,
+        },
+        &mut worker,
+    ))
 }
 
 /// What assembly did.
@@ -138,6 +187,13 @@ pub fn assemble(
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<AssembleReport, AssembleError> {
     let started = std::time::Instant::now();
+    let back = match spec.profile.back {
+        crate::production::Back::Template if spec.profile.duplex => Some(
+            render_back(spec.template, spec.run_date, spec.compression)
+                .map_err(AssembleError::Mismatch)?,
+        ),
+        _ => None,
+    };
     let (docs, spools) = read_documents(dir)?;
     let (facts, unassembled) = read_facts(spec, &docs)?;
     let read = started.elapsed();
@@ -182,6 +238,14 @@ pub fn assemble(
         fonts: spec.template.fonts.clone(),
         images: spec.template.images.clone(),
     };
+    let inputs = JobInputs {
+        dir,
+        spec,
+        env: &env,
+        docs: &docs,
+        doc_of: &doc_of,
+        back: back.as_ref(),
+    };
     let next = AtomicUsize::new(0);
     let failed: Mutex<Option<AssembleError>> = Mutex::new(None);
     let threads = spec.threads.clamp(1, pending.len().max(1));
@@ -203,15 +267,14 @@ pub fn assemble(
                         return;
                     }
                     let job = pending[i];
-                    let result = write_job(dir, spec, &env, job, &docs, &doc_of, &mut reader)
-                        .and_then(|commit| {
-                            let mut line = serde_json::to_vec(&commit).expect("serialisable");
-                            line.push(b'\n');
-                            let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
-                            j.write_all(&line).map_err(io(dir))?;
-                            j.sync_data().map_err(io(dir))?;
-                            Ok(())
-                        });
+                    let result = write_job(inputs, job, &mut reader).and_then(|commit| {
+                        let mut line = serde_json::to_vec(&commit).expect("serialisable");
+                        line.push(b'\n');
+                        let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
+                        j.write_all(&line).map_err(io(dir))?;
+                        j.sync_data().map_err(io(dir))?;
+                        Ok(())
+                    });
                     if let Err(e) = result {
                         failed
                             .lock()
@@ -492,15 +555,30 @@ impl<'a> SpoolReader<'a> {
 }
 
 /// Writes one job: its print file and manifest, and the journal line that commits them.
+/// What every job of a run is written from.
+#[derive(Clone, Copy)]
+struct JobInputs<'a> {
+    dir: &'a Path,
+    spec: &'a AssembleSpec<'a>,
+    env: &'a PdfEnv,
+    docs: &'a [Doc],
+    doc_of: &'a [usize],
+    back: Option<&'a EncodedDocument>,
+}
+
 fn write_job(
-    dir: &Path,
-    spec: &AssembleSpec<'_>,
-    env: &PdfEnv,
+    inputs: JobInputs<'_>,
     job: &JobPlan,
-    docs: &[Doc],
-    doc_of: &[usize],
     reader: &mut SpoolReader<'_>,
 ) -> Result<JobCommit, AssembleError> {
+    let JobInputs {
+        dir,
+        spec,
+        env,
+        docs,
+        doc_of,
+        back,
+    } = inputs;
     let profile = spec.profile;
     let opts = PdfOptions {
         tagged: false,
@@ -510,6 +588,7 @@ fn write_job(
     let part = dir.join(format!("{}.part", job_file_name(&job.id)));
     let mut w = PdfFileWriter::streaming(env.clone(), opts, &part).map_err(io(&part))?;
     let mut registered_set = std::collections::BTreeSet::new();
+    let mut back_registered = false;
     let manifest_part = dir.join(format!("{}.part", manifest_name(&job.id)));
     let mut lines = manifest::ManifestWriter::create(&manifest_part).map_err(io(&manifest_part))?;
     let mut overlay = Vec::with_capacity(4096);
@@ -545,12 +624,20 @@ fn write_job(
             .map_err(|e| AssembleError::Marks(e.to_string()))?;
             let mut size = (595.0, 842.0);
             let mut side = |page: Option<&crate::production::PageRef>,
+                            front: bool,
                             marked: bool,
                             w: &mut PdfFileWriter,
                             size: &mut (f32, f32)|
              -> Result<Option<u32>, AssembleError> {
                 let mark = marked.then_some(overlay.as_slice());
                 let Some(p) = page else {
+                    if let Some(b) = back.filter(|_| !front) {
+                        if !back_registered {
+                            w.register(b);
+                            back_registered = true;
+                        }
+                        return Ok(Some(w.add_page(b, 0, mark)));
+                    }
                     w.add_blank_page_with(size.0, size.1, mark);
                     return Ok(None);
                 };
@@ -578,10 +665,11 @@ fn write_job(
                 r.1 = r.1.max(number);
                 Ok(Some(number))
             };
-            let front = side(sheet.front.as_ref(), true, &mut w, &mut size)?;
-            let back = if profile.duplex {
+            let front_page = side(sheet.front.as_ref(), true, true, &mut w, &mut size)?;
+            let back_page = if profile.duplex {
                 side(
                     sheet.back.as_ref(),
+                    false,
                     profile.marks_on_back,
                     &mut w,
                     &mut size,
@@ -589,13 +677,15 @@ fn write_job(
             } else {
                 None
             };
+            let back_fixed = profile.duplex && sheet.back.is_none() && back.is_some();
             let per_sheet = if profile.duplex { 2 } else { 1 };
             let impressions = (impression + 1..=impression + per_sheet).collect();
             impression += per_sheet;
             sheets.push(ManifestSheet {
                 sheet: id.k,
-                front_page: front,
-                back_page: back,
+                front_page,
+                back_page,
+                back_fixed,
                 impressions,
             });
         }

@@ -23,7 +23,7 @@ pub use plan::{
     DocFacts, Duplicate, GroupSummary, JobPlan, PageRef, PiecePlan, Plan, Routed, SheetPlan, plan,
 };
 pub use profile::{
-    Channel, Condition, DataMatrixMark, DuplicatePolicy, Duplicates, Envelope, Feeder, FieldPath,
-    GroupRule, Householding, JobLimit, Marks, OmrMark, OmrSignal, Overflow, Presort, Profile,
-    ProfileError, Step, Test, TextMark,
+    Back, Channel, Condition, DataMatrixMark, DuplicatePolicy, Duplicates, Envelope, Feeder,
+    FieldPath, GroupRule, Householding, JobLimit, Marks, OmrMark, OmrSignal, Overflow, Presort,
+    Profile, ProfileError, Step, Test, TextMark,
 };

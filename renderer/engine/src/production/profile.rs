@@ -44,6 +44,8 @@ pub struct Profile {
     pub duplex: bool,
     /// Production marks go on backs as well as fronts (duplex only; fronts only otherwise).
     pub marks_on_back: bool,
+    /// What an otherwise blank back carries (duplex).
+    pub back: Back,
     /// Envelopes by strictly ascending capacity.
     pub envelopes: Vec<Envelope>,
     /// What happens to a document above the largest envelope.
@@ -386,6 +388,20 @@ struct RawPrint {
     duplex: bool,
     #[serde(default)]
     marks_on_back: bool,
+    #[serde(default)]
+    back: Back,
+}
+
+/// What an otherwise blank back of a duplex sheet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Back {
+    /// Nothing: the side is left blank.
+    #[default]
+    Blank,
+    /// The template's fixed back-of-page content (`<back>` in its body.xml), such as
+    /// terms and conditions.
+    Template,
 }
 
 #[derive(Deserialize)]
@@ -611,6 +627,7 @@ fn build(at: &Locator<'_>, raw: RawProfile, text: &str) -> Result<Profile, Profi
         job_prefix,
         duplex: raw.print.duplex,
         marks_on_back: raw.print.marks_on_back,
+        back: raw.print.back,
         envelopes,
         overflow: raw.envelopes.above,
         feeders,

@@ -388,6 +388,14 @@ pub fn prepare(template: &Template, spec: &RunSpec) -> Result<Prepared, RunError
             "a production profile and spooled output go together".into(),
         ));
     }
+    if let Some(p) = &spec.production
+        && p.duplex
+        && p.back == crate::production::Back::Template
+    {
+        // Checked before anything renders: the back must exist and fit on one page.
+        crate::assemble::render_back(template, &spec.output.run_date, spec.output.compression)
+            .map_err(RunError::Params)?;
+    }
     if spec.production.is_some() && spec.data.as_os_str() == "-" {
         return Err(RunError::Params(
             "print production reads the input twice: give a file, not standard input".into(),
@@ -595,6 +603,7 @@ pub fn run_claimed(
                 max_record_bytes: spec.max_record_bytes,
                 limit: spec.limit,
                 compression: spec.output.compression,
+                run_date: &spec.output.run_date,
                 threads: if spec.assemble_threads == 0 {
                     backend::threads_or_cores(0)
                 } else {

@@ -119,6 +119,8 @@ pub struct Program {
     pub window: Vec<Node>,
     pub rest_header: Vec<Node>,
     pub rest_footer: Vec<Node>,
+    /// The fixed back-of-page content (`<back>`), for print production's blank backs.
+    pub back: Option<Vec<Node>>,
     /// Compiled fragments by index; the names are in `fragment_names`.
     pub fragments: Vec<Vec<Node>>,
 }

@@ -354,6 +354,7 @@ fn compile_document(c: &mut Compiler<'_>, f: &SourceFile, root: roxmltree::Node<
                 saw_body = true;
                 c.program.body = c.blocks(f, n, &mut scope);
             }
+            "back" => c.program.back = Some(c.blocks(f, n, &mut scope)),
             master @ ("first-page" | "page") => {
                 let first = master == "first-page";
                 for part in n.children() {
@@ -489,6 +490,46 @@ impl Template {
         row: &[String],
     ) -> Result<serde_json::Value, FieldError> {
         schema::record_from_csv(&self.fields, headers, row)
+    }
+
+    /// The fixed back-of-page content (`<back>` in body.xml) as a template of its own: the
+    /// same fonts, images and styles (so its pages can go into the same print file), laid
+    /// out on the following-page master without header or footer, with no fields: it is
+    /// bound once per run with `{}` and the run's parameters.
+    pub fn back(&self) -> Option<Template> {
+        let back = self.program.back.clone()?;
+        let program = Program {
+            body: back,
+            first_header: Some(Vec::new()),
+            first_footer: Some(Vec::new()),
+            window: Vec::new(),
+            rest_header: Vec::new(),
+            rest_footer: Vec::new(),
+            back: None,
+            fragments: self.program.fragments.clone(),
+        };
+        let mut rest = self.masters.rest.clone();
+        rest.regions.clear();
+        Some(Template {
+            id: self.id.clone(),
+            version: self.version.clone(),
+            fonts: self.fonts.clone(),
+            images: self.images.clone(),
+            styles: self.styles.clone(),
+            masters: Arc::new(crate::style::PageMasters {
+                first: rest.clone(),
+                rest,
+            }),
+            content_hash: self.content_hash,
+            lang: self.lang.clone(),
+            title: Vec::new(),
+            doc_id: Vec::new(),
+            currency: Vec::new(),
+            fields: Vec::new(),
+            fmt: self.fmt.clone(),
+            env: self.env.clone(),
+            program: Arc::new(program),
+        })
     }
 
     /// Binds a validated record into a document.
