@@ -251,39 +251,50 @@ pub fn assemble(
     let threads = spec.threads.clamp(1, pending.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| {
-                let mut reader = SpoolReader::new(dir, &spools.names, &env);
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let failing = failed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
-                    if i >= pending.len() || failing {
-                        return;
+            let spawned = std::thread::Builder::new()
+                .name("assemble".into())
+                .spawn_scoped(s, || {
+                    let mut reader = SpoolReader::new(dir, &spools.names, &env);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let failing = failed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                        if i >= pending.len() || failing {
+                            return;
+                        }
+                        if stop() {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(AssembleError::Cancelled);
+                            return;
+                        }
+                        let job = pending[i];
+                        let result = write_job(inputs, job, &mut reader).and_then(|commit| {
+                            let mut line = serde_json::to_vec(&commit).expect("serialisable");
+                            line.push(b'\n');
+                            let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
+                            j.write_all(&line).map_err(io(dir))?;
+                            j.sync_data().map_err(io(dir))?;
+                            Ok(())
+                        });
+                        if let Err(e) = result {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
                     }
-                    if stop() {
-                        failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(AssembleError::Cancelled);
-                        return;
-                    }
-                    let job = pending[i];
-                    let result = write_job(inputs, job, &mut reader).and_then(|commit| {
-                        let mut line = serde_json::to_vec(&commit).expect("serialisable");
-                        line.push(b'\n');
-                        let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
-                        j.write_all(&line).map_err(io(dir))?;
-                        j.sync_data().map_err(io(dir))?;
-                        Ok(())
+                });
+            if let Err(e) = spawned {
+                failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(AssembleError::Io {
+                        path: dir.display().to_string(),
+                        source: e,
                     });
-                    if let Err(e) = result {
-                        failed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                        return;
-                    }
-                }
-            });
+            }
         }
     });
     if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
