@@ -320,16 +320,8 @@ pub fn register(env: &mut Environment<'static>, fmt: &Fmt) {
                 return Ok(J::from(()));
             }
             let (a, b) = operands(&v, &other, op.name())?;
-            let r = match op {
-                Op::Plus => exact_add(a, b),
-                Op::Minus => exact_add(a, -b),
-                // Exact only when no digit was rounded away (the scales add up).
-                Op::Times => a
-                    .checked_mul(b)
-                    .filter(|r| r.scale() >= a.scale() + b.scale()),
-                Op::Divide => unreachable!("divided_by is registered on its own"),
-            };
-            decimal_to_jinja(r.ok_or_else(|| reject(op.overflow()))?.normalize())
+            let r = op.apply(a, b).ok_or_else(|| reject(op.overflow()))?;
+            decimal_to_jinja(r.normalize())
         });
     }
     let rounding = fmt.rounding;
@@ -352,7 +344,7 @@ pub fn register(env: &mut Environment<'static>, fmt: &Fmt) {
                 }
                 Some(d) => rounding.round(q, d),
                 // Without a count of decimals the quotient must be exact (it ends).
-                None if q.checked_mul(b) == Some(a) => q,
+                None if Op::Divide.apply(a, b).is_some() => q,
                 None => {
                     return Err(reject(
                         "divided_by: the quotient does not end; give the decimals to round to, as in divided_by(y, 2)",
@@ -392,6 +384,19 @@ impl Op {
             Op::Minus => "minus",
             Op::Times => "times",
             Op::Divide => "divided_by",
+        }
+    }
+
+    /// The exact result, `None` when it overflows or would need rounding (a product is
+    /// exact when the scales add up; a quotient when it multiplies back).
+    fn apply(self, a: Decimal, b: Decimal) -> Option<Decimal> {
+        match self {
+            Op::Plus => exact_add(a, b),
+            Op::Minus => exact_add(a, -b),
+            Op::Times => a
+                .checked_mul(b)
+                .filter(|r| r.scale() >= a.scale() + b.scale()),
+            Op::Divide => a.checked_div(b).filter(|q| q.checked_mul(b) == Some(a)),
         }
     }
 
