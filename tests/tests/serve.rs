@@ -90,6 +90,19 @@ fn submit(server: &Server, data: &Path, out: &Path) -> String {
     String::from_utf8(res.stdout).unwrap().trim().to_string()
 }
 
+/// `dispatcher submit --production PROFILE …`: its output, whether it succeeded or not.
+fn submit_production(
+    server: &Server,
+    profile: &Path,
+    data: &Path,
+    out: &Path,
+) -> std::process::Output {
+    run(Command::new(bin("dispatcher"))
+        .args(["submit", "--server", &server.addr, "--production"])
+        .arg(profile)
+        .args(run_args(data, out)))
+}
+
 fn watch(server: &Server, id: &str) -> (Option<i32>, String) {
     let res = run(Command::new(bin("dispatcher")).args(["watch", "--server", &server.addr, id]));
     (
@@ -322,10 +335,7 @@ fn a_submitted_run_assembles_print_jobs_with_a_profile_under_the_template_root()
     fs::create_dir(&profiles).unwrap();
     let server = Server::start_with(dir.path(), &["--template-root", profiles.to_str().unwrap()]);
     let out = dir.path().join("served");
-    let res = run(Command::new(bin("dispatcher"))
-        .args(["submit", "--server", &server.addr, "--production"])
-        .arg(&profile)
-        .args(run_args(&data, &out)));
+    let res = submit_production(&server, &profile, &data, &out);
     assert!(
         res.status.success(),
         "{}",
@@ -364,10 +374,7 @@ fn a_submitted_run_assembles_print_jobs_with_a_profile_under_the_template_root()
     let listed = jsonl(&local.join("jobs/unassembled.jsonl"));
     assert_eq!(listed.len(), 60);
     assert_eq!(listed[0]["field"], "customer.name");
-    let res = run(Command::new(bin("dispatcher"))
-        .args(["submit", "--server", &server.addr, "--production"])
-        .arg(&bad)
-        .args(run_args(&data, &dir.path().join("bad-served"))));
+    let res = submit_production(&server, &bad, &data, &dir.path().join("bad-served"));
     assert!(
         res.status.success(),
         "{}",
@@ -380,10 +387,7 @@ fn a_submitted_run_assembles_print_jobs_with_a_profile_under_the_template_root()
     // A profile outside the server's template roots is refused before anything runs.
     let outside = dir.path().join("p.toml");
     fs::copy(&profile, &outside).unwrap();
-    let res = run(Command::new(bin("dispatcher"))
-        .args(["submit", "--server", &server.addr, "--production"])
-        .arg(&outside)
-        .args(run_args(&data, &dir.path().join("other"))));
+    let res = submit_production(&server, &outside, &data, &dir.path().join("other"));
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(
