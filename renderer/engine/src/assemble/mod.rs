@@ -518,7 +518,6 @@ struct SpoolReader<'a> {
     files: BTreeMap<usize, File>,
     fonts: usize,
     images: usize,
-    last: Option<(usize, EncodedDocument)>,
 }
 
 impl<'a> SpoolReader<'a> {
@@ -529,40 +528,115 @@ impl<'a> SpoolReader<'a> {
             files: BTreeMap::new(),
             fonts: env.fonts.len(),
             images: env.images.len(),
-            last: None,
         }
     }
 
-    /// The encoded document `i`, checked against the index's content hash.
-    fn get(&mut self, i: usize, d: &Doc) -> Result<&EncodedDocument, AssembleError> {
-        if self.last.as_ref().is_none_or(|(j, _)| *j != i) {
-            let name = &self.names[d.spool];
-            let path = self.dir.join(name);
-            let f = match self.files.entry(d.spool) {
-                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(File::open(&path).map_err(io(&path))?)
-                }
-            };
-            let mut body = vec![0u8; d.frame.len as usize];
-            f.seek(SeekFrom::Start(d.frame.offset))
-                .and_then(|_| f.read_exact(&mut body))
-                .map_err(io(&path))?;
-            let doc = spool::read_document(d.entry.record, &body, self.fonts, self.images)
-                .map_err(|source| AssembleError::Spool {
-                    file: name.clone(),
-                    source,
-                })?;
-            if hex::encode(doc.content_hash) != d.entry.sha256 {
-                return Err(AssembleError::Mismatch(format!(
-                    "the spooled document of record {} is not the one the index lists (content hash differs)",
-                    d.entry.record
-                )));
+    /// Reads a document from its spool, checked against the index's content hash.
+    fn load(&mut self, d: &Doc) -> Result<EncodedDocument, AssembleError> {
+        let name = &self.names[d.spool];
+        let path = self.dir.join(name);
+        let f = match self.files.entry(d.spool) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(File::open(&path).map_err(io(&path))?)
             }
-            self.last = Some((i, doc));
+        };
+        let mut body = vec![0u8; d.frame.len as usize];
+        f.seek(SeekFrom::Start(d.frame.offset))
+            .and_then(|_| f.read_exact(&mut body))
+            .map_err(io(&path))?;
+        let doc = spool::read_document(d.entry.record, &body, self.fonts, self.images).map_err(
+            |source| AssembleError::Spool {
+                file: name.clone(),
+                source,
+            },
+        )?;
+        if hex::encode(doc.content_hash) != d.entry.sha256 {
+            return Err(AssembleError::Mismatch(format!(
+                "the spooled document of record {} is not the one the index lists (content hash differs)",
+                d.entry.record
+            )));
         }
-        Ok(&self.last.as_ref().expect("set above").1)
+        Ok(doc)
     }
+}
+
+/// The documents of a job in the order the writer first needs them, read and checked on
+/// another thread ahead of it, so that a single job keeps two cores busy.
+struct Prefetched {
+    rx: crossbeam_channel::Receiver<Result<(usize, EncodedDocument), AssembleError>>,
+    current: Option<(usize, EncodedDocument)>,
+}
+
+impl Prefetched {
+    /// Document `i`: the current one, or the next that arrives.
+    fn get(&mut self, i: usize) -> Result<&EncodedDocument, AssembleError> {
+        if self.current.as_ref().is_none_or(|(j, _)| *j != i) {
+            match self.rx.recv() {
+                Ok(Ok((j, doc))) if j == i => self.current = Some((j, doc)),
+                Ok(Ok(_)) => {
+                    return Err(AssembleError::Mismatch(
+                        "documents reached the print job out of order".into(),
+                    ));
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(AssembleError::Mismatch(
+                        "the spool reader stopped before the job was complete".into(),
+                    ));
+                }
+            }
+        }
+        Ok(&self.current.as_ref().expect("set above").1)
+    }
+}
+
+/// The documents a job reads, in the order it first reads each (consecutive repeats once).
+fn doc_sequence(job: &JobPlan, doc_of: &[usize]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for piece in &job.pieces {
+        for sheet in &piece.sheets {
+            for p in [&sheet.front, &sheet.back].into_iter().flatten() {
+                let i = doc_of[p.doc];
+                if out.last() != Some(&i) {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Writes one job, its documents read ahead on a second thread.
+fn write_job(
+    inputs: JobInputs<'_>,
+    job: &JobPlan,
+    reader: &mut SpoolReader<'_>,
+) -> Result<JobCommit, AssembleError> {
+    let (tx, rx) = crossbeam_channel::bounded(32);
+    let sequence = doc_sequence(job, inputs.doc_of);
+    std::thread::scope(|s| {
+        let docs = inputs.docs;
+        let ahead = std::thread::Builder::new()
+            .name("spool".into())
+            .spawn_scoped(s, move || {
+                for i in sequence {
+                    let r = reader.load(&docs[i]).map(|d| (i, d));
+                    let failed = r.is_err();
+                    // The writer stopped (it failed): stop too.
+                    if tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(io(inputs.dir))?;
+        let mut prefetched = Prefetched { rx, current: None };
+        let result = write_job_from(inputs, job, &mut prefetched);
+        // Unblock the reader if the writer stopped early.
+        drop(prefetched);
+        let _ = ahead.join();
+        result
+    })
 }
 
 /// Writes one job: its print file and manifest, and the journal line that commits them.
@@ -577,10 +651,10 @@ struct JobInputs<'a> {
     back: Option<&'a EncodedDocument>,
 }
 
-fn write_job(
+fn write_job_from(
     inputs: JobInputs<'_>,
     job: &JobPlan,
-    reader: &mut SpoolReader<'_>,
+    reader: &mut Prefetched,
 ) -> Result<JobCommit, AssembleError> {
     let JobInputs {
         dir,
@@ -654,7 +728,7 @@ fn write_job(
                 };
                 let i = doc_of[p.doc];
                 let d = &docs[i];
-                let enc = reader.get(i, d)?;
+                let enc = reader.get(i)?;
                 let index = (p.page as usize)
                     .checked_sub(1)
                     .filter(|&x| x < enc.pages.len());
