@@ -189,13 +189,9 @@ impl Dispatcher for Service {
             None
         } else {
             let path = roots.profile(&r.production_profile)?;
-            let text = renderer::args::read_bounded(&path, renderer::args::MAX_PROFILE_BYTES)
-                .map_err(|e| {
-                    ServiceError::InvalidArgument(format!("{}: {e}", r.production_profile))
-                })?;
             Some(
-                pressrun_engine::production::Profile::parse(&r.production_profile, &text)
-                    .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?,
+                pressrun_engine::production::Profile::read(&path)
+                    .map_err(ServiceError::InvalidArgument)?,
             )
         };
         let mut spec = RunSpec {

@@ -94,31 +94,6 @@ pub struct RunArgs {
     pub production: Option<PathBuf>,
 }
 
-/// The largest production profile read.
-pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
-
-/// Reads a regular text file of at most `max` bytes (never a device or a FIFO).
-pub fn read_bounded(path: &std::path::Path, max: u64) -> Result<String, String> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.len() > max {
-        return Err(format!("{} bytes, over the limit of {max}", meta.len()));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(|e| e.to_string())?
-        .take(max + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("not UTF-8 text or unreadable: {e}"))?;
-    if text.len() as u64 > max {
-        return Err(format!("over the limit of {max} bytes"));
-    }
-    Ok(text)
-}
-
 /// Makes `spec` a print-production run with `profile`: documents are spooled by the
 /// shards and assembled into print jobs; the profile decides simplex or duplex.
 pub fn with_production(spec: &mut RunSpec, profile: Option<pressrun_engine::production::Profile>) {
@@ -170,11 +145,7 @@ impl RunArgs {
         let Some(path) = &self.production else {
             return Ok(None);
         };
-        let name = path.display().to_string();
-        let text = read_bounded(path, MAX_PROFILE_BYTES).map_err(|e| format!("{name}: {e}"))?;
-        pressrun_engine::production::Profile::parse(&name, &text)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        pressrun_engine::production::Profile::read(path).map(Some)
     }
 
     /// The typed run specification for `run_date`, run by `runner`.

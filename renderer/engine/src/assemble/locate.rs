@@ -52,6 +52,13 @@ pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
     let mut found = Vec::new();
     for job in plan["jobs"].as_array().into_iter().flatten() {
         let id = job["job"].as_str().unwrap_or_default();
+        // A job id names files in jobs/: only the ids assembly makes are read.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{}: {id:?} is not a print job id",
+                production.display()
+            ));
+        }
         if let Query::Piece { job: Some(j), .. } = query
             && j != id
         {

@@ -48,6 +48,8 @@ pub struct AssembleSpec<'a> {
     pub profile: &'a Profile,
     /// The run's input, read again for the facts the profile needs.
     pub data: &'a Path,
+    /// Its SHA-256 as the run was named with: the input read again must be the same.
+    pub input_sha256: &'a str,
     pub format: InputFormat,
     pub max_record_bytes: usize,
     pub limit: Option<u64>,
@@ -166,7 +168,7 @@ struct JobCommit {
 /// A document as assembly knows it.
 struct Doc {
     entry: DocumentEntry,
-    /// Index of its spool file in [`Spools::names`], and its frame there.
+    /// Index of its spool file in the run's list of spool names, and its frame there.
     spool: usize,
     frame: Frame,
 }
@@ -195,14 +197,11 @@ pub fn assemble(
         _ => None,
     };
     let (docs, spools) = read_documents(dir)?;
-    let (facts, unassembled) = read_facts(spec, &docs)?;
+    // Planner indices are into `facts`; `doc_of` maps them back to `docs`.
+    let (doc_of, facts, unassembled) = read_facts(spec, &docs)?;
     let read = started.elapsed();
-    let plan = crate::production::plan(
-        spec.profile,
-        &facts.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
-    );
-    // Planner indices are into `facts`; map them back to `docs`.
-    let doc_of: Vec<usize> = facts.iter().map(|(i, _)| *i).collect();
+    let plan = crate::production::plan(spec.profile, &facts);
+    drop(facts);
     tracing::info!(
         documents = docs.len(),
         jobs = plan.jobs.len(),
@@ -254,7 +253,7 @@ pub fn assemble(
             let spawned = std::thread::Builder::new()
                 .name("assemble".into())
                 .spawn_scoped(s, || {
-                    let mut reader = SpoolReader::new(dir, &spools.names, &env);
+                    let mut reader = SpoolReader::new(dir, &spools, &env);
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let failing = failed.lock().unwrap_or_else(|e| e.into_inner()).is_some();
@@ -326,13 +325,9 @@ pub fn assemble(
     Ok(report)
 }
 
-/// The spool files of a run, by name.
-struct Spools {
-    names: Vec<String>,
-}
-
 /// Reads the index and finds every document's frame in its spool file.
-fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Spools), AssembleError> {
+/// Returns the documents and the names of the spool files, in order.
+fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Vec<String>), AssembleError> {
     let path = dir.join(crate::run::journal::DOCUMENTS);
     let file = File::open(&path).map_err(io(&path))?;
     let mut docs = Vec::new();
@@ -341,6 +336,15 @@ fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Spools), AssembleError> {
         let line = line.map_err(io(&path))?;
         let entry: DocumentEntry = serde_json::from_str(&line)
             .map_err(|e| AssembleError::Mismatch(format!("documents.jsonl line {}: {e}", i + 1)))?;
+        // The index names the spool: only a spool file of this folder can be meant.
+        if let Some(name) = &entry.spool
+            && !crate::run::output::is_spool_file_name(name)
+        {
+            return Err(AssembleError::Mismatch(format!(
+                "documents.jsonl line {} names {name:?}, which is not a spool file of this run",
+                i + 1
+            )));
+        }
         let Some(name) = entry.spool.clone() else {
             return Err(AssembleError::Mismatch(format!(
                 "document of record {} was not spooled (the run was not rendered for print production)",
@@ -392,7 +396,7 @@ fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Spools), AssembleError> {
             docs.len()
         )));
     }
-    Ok((docs, Spools { names }))
+    Ok((docs, names))
 }
 
 /// Reads the input again and gives each document its facts; documents whose facts cannot
@@ -401,27 +405,30 @@ fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Spools), AssembleError> {
 fn read_facts<'d>(
     spec: &AssembleSpec<'_>,
     docs: &'d [Doc],
-) -> Result<(Vec<(usize, DocFacts)>, Vec<Unassembled<'d>>), AssembleError> {
+) -> Result<(Vec<usize>, Vec<DocFacts>, Vec<Unassembled<'d>>), AssembleError> {
     let file = File::open(spec.data).map_err(|source| InputError::Open {
         path: spec.data.display().to_string(),
         source,
     })?;
+    let hash = std::sync::Arc::new(std::sync::Mutex::new(sha2::Sha256::default()));
     let reader = RecordReader::with_max_record(
-        Box::new(file),
+        Box::new(crate::run::Hashing::new(file, hash.clone())),
         spec.format,
         &spec.data.display().to_string(),
         spec.max_record_bytes.max(1),
     )?;
     let limit = spec.limit.unwrap_or(u64::MAX);
+    let mut doc_of = Vec::with_capacity(docs.len());
     let mut out = Vec::with_capacity(docs.len());
     let mut bad = Vec::new();
     let mut next = 0;
     for raw in reader {
         let raw = raw?;
-        if raw.number > limit || next >= docs.len() {
+        if raw.number > limit {
             break;
         }
-        if raw.number != docs[next].entry.record {
+        // Past the last document the input is still read: its hash covers all of it.
+        if next >= docs.len() || raw.number != docs[next].entry.record {
             continue;
         }
         let d = &docs[next];
@@ -432,17 +439,17 @@ fn read_facts<'d>(
             ))
         })?;
         match spec.profile.facts(&value) {
-            Ok(facts) => out.push((
-                next,
-                DocFacts {
+            Ok(facts) => {
+                doc_of.push(next);
+                out.push(DocFacts {
                     record: d.entry.record,
                     // The planner does not read the id; `docs` holds it.
                     document_id: String::new(),
                     sha256: d.entry.sha256.clone(),
                     pages: d.entry.pages,
                     facts,
-                },
-            )),
+                });
+            }
             Err(e) => bad.push(Unassembled {
                 record: d.entry.record,
                 document_id: &d.entry.document_id,
@@ -458,7 +465,17 @@ fn read_facts<'d>(
             docs.len()
         )));
     }
-    Ok((out, bad))
+    if spec.limit.is_none() {
+        use sha2::Digest;
+        let read = std::mem::take(&mut *hash.lock().unwrap_or_else(|e| e.into_inner()));
+        if hex::encode(read.finalize()) != spec.input_sha256 {
+            return Err(AssembleError::Mismatch(format!(
+                "{} changed after the run rendered it (its SHA-256 differs): restore it, or start over with --replace",
+                spec.data.display()
+            )));
+        }
+    }
+    Ok((doc_of, out, bad))
 }
 
 /// Reads the jobs journal and keeps the jobs whose files are intact; a torn last line or a
@@ -482,6 +499,14 @@ fn read_journal(
         let Ok(c) = serde_json::from_str::<JobCommit>(line) else {
             break;
         };
+        // Only this job's own two files can be meant: a journal names nothing else.
+        let own = [job_file_name(&c.job), manifest_name(&c.job)];
+        if !c.job.bytes().all(|b| b.is_ascii_alphanumeric())
+            || c.files.len() != 2
+            || c.files.iter().zip(&own).any(|(f, n)| f.name != *n)
+        {
+            break;
+        }
         good += line.len();
         let mut intact = true;
         for f in &c.files {

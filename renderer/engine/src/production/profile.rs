@@ -277,7 +277,24 @@ pub struct TextMark {
     pub size: f32,
 }
 
+/// The largest production profile read.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
 impl Profile {
+    /// Reads a profile file — a regular file of at most [`MAX_PROFILE_BYTES`], never a
+    /// device, a FIFO or a final symbolic link ([`crate::source::read_regular`]) — and
+    /// parses it. The error is `file: what` or `file:line:column: what`.
+    pub fn read(path: &std::path::Path) -> Result<Profile, String> {
+        let name = path.display().to_string();
+        let bytes =
+            crate::source::read_regular(path, MAX_PROFILE_BYTES, crate::source::FileKind::Text)
+                .map_err(|e| format!("{name}: {e}"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| format!("{name}: a production profile must be UTF-8 text"))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        Profile::parse(&name, text).map_err(|e| e.to_string())
+    }
+
     /// Parses and validates a profile's TOML text; `file` is the name used in errors.
     pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         let at = Locator { file, text };

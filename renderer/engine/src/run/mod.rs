@@ -279,9 +279,16 @@ impl RunControl {
 }
 
 /// Reads through to an inner reader and hashes every byte.
-struct Hashing<R> {
+pub(crate) struct Hashing<R> {
     inner: R,
     hash: Arc<Mutex<Sha256>>,
+}
+
+impl<R> Hashing<R> {
+    /// Hashes what is read from `inner` into `hash`.
+    pub(crate) fn new(inner: R, hash: Arc<Mutex<Sha256>>) -> Self {
+        Self { inner, hash }
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -599,6 +606,7 @@ pub fn run_claimed(
                 template: &template,
                 profile,
                 data: &spec.data,
+                input_sha256: input.as_ref().map_or("", |i| i.0.as_str()),
                 format,
                 max_record_bytes: spec.max_record_bytes,
                 limit: spec.limit,

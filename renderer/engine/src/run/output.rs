@@ -17,6 +17,13 @@ pub fn spool_file_name(batch: u64) -> String {
     format!("spool/{:05}.spool", batch.saturating_add(1))
 }
 
+/// Whether `name` is a spool file name as [`spool_file_name`] makes them.
+pub fn is_spool_file_name(name: &str) -> bool {
+    name.strip_prefix("spool/")
+        .and_then(|n| n.strip_suffix(".spool"))
+        .is_some_and(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Print-file name of `part` (0-based) of batch `batch` (0-based).
 pub fn print_file_name(batch: u64, part: u32) -> String {
     if part == 0 {

@@ -482,3 +482,81 @@ fn a_run_with_no_reachable_backend_fails_instead_of_waiting_forever() {
     let done = go(&spec(&input, &dir.path().join("out")), &local(1)).unwrap();
     assert_eq!(done.summary.records, 8);
 }
+
+/// A print-production run of the example statement with the example profile.
+fn production_spec(data: &Path, out: &Path) -> (RunSpec, Arc<crate::production::Profile>) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/production/statement.toml");
+    let profile = Arc::new(crate::production::Profile::read(&path).unwrap());
+    let mut s = spec(data, out);
+    s.output.spool = true;
+    s.output.duplex = profile.duplex;
+    s.production = Some(profile.clone());
+    (s, profile)
+}
+
+#[test]
+fn assembly_trusts_no_name_and_no_input_it_did_not_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = data(tmp.path(), 10);
+    let out = tmp.path().join("out");
+    let (s, profile) = production_spec(&input, &out);
+    let report = go(&s, &local(2)).unwrap();
+    assert_eq!(report.production.as_ref().unwrap().jobs, 1);
+    let t = template();
+    let (sha, _) = file_sha256(&input).unwrap();
+    fn aspec<'a>(
+        template: &'a Template,
+        profile: &'a crate::production::Profile,
+        data: &'a Path,
+        input_sha256: &'a str,
+    ) -> crate::assemble::AssembleSpec<'a> {
+        crate::assemble::AssembleSpec {
+            template,
+            profile,
+            data,
+            input_sha256,
+            format: crate::input::InputFormat::Jsonl,
+            max_record_bytes: 1 << 20,
+            limit: None,
+            compression: 1,
+            threads: 1,
+            run_date: "2026-11-23",
+        }
+    }
+    let never = || false;
+    let other = "0".repeat(64);
+    let aspec = |h| aspec(&t, &profile, &input, h);
+    // The same folder assembles again, keeping its committed job.
+    let again = crate::assemble::assemble(&out, &aspec(&sha), &never).unwrap();
+    assert_eq!(again.resumed_jobs, 1);
+    // An input that is not the one the run rendered is refused.
+    let e = crate::assemble::assemble(&out, &aspec(&other), &never).unwrap_err();
+    assert!(
+        e.to_string().contains("changed after the run rendered it"),
+        "{e}"
+    );
+    // A journal line naming a file outside the job is not trusted: the job is rewritten.
+    let journal = out.join(crate::assemble::JOURNAL);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    std::fs::write(
+        &journal,
+        text.replace("jobs/J000001.pdf", "../../../dev/zero"),
+    )
+    .unwrap();
+    let again = crate::assemble::assemble(&out, &aspec(&sha), &never).unwrap();
+    assert_eq!(again.resumed_jobs, 0);
+    // An index that names a file other than a spool of this run is refused.
+    let index = out.join(journal::DOCUMENTS);
+    let text = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(
+        &index,
+        text.replacen("spool/00001.spool", "../../etc/passwd", 1),
+    )
+    .unwrap();
+    let e = crate::assemble::assemble(&out, &aspec(&sha), &never).unwrap_err();
+    assert!(
+        e.to_string().contains("not a spool file of this run"),
+        "{e}"
+    );
+}
