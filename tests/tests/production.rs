@@ -449,6 +449,16 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
                     );
                     assert_eq!(got, want);
                     assert_eq!(p.v["marks"][k], want);
+                    // The human-readable line says the same.
+                    let line = format!(
+                        "{} piece {} sheet {}/{} feeders {}",
+                        p.job,
+                        p.v["piece"].as_str().unwrap(),
+                        k + 1,
+                        sheets.len(),
+                        p.v["feeders"].as_str().unwrap()
+                    );
+                    assert!(page_text[next_page - 3].contains(&line), "{line}");
                     decoded += 1;
                 }
             }

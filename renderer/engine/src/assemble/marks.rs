@@ -150,6 +150,60 @@ mod tests {
     }
 
     #[test]
+    fn overlay_draws_code_ladder_and_line_as_an_artifact() {
+        use crate::production::OmrSignal;
+        let dm = DataMatrixMark {
+            x: 20.0,
+            y: 300.0,
+            size: 28.0,
+            clear_zone: 5.0,
+        };
+        let omr = OmrMark {
+            x: 14.0,
+            y: 560.0,
+            pitch: 12.0,
+            length: 22.0,
+            thickness: 1.0,
+            marks: vec![
+                OmrSignal::Start,
+                OmrSignal::Insert,
+                OmrSignal::Parity,
+                OmrSignal::Safety,
+            ],
+        };
+        let text = TextMark {
+            x: 40.0,
+            y: 14.0,
+            size: 6.0,
+        };
+        let mut out = Vec::new();
+        overlay(&dm, Some(&omr), Some(&text), &id(2, 2, 1), &mut out).unwrap();
+        let ops = String::from_utf8(out.clone()).unwrap();
+        assert!(ops.starts_with("/Artifact BMC\nq\n") && ops.ends_with("Q\nEMC\n"));
+        // The clear zone, white, around the symbol.
+        assert!(ops.contains("1 g\n15 295 38 38 re\n"), "{ops}");
+        // One bar per printed OMR mark (start, insert on the last sheet, safety; the count
+        // is odd, so parity too), at its place on the ladder.
+        let bars: Vec<&str> = ops.lines().filter(|l| l.starts_with("14 ")).collect();
+        assert_eq!(
+            bars,
+            [
+                "14 559.5 22 1 re",
+                "14 547.5 22 1 re",
+                "14 535.5 22 1 re",
+                "14 523.5 22 1 re"
+            ]
+        );
+        assert!(
+            ops.contains("/PRmk 6 Tf\n40 14 Td\n(J000042 piece 000007 sheet 2/2 feeders 01) Tj")
+        );
+        // Without a ladder or a line: only the code.
+        overlay(&dm, None, None, &id(1, 2, 0), &mut out).unwrap();
+        let ops = String::from_utf8(out).unwrap();
+        assert!(!ops.contains("Tj") && !ops.lines().any(|l| l.starts_with("14 ")));
+    }
+
+    #[test]
     fn pil_text_follows_the_protocol() {
         assert_eq!(id(2, 3, 1).pil_text(), "PR1|J000042|000007|2/3|01");
         assert_eq!(id(1, 1, 0xA0).pil_text(), "PR1|J000042|000007|1/1|A0");

@@ -34,10 +34,16 @@ pub fn push_document(buf: &mut Vec<u8>, record: u64, doc: &EncodedDocument) {
     if buf.is_empty() {
         buf.extend_from_slice(MAGIC);
     }
-    let body = postcard::to_allocvec(doc).expect("an encoded document always serialises");
     buf.extend_from_slice(&record.to_le_bytes());
-    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&body);
+    let len_at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    // Serialised straight into the spool (no buffer per document), then the length
+    // written before it.
+    let mut out = postcard::to_extend(doc, std::mem::take(buf))
+        .expect("an encoded document always serialises");
+    let len = (out.len() - len_at - 4) as u32;
+    out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    *buf = out;
 }
 
 /// Where one document's frame lies in a spool file.
@@ -138,4 +144,65 @@ pub fn read_document(
         return Err(bad("an image is not in the template".into()));
     }
     Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdf::EncodedPage;
+    use crate::text::font::FontId;
+
+    fn doc(n: u8, fonts: Vec<FontId>) -> EncodedDocument {
+        EncodedDocument {
+            content_hash: [n; 32],
+            page_count: 1,
+            pages: vec![EncodedPage {
+                width: 595.0,
+                height: 842.0,
+                content: vec![n; 100 + n as usize],
+                fonts,
+                images: Vec::new(),
+                mcids: Vec::new(),
+            }],
+            fonts: Vec::new(),
+            images: Vec::new(),
+            structure: None,
+            title: format!("doc {n}"),
+            lang: "en".into(),
+        }
+    }
+
+    #[test]
+    fn documents_round_trip_and_damage_is_an_error() {
+        let mut buf = Vec::new();
+        push_document(&mut buf, 7, &doc(1, Vec::new()));
+        push_document(&mut buf, 9, &doc(2, Vec::new()));
+        let f = frames(&buf).unwrap();
+        assert_eq!(f.iter().map(|f| f.record).collect::<Vec<_>>(), [7, 9]);
+        for (frame, n) in f.iter().zip([1, 2]) {
+            let body = &buf[frame.offset as usize..][..frame.len as usize];
+            assert_eq!(
+                read_document(frame.record, body, 1, 0).unwrap(),
+                doc(n, Vec::new())
+            );
+        }
+        // Cut short, not a spool, a page naming a font the template does not have.
+        assert!(matches!(
+            frames(&buf[..buf.len() - 1]),
+            Err(SpoolError::Truncated { .. })
+        ));
+        assert!(matches!(frames(b"PRSPOOL0"), Err(SpoolError::Magic)));
+        let mut bad = Vec::new();
+        push_document(&mut bad, 1, &doc(3, vec![FontId(5)]));
+        let f = frames(&bad).unwrap();
+        let body = &bad[f[0].offset as usize..][..f[0].len as usize];
+        assert!(matches!(
+            read_document(1, body, 1, 0),
+            Err(SpoolError::Decode { .. })
+        ));
+        assert!(matches!(
+            read_document(1, &body[..10], 1, 0),
+            Err(SpoolError::Decode { .. })
+        ));
+    }
 }
