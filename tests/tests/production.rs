@@ -616,3 +616,107 @@ fn a_bad_profile_is_refused_with_its_line() {
         assert_eq!(res.status.code(), Some(4), "{path}");
     }
 }
+
+#[test]
+fn simplex_jobs_route_other_channels_and_marks_can_go_on_backs() {
+    let dir = tempfile::tempdir().unwrap();
+    // The insurance letter, simplex, with three records for e-mail.
+    let out = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "insurance-letter",
+        "--records",
+        "30",
+        "--seed",
+        "2",
+    ]));
+    let mut records: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for i in [2, 5, 9] {
+        records[i]["delivery"] = serde_json::json!({"channel": "email"});
+    }
+    let data = dir.path().join("letters.jsonl");
+    fs::write(
+        &data,
+        records.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let letters = dir.path().join("letters");
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["run", "--quiet", "--run-date", "2026-11-23", "--template"])
+        .arg(root().join("examples/insurance-letter"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&letters)
+        .arg("--production")
+        .arg(root().join("examples/production/insurance-letter.toml")));
+    assert_eq!(
+        res.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let routed = jsonl(&letters.join("jobs/routed.jsonl"));
+    let routed: Vec<(u64, &str)> = routed
+        .iter()
+        .map(|r| {
+            (
+                r["record"].as_u64().unwrap(),
+                r["channel"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(routed, [(3, "email"), (6, "email"), (10, "email")]);
+    let (letter_pieces, summaries) = pieces(&letters);
+    assert_eq!(letter_pieces.len(), 27, "routed letters are not printed");
+    assert!(letter_pieces.iter().all(|p| {
+        p.v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| ![3, 6, 10].contains(&d["record"].as_u64().unwrap()))
+    }));
+    // Simplex: fronts only, one impression per sheet.
+    for p in &letter_pieces {
+        for s in p.v["sheets"].as_array().unwrap() {
+            assert!(s["back_page"].is_null());
+            assert_eq!(s["impressions"].as_array().unwrap().len(), 1);
+        }
+    }
+    assert_eq!(summaries[0]["impressions"], summaries[0]["sheets"]);
+
+    // The statement with marks on backs too: a back carries its sheet's code.
+    let text = fs::read_to_string(root().join("examples/production/statement.toml"))
+        .unwrap()
+        .replace("marks-on-back = false", "marks-on-back = true");
+    let profile = dir.path().join("backs.toml");
+    fs::write(&profile, text).unwrap();
+    let (data, _) = self::data(dir.path());
+    let out = dir.path().join("backs");
+    let res = run(&mut dispatcher_batch(
+        &data,
+        &out,
+        &[],
+        100,
+        &["--production", profile.to_str().unwrap(), "--limit", "12"],
+    ));
+    assert_eq!(
+        res.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let (pieces, _) = pieces(&out);
+    let p = &pieces[0];
+    let pdf = out.join(format!("jobs/{}.pdf", p.job));
+    for (k, s) in p.v["sheets"].as_array().unwrap().iter().enumerate() {
+        let back = s["back_page"].as_u64().unwrap() as u32;
+        assert_eq!(
+            decode_mark(&pdf, back, dir.path()),
+            p.v["marks"][k].as_str().unwrap()
+        );
+    }
+}
