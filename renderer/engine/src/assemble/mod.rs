@@ -29,7 +29,7 @@ use crate::doc::DocMeta;
 use crate::input::{InputError, InputFormat, RecordReader};
 use crate::pdf::spool::{self, Frame, SpoolError};
 use crate::pdf::{EncodedDocument, PdfEnv, PdfFileWriter, PdfOptions};
-use crate::production::{DocFacts, JobPlan, Plan, Profile};
+use crate::production::{DocTable, JobPlan, Plan, Profile};
 use crate::run::output::{FileDigest, LocalDir, OutputStore, sync_dir, write_durably};
 use crate::run::shard::DocumentEntry;
 use crate::template::Template;
@@ -202,6 +202,7 @@ pub fn assemble(
     let read = started.elapsed();
     let plan = crate::production::plan(spec.profile, &facts);
     drop(facts);
+    let plan = &plan;
     tracing::info!(
         documents = docs.len(),
         jobs = plan.jobs.len(),
@@ -243,6 +244,7 @@ pub fn assemble(
         env: &env,
         docs: &docs,
         doc_of: &doc_of,
+        plan,
         back: back.as_ref(),
     };
     let next = AtomicUsize::new(0);
@@ -309,19 +311,19 @@ pub fn assemble(
         report.jobs += 1;
         report.pieces += job.pieces.len() as u64;
         for p in &job.pieces {
-            report.sheets += p.sheets.len() as u64;
+            report.sheets += u64::from(p.sheet_count);
         }
         report.impressions += job
             .pieces
             .iter()
-            .map(|p| p.sheets.len() as u64 * if spec.profile.duplex { 2 } else { 1 })
+            .map(|p| u64::from(p.sheet_count) * if spec.profile.duplex { 2 } else { 1 })
             .sum::<u64>();
     }
     report.routed = plan.routed.len() as u64;
     report.duplicates = plan.duplicates.len() as u64;
     report.suppressed = plan.duplicates.iter().filter(|d| d.suppressed).count() as u64;
     report.unassembled = (unassembled.len() + plan.rejected.len()) as u64;
-    write_lists(dir, spec, &plan, &docs, &doc_of, unassembled, &report)?;
+    write_lists(dir, spec, plan, &docs, &doc_of, unassembled, &report)?;
     Ok(report)
 }
 
@@ -405,7 +407,7 @@ fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Vec<String>), AssembleError> 
 fn read_facts<'d>(
     spec: &AssembleSpec<'_>,
     docs: &'d [Doc],
-) -> Result<(Vec<usize>, Vec<DocFacts>, Vec<Unassembled<'d>>), AssembleError> {
+) -> Result<(Vec<usize>, DocTable, Vec<Unassembled<'d>>), AssembleError> {
     let file = File::open(spec.data).map_err(|source| InputError::Open {
         path: spec.data.display().to_string(),
         source,
@@ -419,7 +421,7 @@ fn read_facts<'d>(
     )?;
     let limit = spec.limit.unwrap_or(u64::MAX);
     let mut doc_of = Vec::with_capacity(docs.len());
-    let mut out = Vec::with_capacity(docs.len());
+    let mut out = DocTable::with_capacity(docs.len());
     let mut bad = Vec::new();
     let mut next = 0;
     for raw in reader {
@@ -441,14 +443,8 @@ fn read_facts<'d>(
         match spec.profile.facts(&value) {
             Ok(facts) => {
                 doc_of.push(next);
-                out.push(DocFacts {
-                    record: d.entry.record,
-                    // The planner does not read the id; `docs` holds it.
-                    document_id: String::new(),
-                    sha256: d.entry.sha256.clone(),
-                    pages: d.entry.pages,
-                    facts,
-                });
+                out.push(d.entry.record, &d.entry.sha256, d.entry.pages, &facts)
+                    .map_err(|e| AssembleError::Mismatch(e.to_string()))?;
             }
             Err(e) => bad.push(Unassembled {
                 record: d.entry.record,
@@ -617,10 +613,10 @@ impl Prefetched {
 }
 
 /// The documents a job reads, in the order it first reads each (consecutive repeats once).
-fn doc_sequence(job: &JobPlan, doc_of: &[usize]) -> Vec<usize> {
+fn doc_sequence(plan: &Plan, job: &JobPlan, doc_of: &[usize]) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::new();
     for piece in &job.pieces {
-        for sheet in &piece.sheets {
+        for sheet in &plan.sheets(piece) {
             for p in [&sheet.front, &sheet.back].into_iter().flatten() {
                 let i = doc_of[p.doc];
                 if out.last() != Some(&i) {
@@ -639,7 +635,7 @@ fn write_job(
     reader: &mut SpoolReader<'_>,
 ) -> Result<JobCommit, AssembleError> {
     let (tx, rx) = crossbeam_channel::bounded(32);
-    let sequence = doc_sequence(job, inputs.doc_of);
+    let sequence = doc_sequence(inputs.plan, job, inputs.doc_of);
     std::thread::scope(|s| {
         let docs = inputs.docs;
         let ahead = std::thread::Builder::new()
@@ -673,6 +669,7 @@ struct JobInputs<'a> {
     env: &'a PdfEnv,
     docs: &'a [Doc],
     doc_of: &'a [usize],
+    plan: &'a Plan,
     back: Option<&'a EncodedDocument>,
 }
 
@@ -687,6 +684,7 @@ fn write_job_from(
         env,
         docs,
         doc_of,
+        plan,
         back,
     } = inputs;
     let profile = spec.profile;
@@ -710,12 +708,13 @@ fn write_job_from(
     };
     let mut groups: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for piece in &job.pieces {
-        let n = piece.sheets.len() as u32;
-        let mut sheets = Vec::with_capacity(piece.sheets.len());
-        let mut texts = Vec::with_capacity(piece.sheets.len());
+        let planned = plan.sheets(piece);
+        let n = piece.sheet_count;
+        let mut sheets = Vec::with_capacity(planned.len());
+        let mut texts = Vec::with_capacity(planned.len());
         // Page ranges of each document in this job.
         let mut ranges: BTreeMap<usize, (u32, u32)> = BTreeMap::new();
-        for (k0, sheet) in piece.sheets.iter().enumerate() {
+        for (k0, sheet) in planned.iter().enumerate() {
             let id = SheetId {
                 job: &job.id,
                 piece: piece.piece,
@@ -799,11 +798,11 @@ fn write_job_from(
                 impressions,
             });
         }
-        let documents = piece
-            .documents
+        let documents = plan
+            .documents(piece)
             .iter()
             .map(|&p| {
-                let i = doc_of[p];
+                let i = doc_of[p as usize];
                 let d = &docs[i].entry;
                 let (first_page, last_page) = ranges.get(&i).copied().unwrap_or((0, 0));
                 ManifestDocument {
@@ -818,15 +817,15 @@ fn write_job_from(
         summary.pieces += 1;
         summary.documents += documents.len() as u64;
         summary.sheets += u64::from(n);
-        let g = groups.entry(piece.sort_group.as_str()).or_default();
+        let g = groups.entry(plan.sort_group(piece)).or_default();
         g.0 += 1;
         g.1 += u64::from(n);
         let line = ManifestLine::Piece(Box::new(ManifestPiece {
             job: job.id.clone(),
             piece: format!("{:06}", piece.piece),
-            envelope: piece.envelope.clone(),
+            envelope: plan.envelope(piece).to_string(),
             feeders: format!("{:02X}", piece.feeders),
-            sort_group: piece.sort_group.clone(),
+            sort_group: plan.sort_group(piece).to_string(),
             householded: piece.householded,
             part: piece.part.map(|(k, n)| Part { k, n }),
             documents,
@@ -964,7 +963,7 @@ fn write_lists<'d>(
             "print_file": job_file_name(&j.id),
             "manifest": manifest_name(&j.id),
             "pieces": j.pieces.len(),
-            "sheets": j.pieces.iter().map(|p| p.sheets.len()).sum::<usize>(),
+            "sheets": j.pieces.iter().map(|p| u64::from(p.sheet_count)).sum::<u64>(),
         })).collect::<Vec<_>>(),
         "sort_groups": plan.groups.iter().map(|g| serde_json::json!({
             "group": g.group,

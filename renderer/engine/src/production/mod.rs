@@ -20,7 +20,8 @@ mod tests;
 
 pub use facts::{FactError, Facts, normalise, normalise_into};
 pub use plan::{
-    DocFacts, Duplicate, GroupSummary, JobPlan, PageRef, PiecePlan, Plan, Routed, SheetPlan, plan,
+    DocFacts, DocTable, Duplicate, GroupSummary, JobPlan, PageRef, PiecePlan, Plan, Routed,
+    SheetPlan, TooManyDocuments, plan,
 };
 pub use profile::{
     Back, Channel, Condition, DataMatrixMark, DuplicatePolicy, Duplicates, Envelope, Feeder,

@@ -47,7 +47,6 @@ fn repo() -> PathBuf {
 fn doc(record: u64, pages: u32, facts: Facts) -> DocFacts {
     DocFacts {
         record,
-        document_id: format!("doc-{record}"),
         sha256: format!("{record:064x}"),
         pages,
         facts,
@@ -60,6 +59,10 @@ fn keyed(key: &str) -> Facts {
         group: key.chars().take(2).collect(),
         ..Facts::default()
     }
+}
+
+fn plan_of(p: &Profile, docs: &[DocFacts]) -> Plan {
+    plan(p, &DocTable::of(docs))
 }
 
 fn pieces(plan: &Plan) -> Vec<&PiecePlan> {
@@ -372,11 +375,11 @@ fn omr_bits() {
 #[test]
 fn duplex_and_simplex_sheets() {
     let docs = [doc(1, 3, keyed("a")), doc(2, 2, keyed("b"))];
-    let plan = plan(&profile(""), &docs);
+    let plan = plan_of(&profile(""), &docs);
     let p = pieces(&plan);
     let page = |doc, page| Some(PageRef { doc, page });
     assert_eq!(
-        p[0].sheets,
+        plan.sheets(p[0]),
         vec![
             SheetPlan {
                 front: page(0, 1),
@@ -389,19 +392,19 @@ fn duplex_and_simplex_sheets() {
         ]
     );
     assert_eq!(
-        p[1].sheets,
+        plan.sheets(p[1]),
         vec![SheetPlan {
             front: page(1, 1),
             back: page(1, 2)
         }]
     );
     let simplex = Profile::parse("p", &BASE.replace("duplex = true", "duplex = false")).unwrap();
-    let plan = super::plan(&simplex, &docs);
+    let plan = plan_of(&simplex, &docs);
     let p = pieces(&plan);
-    assert_eq!(p[0].sheets.len(), 3);
-    assert!(p[0].sheets.iter().all(|s| s.back.is_none()));
-    assert_eq!(p[0].sheets[2].front, page(0, 3));
-    assert_eq!(p[0].envelope, "DL");
+    assert_eq!(plan.sheets(p[0]).len(), 3);
+    assert!(plan.sheets(p[0]).iter().all(|s| s.back.is_none()));
+    assert_eq!(plan.sheets(p[0])[2].front, page(0, 3));
+    assert_eq!(plan.envelope(p[0]), "DL");
 }
 
 fn household(key: &str, h: &str, feeders: u8) -> Facts {
@@ -423,19 +426,22 @@ fn householding_merges_until_the_largest_envelope_is_full() {
         doc(5, 20, household("e", "H", 4)),
         doc(6, 2, household("f", "OTHER", 0)),
     ];
-    let plan = plan(&profile(""), &docs);
+    let plan = plan_of(&profile(""), &docs);
     let p = pieces(&plan);
-    let sets: Vec<&[usize]> = p.iter().map(|p| p.documents.as_slice()).collect();
+    let sets: Vec<&[u32]> = p.iter().map(|p| plan.documents(p)).collect();
     // 40 + 30 > 60 → new piece; 30 + 20 = 50, + 10 = 60 fits.
     assert_eq!(sets, vec![&[0][..], &[1, 2, 4], &[3], &[5]]);
     assert!(!p[0].householded);
     assert!(p[1].householded);
     assert_eq!(p[1].feeders, 0b110);
-    assert_eq!(p[1].sheets.len(), 60);
-    assert_eq!(p[1].envelope, "C4");
+    assert_eq!(plan.sheets(p[1]).len(), 60);
+    assert_eq!(plan.envelope(p[1]), "C4");
     // Each document starts on its own sheet, in order.
-    assert_eq!(p[1].sheets[30].front, Some(PageRef { doc: 2, page: 1 }));
-    assert_eq!(p[1].sort_group, "b");
+    assert_eq!(
+        plan.sheets(p[1])[30].front,
+        Some(PageRef { doc: 2, page: 1 })
+    );
+    assert_eq!(plan.sort_group(p[1]), "b");
 }
 
 #[test]
@@ -446,19 +452,25 @@ fn oversize_documents_split_into_parts() {
         doc(2, 130, household("b", "H", 1)),
         doc(3, 4, household("c", "H", 0)),
     ];
-    let plan = plan(&profile(""), &docs);
+    let plan = plan_of(&profile(""), &docs);
     let p = pieces(&plan);
     assert_eq!(p.len(), 3);
     // The big one is never merged; the small ones still are.
-    assert_eq!(p[0].documents, vec![0, 2]);
+    assert_eq!(plan.documents(p[0]), vec![0, 2]);
     assert_eq!(p[1].part, Some((1, 2)));
-    assert_eq!(p[1].envelope, "C4");
-    assert_eq!(p[1].sheets.len(), 60);
+    assert_eq!(plan.envelope(p[1]), "C4");
+    assert_eq!(plan.sheets(p[1]).len(), 60);
     assert_eq!(p[2].part, Some((2, 2)));
-    assert_eq!(p[2].envelope, "DL");
-    assert_eq!(p[2].sheets.len(), 5);
-    assert_eq!(p[2].sheets[0].front, Some(PageRef { doc: 1, page: 121 }));
-    assert_eq!(p[2].sheets[4].back, Some(PageRef { doc: 1, page: 130 }));
+    assert_eq!(plan.envelope(p[2]), "DL");
+    assert_eq!(plan.sheets(p[2]).len(), 5);
+    assert_eq!(
+        plan.sheets(p[2])[0].front,
+        Some(PageRef { doc: 1, page: 121 })
+    );
+    assert_eq!(
+        plan.sheets(p[2])[4].back,
+        Some(PageRef { doc: 1, page: 130 })
+    );
     assert_eq!(p[2].feeders, 1);
     assert!(plan.rejected.is_empty());
 }
@@ -471,7 +483,7 @@ fn oversize_documents_rejected() {
         doc(2, 2, keyed("b")),
         doc(3, 0, keyed("c")),
     ];
-    let plan = plan(&p, &docs);
+    let plan = plan_of(&p, &docs);
     assert_eq!(pieces(&plan).len(), 1);
     assert_eq!(plan.rejected.len(), 2);
     assert_eq!(plan.rejected[0].0, 0);
@@ -493,8 +505,11 @@ fn presort_is_stable_with_equal_keys() {
         doc(2, 2, keyed("b")),
         doc(4, 2, keyed("a")),
     ];
-    let plan = plan(&profile(""), &docs);
-    let order: Vec<usize> = pieces(&plan).iter().map(|p| p.documents[0]).collect();
+    let plan = plan_of(&profile(""), &docs);
+    let order: Vec<usize> = pieces(&plan)
+        .iter()
+        .map(|p| plan.documents(p)[0] as usize)
+        .collect();
     assert_eq!(order, vec![2, 4, 1, 3, 0]);
     let numbers: Vec<u32> = pieces(&plan).iter().map(|p| p.piece).collect();
     assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
@@ -505,7 +520,7 @@ fn jobs_cut_by_pieces() {
     let text = BASE.replace("max-pieces = 5000", "max-pieces = 2");
     let p = Profile::parse("p", &text).unwrap();
     let docs: Vec<DocFacts> = (0..5).map(|i| doc(i, 2, keyed(&format!("k{i}")))).collect();
-    let plan = plan(&p, &docs);
+    let plan = plan_of(&p, &docs);
     let ids: Vec<&str> = plan.jobs.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(ids, vec!["J000001", "J000002", "J000003"]);
     let sizes: Vec<usize> = plan.jobs.iter().map(|j| j.pieces.len()).collect();
@@ -526,11 +541,16 @@ fn jobs_cut_by_sheets_and_big_pieces_get_their_own() {
         doc(4, 60, keyed("d")),
         doc(5, 4, keyed("e")),
     ];
-    let plan = plan(&p, &docs);
+    let plan = plan_of(&p, &docs);
     let sets: Vec<Vec<usize>> = plan
         .jobs
         .iter()
-        .map(|j| j.pieces.iter().map(|p| p.documents[0]).collect())
+        .map(|j| {
+            j.pieces
+                .iter()
+                .map(|p| plan.documents(p)[0] as usize)
+                .collect()
+        })
         .collect();
     assert_eq!(sets, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
 }
@@ -553,7 +573,7 @@ fn duplicates_flag_and_suppress() {
     docs[2].sha256 = docs[0].sha256.clone(); // same content, other recipient
     docs[4].sha256 = docs[0].sha256.clone(); // no recipient key
     let flag = profile("\n[duplicates]\nkey = [\"n\"]\npolicy = \"flag\"\n");
-    let plan = super::plan(&flag, &docs);
+    let plan = plan_of(&flag, &docs);
     assert_eq!(
         plan.duplicates,
         vec![
@@ -571,9 +591,12 @@ fn duplicates_flag_and_suppress() {
     );
     assert_eq!(pieces(&plan).len(), 5);
     let suppress = profile("\n[duplicates]\nkey = [\"n\"]\npolicy = \"suppress\"\n");
-    let plan = super::plan(&suppress, &docs);
+    let plan = plan_of(&suppress, &docs);
     assert!(plan.duplicates.iter().all(|d| d.suppressed));
-    let printed: Vec<usize> = pieces(&plan).iter().map(|p| p.documents[0]).collect();
+    let printed: Vec<usize> = pieces(&plan)
+        .iter()
+        .map(|p| plan.documents(p)[0] as usize)
+        .collect();
     assert_eq!(printed, vec![0, 2, 4]);
 }
 
@@ -587,7 +610,7 @@ fn routed_documents_are_not_printed_nor_duplicates() {
     let mut docs = vec![doc(1, 2, email), doc(2, 2, second)];
     docs[1].sha256 = docs[0].sha256.clone();
     let p = profile("\n[duplicates]\nkey = [\"n\"]\npolicy = \"suppress\"\n");
-    let plan = plan(&p, &docs);
+    let plan = plan_of(&p, &docs);
     assert_eq!(
         plan.routed,
         vec![Routed {
@@ -597,7 +620,7 @@ fn routed_documents_are_not_printed_nor_duplicates() {
     );
     assert!(plan.duplicates.is_empty());
     assert_eq!(pieces(&plan).len(), 1);
-    assert_eq!(pieces(&plan)[0].documents, vec![1]);
+    assert_eq!(plan.documents(pieces(&plan)[0]), vec![1]);
 }
 
 #[test]
@@ -609,7 +632,7 @@ fn group_summary_by_weight_class() {
         doc(3, 10, keyed("SW3")), // 5 sheets: above the last class
         doc(4, 1, keyed("AB1")),  // 1 sheet
     ];
-    let plan = plan(&p, &docs);
+    let plan = plan_of(&p, &docs);
     assert_eq!(
         plan.groups,
         vec![
@@ -692,7 +715,7 @@ fn every_document_is_accounted_for_once_and_pieces_fit_and_are_sorted() {
                 d
             })
             .collect();
-        let plan = plan(&p, &docs);
+        let plan = plan_of(&p, &docs);
 
         // Each document: in pieces (all sheets, split parts complete) or in exactly one list.
         let mut sheets_seen = vec![0u32; n];
@@ -701,29 +724,31 @@ fn every_document_is_accounted_for_once_and_pieces_fit_and_are_sorted() {
             let env = p
                 .envelopes
                 .iter()
-                .find(|e| e.name == piece.envelope)
+                .find(|e| e.name == plan.envelope(piece))
                 .unwrap();
-            assert!(piece.sheets.len() as u32 <= env.max_sheets, "seed {seed}");
+            let sheets = plan.sheets(piece);
+            assert_eq!(sheets.len() as u32, piece.sheet_count, "seed {seed}");
+            assert!(piece.sheet_count <= env.max_sheets, "seed {seed}");
             assert_eq!(
                 Some(env),
-                p.envelope_for(piece.sheets.len() as u32),
+                p.envelope_for(piece.sheet_count),
                 "seed {seed}: not the smallest envelope"
             );
-            for &d in &piece.documents {
-                in_pieces[d] += 1;
+            let members = plan.documents(piece);
+            for &d in members {
+                in_pieces[d as usize] += 1;
             }
-            for s in &piece.sheets {
+            for s in &sheets {
                 for side in [s.front, s.back].into_iter().flatten() {
                     sheets_seen[side.doc] += 1;
-                    assert!(piece.documents.contains(&side.doc), "seed {seed}");
+                    assert!(members.contains(&(side.doc as u32)), "seed {seed}");
                 }
             }
             assert_eq!(
                 piece.feeders,
-                piece
-                    .documents
+                members
                     .iter()
-                    .fold(0, |m, &d| m | docs[d].facts.feeders)
+                    .fold(0, |m, &d| m | docs[d as usize].facts.feeders)
             );
         }
         let mut elsewhere = vec![0u32; n];
@@ -755,7 +780,10 @@ fn every_document_is_accounted_for_once_and_pieces_fit_and_are_sorted() {
         // Sort order, job limits, numbering.
         let all: Vec<&PiecePlan> = plan.jobs.iter().flat_map(|j| &j.pieces).collect();
         for w in all.windows(2) {
-            let (a, b) = (&docs[w[0].documents[0]], &docs[w[1].documents[0]]);
+            let (a, b) = (
+                &docs[plan.documents(w[0])[0] as usize],
+                &docs[plan.documents(w[1])[0] as usize],
+            );
             assert!(
                 (&a.facts.sort_key, a.record) <= (&b.facts.sort_key, b.record),
                 "seed {seed}: pieces out of order"
@@ -764,7 +792,7 @@ fn every_document_is_accounted_for_once_and_pieces_fit_and_are_sorted() {
         for (k, job) in plan.jobs.iter().enumerate() {
             assert_eq!(job.id, format!("J{:06}", k + 1));
             assert!(job.pieces.len() <= p.job.max_pieces as usize);
-            let sheets: usize = job.pieces.iter().map(|p| p.sheets.len()).sum();
+            let sheets: usize = job.pieces.iter().map(|p| p.sheet_count as usize).sum();
             assert!(sheets <= p.job.max_sheets as usize || job.pieces.len() == 1);
             for (j, piece) in job.pieces.iter().enumerate() {
                 assert_eq!(piece.piece as usize, j + 1);
