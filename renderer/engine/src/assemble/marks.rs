@@ -4,7 +4,6 @@
 //! code, and the OMR ladder when the profile asks for one.
 
 use crate::barcode::{self, BarcodeError};
-use crate::doc::BarcodeKind;
 use crate::pdf::push_num;
 use crate::production::{DataMatrixMark, OmrMark, TextMark};
 
@@ -59,7 +58,7 @@ pub fn overlay(
 ) -> Result<(), BarcodeError> {
     out.clear();
     out.extend_from_slice(b"/Artifact BMC\nq\n");
-    let code = barcode::encode(BarcodeKind::DataMatrix, &id.pil_text())?;
+    let code = barcode::data_matrix_ascii(&id.pil_text())?;
     let module = dm.size / code.width.max(1) as f32;
     let cz = dm.clear_zone;
     out.extend_from_slice(b"1 g\n");

@@ -401,8 +401,22 @@ fn read_documents(dir: &Path) -> Result<(Vec<Doc>, Vec<String>), AssembleError> 
     Ok((docs, names))
 }
 
+/// Most records handed to a facts worker at once (small runs use smaller chunks, so that
+/// every worker has some).
+const FACTS_CHUNK: usize = 256;
+
+/// One document's facts as a worker found them: the facts, or why they cannot be had.
+type FactsOf = (
+    usize,
+    Result<crate::production::Facts, crate::production::FactError>,
+);
+
 /// Reads the input again and gives each document its facts; documents whose facts cannot
 /// be had (a condition on a value of the wrong kind) are listed, not planned.
+///
+/// One thread reads and hashes the input, `spec.threads` workers parse the records and
+/// take their facts in chunks, and this thread puts the chunks back in input order, so
+/// the table is the same whatever the number of workers.
 #[allow(clippy::type_complexity)]
 fn read_facts<'d>(
     spec: &AssembleSpec<'_>,
@@ -423,39 +437,104 @@ fn read_facts<'d>(
     let mut doc_of = Vec::with_capacity(docs.len());
     let mut out = DocTable::with_capacity(docs.len());
     let mut bad = Vec::new();
-    let mut next = 0;
-    for raw in reader {
-        let raw = raw?;
-        if raw.number > limit {
-            break;
+    let mut failed: Option<AssembleError> = None;
+    let workers = spec.threads.max(1);
+    let chunk_len = (docs.len() / (workers * 8)).clamp(16, FACTS_CHUNK);
+    let read = std::thread::scope(|s| {
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<(usize, Vec<_>)>(8);
+        let (done_tx, done_rx) =
+            crossbeam_channel::bounded::<(usize, Result<Vec<FactsOf>, AssembleError>)>(8);
+        for _ in 0..workers {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            s.spawn(move || {
+                for (seq, chunk) in work_rx {
+                    let facts: Result<Vec<FactsOf>, AssembleError> = chunk
+                        .into_iter()
+                        .map(|(d, raw)| facts_of(spec, d, &raw))
+                        .collect();
+                    if done_tx.send((seq, facts)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-        // Past the last document the input is still read: its hash covers all of it.
-        if next >= docs.len() || raw.number != docs[next].entry.record {
-            continue;
-        }
-        let d = &docs[next];
-        let value = crate::run::compose::parse_record(spec.template, &raw).map_err(|r| {
-            AssembleError::Mismatch(format!(
-                "record {} rendered but does not parse again ({}): the input changed",
-                raw.number, r.reason
-            ))
-        })?;
-        match spec.profile.facts(&value) {
-            Ok(facts) => {
-                doc_of.push(next);
-                out.push(d.entry.record, &d.entry.sha256, d.entry.pages, &facts)
-                    .map_err(|e| AssembleError::Mismatch(e.to_string()))?;
+        drop((work_rx, done_tx));
+        // Reads the input to its end (its hash covers all of it) and returns how many
+        // documented records it found.
+        let reading = s.spawn(move || -> Result<usize, AssembleError> {
+            let mut next = 0;
+            let mut chunk = Vec::with_capacity(chunk_len);
+            let mut seq = 0;
+            for raw in reader {
+                let raw = raw?;
+                if raw.number > limit {
+                    break;
+                }
+                if next >= docs.len() || raw.number != docs[next].entry.record {
+                    continue;
+                }
+                chunk.push((next, raw));
+                next += 1;
+                if chunk.len() == chunk_len {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_len));
+                    if work_tx.send((seq, full)).is_err() {
+                        return Ok(next);
+                    }
+                    seq += 1;
+                }
             }
-            Err(e) => bad.push(Unassembled {
-                record: d.entry.record,
-                document_id: &d.entry.document_id,
-                field: e.field.clone(),
-                reason: e.message.clone(),
-            }),
+            if !chunk.is_empty() {
+                let _ = work_tx.send((seq, chunk));
+            }
+            Ok(next)
+        });
+        // Chunks come back in any order; they are taken in input order.
+        let mut early = BTreeMap::new();
+        let mut expect = 0;
+        'collect: for (seq, facts) in done_rx {
+            early.insert(seq, facts);
+            while let Some(facts) = early.remove(&expect) {
+                expect += 1;
+                let facts = match facts {
+                    Ok(facts) => facts,
+                    Err(e) => {
+                        failed = Some(e);
+                        break 'collect;
+                    }
+                };
+                for (next, facts) in facts {
+                    let d = &docs[next];
+                    match facts {
+                        Ok(facts) => {
+                            doc_of.push(next);
+                            if let Err(e) =
+                                out.push(d.entry.record, &d.entry.sha256, d.entry.pages, &facts)
+                            {
+                                failed = Some(AssembleError::Mismatch(e.to_string()));
+                                break 'collect;
+                            }
+                        }
+                        Err(e) => bad.push(Unassembled {
+                            record: d.entry.record,
+                            document_id: &d.entry.document_id,
+                            field: e.field,
+                            reason: e.message,
+                        }),
+                    }
+                }
+            }
         }
-        next += 1;
+        // Dropping the receiver (at the loop's end) stops workers and reader early on a failure.
+        reading
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    });
+    // A failure in a chunk comes before anything the reader failed at later.
+    if let Some(e) = failed {
+        return Err(e);
     }
-    if next != docs.len() {
+    let next = read?;
+    if next != docs.len() || doc_of.len() + bad.len() != docs.len() {
         return Err(AssembleError::Mismatch(format!(
             "the input holds {next} of the {} documented records: the input changed",
             docs.len()
@@ -472,6 +551,21 @@ fn read_facts<'d>(
         }
     }
     Ok((doc_of, out, bad))
+}
+
+/// Parses document `d`'s record again and takes its facts.
+fn facts_of(
+    spec: &AssembleSpec<'_>,
+    d: usize,
+    raw: &crate::input::RawRecord,
+) -> Result<FactsOf, AssembleError> {
+    let value = crate::run::compose::parse_record(spec.template, raw).map_err(|r| {
+        AssembleError::Mismatch(format!(
+            "record {} rendered but does not parse again ({}): the input changed",
+            raw.number, r.reason
+        ))
+    })?;
+    Ok((d, spec.profile.facts(&value)))
 }
 
 /// Reads the jobs journal and keeps the jobs whose files are intact; a torn last line or a

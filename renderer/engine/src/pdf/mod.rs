@@ -66,7 +66,9 @@ pub struct EncodedPage {
     pub width: f32,
     /// Page height in points.
     pub height: f32,
-    /// The zlib-compressed content stream (FlateDecode).
+    /// The zlib-compressed content stream (FlateDecode); serialised as one byte string,
+    /// not byte by byte.
+    #[serde(with = "serde_bytes")]
     pub content: Vec<u8>,
     /// Fonts the page uses, ascending.
     pub fonts: Vec<FontId>,

@@ -40,8 +40,9 @@ pub struct Streamer {
     file: BufWriter<File>,
     pos: u64,
     header: Vec<u8>,
-    /// (object number, offset) of every object written so far.
-    offsets: Vec<(i32, u64)>,
+    /// The offset of every object written so far, by object number (0 = not written:
+    /// the header is at 0, so no object is).
+    offsets: Vec<u64>,
     hasher: Sha256,
     error: Option<std::io::Error>,
 }
@@ -80,7 +81,16 @@ impl Streamer {
                 .get_or_insert_with(|| bad("a streamed chunk must hold one object"));
             return;
         };
-        self.offsets.push((r.get(), self.pos));
+        let id = r.get() as usize;
+        if self.offsets.len() <= id {
+            self.offsets.resize(id + 1, 0);
+        }
+        if self.offsets[id] != 0 {
+            self.error
+                .get_or_insert_with(|| bad("an object was written twice"));
+            return;
+        }
+        self.offsets[id] = self.pos;
         self.write(c.as_bytes());
     }
 
@@ -123,41 +133,44 @@ impl Streamer {
         let base = self.pos;
         let h = self.header.len() as u64;
         self.write(&tail[self.header.len()..xref_at]);
-        let mut offsets: Vec<Option<u64>> = vec![None; size];
+        if self.offsets.len() > size {
+            return Err(bad("a streamed object is beyond the tail's /Size"));
+        }
+        let mut offsets = std::mem::take(&mut self.offsets);
+        offsets.resize(size, 0);
         for (id, e) in entries.chunks(20).enumerate() {
             if e.get(17) == Some(&b'n') {
                 let off: u64 = std::str::from_utf8(&e[..10])
                     .ok()
                     .and_then(|t| t.parse().ok())
                     .ok_or_else(|| bad("xref entry"))?;
-                offsets[id] = Some(base + off - h);
-            }
-        }
-        for &(id, off) in &self.offsets {
-            let slot = offsets
-                .get_mut(id as usize)
-                .ok_or_else(|| bad("a streamed object is beyond the tail's /Size"))?;
-            if slot.is_some() {
-                return Err(bad("an object was written twice"));
-            }
-            *slot = Some(off);
-        }
-        // The whole file's table: free entries linked in ascending order.
-        let xref = self.pos;
-        let mut out = Vec::with_capacity(32 + 20 * size);
-        write!(out, "xref\n0 {size}\n")?;
-        let free: Vec<usize> = (0..size).filter(|&i| offsets[i].is_none()).collect();
-        let mut next_free = free.iter().skip(1).copied().chain(std::iter::once(0));
-        for (id, off) in offsets.iter().enumerate() {
-            match off {
-                Some(o) => write!(out, "{o:010} 00000 n\r\n")?,
-                None => {
-                    let next = next_free.next().unwrap_or(0);
-                    let generation = if id == 0 { 65535 } else { 0 };
-                    write!(out, "{next:010} {generation:05} f\r\n")?
+                if offsets[id] != 0 {
+                    return Err(bad("an object was written twice"));
                 }
+                offsets[id] = base + off - h;
             }
         }
+        // The whole file's table, written as it is made (a job of 10^6 objects has a
+        // 20 MB table): free entries linked in ascending order.
+        let xref = self.pos;
+        let mut out = Vec::with_capacity(1 << 16);
+        write!(out, "xref\n0 {size}\n")?;
+        let free: Vec<usize> = (0..size).filter(|&i| offsets[i] == 0).collect();
+        let mut next_free = free.iter().skip(1).copied().chain(std::iter::once(0));
+        for (id, &off) in offsets.iter().enumerate() {
+            if off != 0 {
+                write!(out, "{off:010} 00000 n\r\n")?;
+            } else {
+                let next = next_free.next().unwrap_or(0);
+                let generation = if id == 0 { 65535 } else { 0 };
+                write!(out, "{next:010} {generation:05} f\r\n")?;
+            }
+            if out.len() >= (1 << 16) - 20 {
+                self.write(&out);
+                out.clear();
+            }
+        }
+        drop(offsets);
         out.extend_from_slice(trailer);
         write!(out, "\nstartxref\n{xref}\n%%EOF")?;
         self.write(&out);

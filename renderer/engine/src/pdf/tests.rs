@@ -813,3 +813,38 @@ fn documents_encoded_on_worker_threads_match_serial_encoding() {
     });
     assert_eq!(serial, parallel);
 }
+
+#[test]
+fn a_streamed_print_file_has_a_valid_table_and_its_own_hash() {
+    use sha2::Digest;
+    let env = env_with_images();
+    let opts = PdfOptions::default();
+    let mut scratch = EncodeScratch::default();
+    let a = encode_document(&letter(&env, TEXT), &meta("A"), &env, &opts, &mut scratch);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.pdf");
+    let mut w = PdfFileWriter::streaming(env.clone(), opts, &path).unwrap();
+    // More pages than the page tree root takes directly, overlays on some, blank backs.
+    let overlay = b"/Artifact BMC\nq 0 g 10 10 5 5 re f Q\nEMC\n".as_slice();
+    for i in 0..60 {
+        w.register(&a);
+        for p in 0..a.pages.len() {
+            w.add_page(&a, p, (i % 2 == 0).then_some(overlay));
+        }
+        w.add_blank_page_with(595.28, 841.89, (i % 3 == 0).then_some(overlay));
+    }
+    let pages = w.page_count();
+    assert!(pages > 64 * 2, "{pages}");
+    let (len, sha) = w.finish_streamed(&meta("Job")).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(len, bytes.len() as u64);
+    assert_eq!(sha, <[u8; 32]>::from(sha2::Sha256::digest(&bytes)));
+    qpdf_check(&path);
+    let (_, info) = tool("pdfinfo", &[], &path);
+    assert!(
+        info.contains(&format!("Pages:           {pages}")),
+        "{info}"
+    );
+    let pdf = lopdf::Document::load_mem(&bytes).unwrap();
+    assert_eq!(pdf.get_pages().len() as u32, pages);
+}
