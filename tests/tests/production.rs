@@ -606,6 +606,27 @@ fn a_bad_profile_is_refused_with_its_line() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("has no <back>"), "{err}");
     assert!(!dir.path().join("no-back").exists(), "nothing was written");
+    // Tagged print jobs are not made yet: refused before anything is written.
+    let res = run(&mut dispatcher(
+        &data,
+        &dir.path().join("tagged"),
+        &[],
+        &[
+            "--production",
+            root()
+                .join("examples/production/statement.toml")
+                .to_str()
+                .unwrap(),
+            "--tagged-print",
+        ],
+    ));
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("tagged print jobs are not supported yet"),
+        "{err}"
+    );
+    assert!(!dir.path().join("tagged").exists(), "nothing was written");
     for path in ["/dev/zero", "/etc"] {
         let res = run(&mut dispatcher(
             &data,
