@@ -1,6 +1,5 @@
-//! The `printer-agent` binary. Built so far: `simulate-inserter` over TCP. Not yet:
-//! `serve` (IPP, SNMP and the inserter drivers towards the dispatcher) and the
-//! simulator on a serial line.
+//! The `printer-agent` binary. Built so far: `simulate-inserter` over TCP or a serial
+//! line. Not yet: `serve` (IPP, SNMP and the inserter drivers towards the dispatcher).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use printer_agent::pil::inserter::{Fault, Inserter};
 use printer_agent::pil::line::LineSplitter;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Parser)]
 #[command(
@@ -25,21 +24,28 @@ struct Cli {
 enum Command {
     /// The inserter side of PIL/1, with fault injection, for tests and demos.
     ///
-    /// Listens on ADDR (port 0: any free port) and prints `listening on HOST:PORT`;
-    /// serves one host at a time and keeps its state across connections, so a host that
-    /// reconnects can HELLO and RESEND. After START it feeds one piece every
+    /// With --tcp it listens on ADDR (port 0: any free port) and prints `listening on
+    /// HOST:PORT`; it serves one host at a time and keeps its state across connections,
+    /// so a host that reconnects can HELLO and RESEND. With --tty it opens a serial port
+    /// (8N1 at --baud) and prints `open on PATH`. After START it feeds one piece every
     /// `--piece-ms` and re-sends unacknowledged events every 2 s.
     SimulateInserter {
         /// Address to listen on, e.g. 127.0.0.1:0.
+        #[arg(long, conflicts_with = "tty", required_unless_present = "tty")]
+        tcp: Option<String>,
+        /// Serial port to speak on, e.g. /dev/ttyUSB0 or one end of a socat pty pair.
         #[arg(long)]
-        tcp: String,
+        tty: Option<String>,
+        /// Baud rate of --tty.
+        #[arg(long, default_value_t = 9600)]
+        baud: u32,
         /// A fault for one piece: PIECE=KIND, KIND one of divert:REASON, jam, pulled,
         /// lost-report, duplicate-report, garbage, unreported. Repeatable.
         #[arg(long = "fault", value_name = "PIECE=KIND")]
         faults: Vec<String>,
         /// Drop the connection after this many pieces; the next piece's report is lost
-        /// with it (the host must HELLO and RESEND).
-        #[arg(long)]
+        /// with it (the host must HELLO and RESEND). TCP only.
+        #[arg(long, conflicts_with = "tty")]
         disconnect_after: Option<u32>,
         /// Milliseconds between pieces.
         #[arg(long, default_value_t = 50)]
@@ -81,58 +87,91 @@ fn parse_fault(s: &str) -> anyhow::Result<(String, Fault)> {
     Ok((piece.to_string(), fault))
 }
 
-async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, lines: Vec<String>) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, lines: Vec<String>) -> std::io::Result<()> {
     for l in lines {
         w.write_all(l.as_bytes()).await?;
         w.write_all(b"\r\n").await?;
     }
-    Ok(())
+    w.flush().await
 }
 
-async fn simulate(
-    addr: &str,
-    mut ins: Inserter,
-    mut disconnect_after: Option<u32>,
+/// What the simulator keeps across connections.
+struct Sim {
+    ins: Inserter,
+    disconnect_after: Option<u32>,
     piece_ms: u64,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    println!("listening on {}", listener.local_addr()?);
-    let mut fed = 0u32;
-    loop {
-        let (sock, _) = listener.accept().await?;
-        let (mut rd, mut wr) = sock.into_split();
+    fed: u32,
+}
+
+impl Sim {
+    /// Speaks PIL/1 on one connection until the peer goes or the fault drops it.
+    async fn converse<R, W>(&mut self, mut rd: R, mut wr: W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut splitter = LineSplitter::default();
         let mut buf = [0u8; 4096];
-        let mut pieces = tokio::time::interval(Duration::from_millis(piece_ms.max(1)));
+        let mut pieces = tokio::time::interval(Duration::from_millis(self.piece_ms.max(1)));
         let mut retransmit = tokio::time::interval(Duration::from_secs(2));
         retransmit.tick().await;
         loop {
             let out = tokio::select! {
                 n = rd.read(&mut buf) => match n {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => splitter.push(&buf[..n]).iter().flat_map(|l| ins.handle(l)).collect(),
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let lines = splitter.push(&buf[..n]);
+                        lines.iter().flat_map(|l| self.ins.handle(l)).collect()
+                    }
                 },
                 _ = pieces.tick() => {
-                    let out = ins.run_next();
+                    let out = self.ins.run_next();
                     if !out.is_empty() {
-                        fed += 1;
-                    }
-                    if !out.is_empty() && disconnect_after == Some(fed) {
-                        // The lines of this piece are lost with the connection.
-                        disconnect_after = None;
-                        break;
+                        self.fed += 1;
+                        if self.disconnect_after == Some(self.fed) {
+                            // The lines of this piece are lost with the connection.
+                            self.disconnect_after = None;
+                            return;
+                        }
                     }
                     out
                 }
-                _ = retransmit.tick() => ins.retransmit(),
+                _ = retransmit.tick() => self.ins.retransmit(),
             };
             if send(&mut wr, out).await.is_err() {
-                break;
+                return;
             }
         }
     }
+}
+
+async fn simulate_tcp(addr: &str, mut sim: Sim) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    println!("listening on {}", listener.local_addr()?);
+    loop {
+        let (sock, _) = listener.accept().await?;
+        let (rd, wr) = sock.into_split();
+        sim.converse(rd, wr).await;
+    }
+}
+
+async fn simulate_tty(path: &str, baud: u32, mut sim: Sim) -> anyhow::Result<()> {
+    use tokio_serial::{SerialPort, SerialPortBuilderExt};
+    let port = tokio_serial::new(path, baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .parity(tokio_serial::Parity::None)
+        .stop_bits(tokio_serial::StopBits::One)
+        .open_native_async()
+        .with_context(|| format!("cannot open serial port {path}"))?;
+    // Bytes written before the port was opened are stale.
+    port.clear(tokio_serial::ClearBuffer::Input)
+        .with_context(|| format!("cannot clear the input of {path}"))?;
+    println!("open on {path}");
+    let (rd, wr) = tokio::io::split(port);
+    sim.converse(rd, wr).await;
+    bail!("{path}: the line closed")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +179,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::SimulateInserter {
             tcp,
+            tty,
+            baud,
             faults,
             disconnect_after,
             piece_ms,
@@ -150,11 +191,20 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|f| parse_fault(f))
                 .collect::<Result<_, _>>()?;
-            let ins = Inserter::new(&device, &serial, faults);
+            let sim = Sim {
+                ins: Inserter::new(&device, &serial, faults),
+                disconnect_after,
+                piece_ms,
+                fed: 0,
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(simulate(&tcp, ins, disconnect_after, piece_ms))
+            match (tcp, tty) {
+                (Some(addr), _) => rt.block_on(simulate_tcp(&addr, sim)),
+                (None, Some(path)) => rt.block_on(simulate_tty(&path, baud, sim)),
+                (None, None) => bail!("give --tcp ADDR or --tty PATH"),
+            }
         }
         Command::Serve => {
             eprintln!("printer-agent serve: not built yet (the printer-agent issue is open)");

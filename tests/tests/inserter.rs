@@ -30,6 +30,15 @@ impl Drop for Simulator {
     }
 }
 
+/// A line to the inserter, as the host sees it.
+trait Link {
+    fn send(&mut self, m: &HostMessage);
+    /// The next line; `None` on a timeout, `Some(None)` when the peer closed.
+    fn next(&mut self) -> Option<Option<Line>>;
+    /// Opens the line again after the peer closed it.
+    fn reconnect(&mut self);
+}
+
 impl Conn {
     fn open(addr: &str) -> Self {
         let sock = TcpStream::connect(addr).unwrap();
@@ -42,7 +51,26 @@ impl Conn {
             closed: false,
         }
     }
+}
 
+struct Tcp {
+    addr: String,
+    conn: Conn,
+}
+
+impl Link for Tcp {
+    fn send(&mut self, m: &HostMessage) {
+        self.conn.send(m)
+    }
+    fn next(&mut self) -> Option<Option<Line>> {
+        self.conn.next()
+    }
+    fn reconnect(&mut self) {
+        self.conn = Conn::open(&self.addr);
+    }
+}
+
+impl Conn {
     fn send(&mut self, m: &HostMessage) {
         if self.sock.write_all(format!("{m}\r\n").as_bytes()).is_err() {
             self.closed = true;
@@ -74,6 +102,69 @@ impl Conn {
             }
         }
     }
+}
+
+/// What the host saw besides the events.
+#[derive(Default)]
+struct Seen {
+    bad_lines: usize,
+    reconnects: usize,
+    oks: usize,
+    findings: Vec<Finding>,
+}
+
+/// Declares job J000001 and follows the host rules until its JOBEND is recorded.
+fn drive(link: &mut dyn Link, pieces: &[(String, u32, u32)]) -> (Session, Seen) {
+    let mut session = Session::default();
+    let mut seen = Seen::default();
+    link.send(&HostMessage::Hello {
+        agent: "test".into(),
+    });
+    for line in session.declare("J000001", pieces) {
+        link.send(&line);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !session.ended("J000001") {
+        assert!(Instant::now() < deadline, "no JOBEND within 60 s");
+        let line = match link.next() {
+            None => continue,
+            Some(None) => {
+                // The inserter dropped the line: reconnect, HELLO, resend what was missed.
+                seen.reconnects += 1;
+                link.reconnect();
+                link.send(&HostMessage::Hello {
+                    agent: "test".into(),
+                });
+                continue;
+            }
+            Some(Some(l)) => l,
+        };
+        let Line::Text(text) = line else {
+            seen.bad_lines += 1;
+            continue;
+        };
+        match InserterMessage::parse(&text) {
+            Ok(InserterMessage::Event(e)) => match session.receive(e) {
+                Received::Record(e) => {
+                    // A real agent writes the event to its store here, before the ACK.
+                    let (ack, f) = session.recorded(&e);
+                    seen.findings.extend(f);
+                    link.send(&ack);
+                }
+                Received::Retransmission { ack } => link.send(&ack),
+                Received::Gap { resend } => link.send(&resend),
+            },
+            Ok(InserterMessage::Hello { last_seq, .. }) => match session.hello(last_seq) {
+                Hello::Resend(m) => link.send(&m),
+                Hello::InSync => {}
+                Hello::Reset { .. } => panic!("the simulator keeps its numbering"),
+            },
+            Ok(InserterMessage::Ok { .. }) => seen.oks += 1,
+            Ok(other) => panic!("unexpected reply {other:?}"),
+            Err(_) => seen.bad_lines += 1,
+        }
+    }
+    (session, seen)
 }
 
 #[test]
@@ -115,60 +206,20 @@ fn faults_over_tcp_end_in_the_right_reprint_set() {
         .expect(&first)
         .to_string();
 
-    let mut session = Session::default();
-    let mut conn = Conn::open(&addr);
-    conn.send(&HostMessage::Hello {
-        agent: "test".into(),
-    });
+    let mut link = Tcp {
+        conn: Conn::open(&addr),
+        addr,
+    };
     let pieces: Vec<_> = (1..=12)
         .map(|i| (format!("{i:06}"), 1 + i % 3, i % 2))
         .collect();
-    for line in session.declare("J000001", &pieces) {
-        conn.send(&line);
-    }
-    let (mut bad_lines, mut reconnects, mut oks) = (0, 0, 0);
-    let mut findings = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !session.ended("J000001") {
-        assert!(Instant::now() < deadline, "no JOBEND within 60 s");
-        let line = match conn.next() {
-            None => continue,
-            Some(None) => {
-                // The inserter dropped the line: reconnect, HELLO, resend what was missed.
-                reconnects += 1;
-                conn = Conn::open(&addr);
-                conn.send(&HostMessage::Hello {
-                    agent: "test".into(),
-                });
-                continue;
-            }
-            Some(Some(l)) => l,
-        };
-        let Line::Text(text) = line else {
-            bad_lines += 1;
-            continue;
-        };
-        match InserterMessage::parse(&text) {
-            Ok(InserterMessage::Event(e)) => match session.receive(e) {
-                Received::Record(e) => {
-                    // A real agent writes the event to its store here, before the ACK.
-                    let (ack, f) = session.recorded(&e);
-                    findings.extend(f);
-                    conn.send(&ack);
-                }
-                Received::Retransmission { ack } => conn.send(&ack),
-                Received::Gap { resend } => conn.send(&resend),
-            },
-            Ok(InserterMessage::Hello { last_seq, .. }) => match session.hello(last_seq) {
-                Hello::Resend(m) => conn.send(&m),
-                Hello::InSync => {}
-                Hello::Reset { .. } => panic!("the simulator keeps its numbering"),
-            },
-            Ok(InserterMessage::Ok { .. }) => oks += 1,
-            Ok(other) => panic!("unexpected reply {other:?}"),
-            Err(_) => bad_lines += 1,
-        }
-    }
+    let (session, seen) = drive(&mut link, &pieces);
+    let Seen {
+        bad_lines,
+        reconnects,
+        oks,
+        findings,
+    } = seen;
     drop(child);
 
     assert_eq!(oks, 2, "JOB and START accepted");
@@ -217,4 +268,104 @@ fn a_bad_fault_is_refused_with_its_reason() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "serve says it is not built");
+}
+
+/// One end of a socat pty pair, read on a thread (a pty has no read timeout).
+struct Tty {
+    file: std::fs::File,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    wire: LineSplitter,
+    pending: Vec<Line>,
+}
+
+impl Link for Tty {
+    fn send(&mut self, m: &HostMessage) {
+        self.file.write_all(format!("{m}\r\n").as_bytes()).unwrap();
+    }
+    fn next(&mut self) -> Option<Option<Line>> {
+        loop {
+            if !self.pending.is_empty() {
+                return Some(Some(self.pending.remove(0)));
+            }
+            match self.rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(bytes) => self.pending = self.wire.push(&bytes),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return None,
+                Err(_) => panic!("the serial line closed"),
+            }
+        }
+    }
+    fn reconnect(&mut self) {
+        panic!("a serial line is not reconnected");
+    }
+}
+
+#[test]
+fn the_simulator_speaks_over_a_serial_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, device) = (dir.path().join("agent"), dir.path().join("device"));
+    let socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", agent.display()))
+        .arg(format!("pty,raw,echo=0,link={}", device.display()))
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "socat is required by this test but cannot run ({e}): scripts/test.sh installs it"
+            )
+        });
+    let _socat = Simulator(socat);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(agent.exists() && device.exists()) {
+        assert!(Instant::now() < deadline, "socat made no pty pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = Command::new(bin("printer-agent"))
+        .args(["simulate-inserter", "--baud", "115200", "--piece-ms", "20"])
+        .arg("--tty")
+        .arg(&device)
+        .args(["--fault", "000002=jam", "--fault", "000003=lost-report"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _sim = Simulator(child);
+    assert!(first.starts_with("open on "), "{first}");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&agent)
+        .unwrap();
+    let mut reader = file.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut link = Tty {
+        file,
+        rx,
+        wire: LineSplitter::default(),
+        pending: Vec::new(),
+    };
+    let pieces: Vec<_> = (1..=4).map(|i| (format!("{i:06}"), 2, 0)).collect();
+    let (session, seen) = drive(&mut link, &pieces);
+    assert_eq!(seen.oks, 2);
+    assert!(seen.findings.is_empty(), "{:?}", seen.findings);
+    assert_eq!(
+        session.outcome("J000001", "000003").unwrap().status,
+        PieceStatus::Ok,
+        "the lost line came again on RESEND"
+    );
+    let reprints: Vec<&str> = session
+        .reprints("J000001")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(reprints, vec!["000002"]);
 }
