@@ -20,10 +20,10 @@ struct Conn {
     closed: bool,
 }
 
-/// The simulator process, killed when the test ends (also when it fails).
-struct Simulator(std::process::Child);
+/// A child process (the simulator, socat), killed when the test ends, also when it fails.
+struct Killed(std::process::Child);
 
-impl Drop for Simulator {
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -169,7 +169,7 @@ fn drive(link: &mut dyn Link, pieces: &[(String, u32, u32)]) -> (Session, Seen) 
 
 #[test]
 fn faults_over_tcp_end_in_the_right_reprint_set() {
-    let mut child = Simulator(
+    let mut child = Killed(
         Command::new(bin("printer-agent"))
             .args([
                 "simulate-inserter",
@@ -312,7 +312,7 @@ fn the_simulator_speaks_over_a_serial_line() {
                 "socat is required by this test but cannot run ({e}): scripts/test.sh installs it"
             )
         });
-    let _socat = Simulator(socat);
+    let _socat = Killed(socat);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(agent.exists() && device.exists()) {
         assert!(Instant::now() < deadline, "socat made no pty pair");
@@ -330,7 +330,7 @@ fn the_simulator_speaks_over_a_serial_line() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let _sim = Simulator(child);
+    let _sim = Killed(child);
     assert!(first.starts_with("open on "), "{first}");
     let file = std::fs::OpenOptions::new()
         .read(true)

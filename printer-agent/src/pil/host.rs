@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::message::{Event, EventKind, HostMessage, PieceStatus};
+use super::message::{Event, EventKind, HostMessage, JobCounts, PieceStatus};
 
 /// What to do with an event just read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +63,8 @@ pub enum Finding {
     /// `JOBEND`'s counts differ from the reports the host recorded.
     JobEndDisagrees {
         job: String,
-        device: [u32; 6],
-        host: [u32; 6],
+        device: JobCounts,
+        host: JobCounts,
     },
 }
 
@@ -226,33 +226,20 @@ impl Session {
                     },
                 );
             }
-            EventKind::JobEnd {
-                job,
-                expected,
-                reported,
-                ok,
-                divert,
-                jam,
-                pulled,
-            } => {
+            EventKind::JobEnd { job, counts } => {
                 let track = self.jobs.entry(job.clone()).or_default();
                 track.ended = true;
-                let count = |s: PieceStatus| {
-                    track.outcomes.values().filter(|o| o.status == s).count() as u32
+                let mut host = JobCounts {
+                    expected: track.expected.len() as u32,
+                    ..JobCounts::default()
                 };
-                let host = [
-                    track.expected.len() as u32,
-                    track.outcomes.len() as u32,
-                    count(PieceStatus::Ok),
-                    count(PieceStatus::Divert),
-                    count(PieceStatus::Jam),
-                    count(PieceStatus::Pulled),
-                ];
-                let device = [*expected, *reported, *ok, *divert, *jam, *pulled];
-                if device != host {
+                for o in track.outcomes.values() {
+                    host.add(o.status);
+                }
+                if *counts != host {
                     findings.push(Finding::JobEndDisagrees {
                         job: job.clone(),
-                        device,
+                        device: *counts,
                         host,
                     });
                 }
@@ -460,8 +447,22 @@ mod tests {
             f,
             vec![Finding::JobEndDisagrees {
                 job: "J1".into(),
-                device: [4, 4, 2, 2, 0, 0],
-                host: [4, 3, 1, 2, 0, 0]
+                device: JobCounts {
+                    expected: 4,
+                    reported: 4,
+                    ok: 2,
+                    divert: 2,
+                    jam: 0,
+                    pulled: 0
+                },
+                host: JobCounts {
+                    expected: 4,
+                    reported: 3,
+                    ok: 1,
+                    divert: 2,
+                    jam: 0,
+                    pulled: 0
+                }
             }]
         );
         assert!(s.ended("J1"));

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::line::Line;
 use super::message::{
-    DeviceState, ErrCode, Event, EventKind, HostMessage, InserterMessage, PieceStatus,
+    DeviceState, ErrCode, Event, EventKind, HostMessage, InserterMessage, JobCounts, PieceStatus,
 };
 
 /// What goes wrong with one piece.
@@ -59,7 +59,7 @@ struct Running {
     job: String,
     pieces: Pieces,
     next: usize,
-    counts: [u32; 5],
+    counts: JobCounts,
 }
 
 impl Inserter {
@@ -132,7 +132,7 @@ impl Inserter {
                         job: job.clone(),
                         pieces: list,
                         next: 0,
-                        counts: [0; 5],
+                        counts: JobCounts::default(),
                     });
                     let mut out = vec![InserterMessage::Ok { job: job.clone() }.to_string()];
                     out.extend(self.state_event(DeviceState::Running, Some(job), None));
@@ -216,17 +216,14 @@ impl Inserter {
         };
         let job = r.job.clone();
         if r.next == r.pieces.len() {
-            let [reported, ok, divert, jam, pulled] = r.counts;
-            let expected = r.pieces.len() as u32;
+            let counts = JobCounts {
+                expected: r.pieces.len() as u32,
+                ..r.counts
+            };
             self.running = None;
             let e = self.event(EventKind::JobEnd {
                 job: job.clone(),
-                expected,
-                reported,
-                ok,
-                divert,
-                jam,
-                pulled,
+                counts,
             });
             let mut out = vec![InserterMessage::Event(e).to_string()];
             out.extend(self.state_event(DeviceState::Idle, None, None));
@@ -263,13 +260,7 @@ impl Inserter {
             bin: bin.into(),
         };
         let r = self.running.as_mut().expect("running");
-        r.counts[0] += 1;
-        r.counts[match status {
-            PieceStatus::Ok => 1,
-            PieceStatus::Divert => 2,
-            PieceStatus::Jam => 3,
-            PieceStatus::Pulled => 4,
-        }] += 1;
+        r.counts.add(status);
         let e = self.event(kind.clone());
         if fault != Some(Fault::LostReport) {
             out.push(InserterMessage::Event(e).to_string());

@@ -166,13 +166,32 @@ pub enum EventKind {
     },
     JobEnd {
         job: String,
-        expected: u32,
-        reported: u32,
-        ok: u32,
-        divert: u32,
-        jam: u32,
-        pulled: u32,
+        counts: JobCounts,
     },
+}
+
+/// The counts of a job's `JOBEND`, as the inserter reports them or the host finds them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub expected: u32,
+    pub reported: u32,
+    pub ok: u32,
+    pub divert: u32,
+    pub jam: u32,
+    pub pulled: u32,
+}
+
+impl JobCounts {
+    /// Counts one reported piece.
+    pub fn add(&mut self, status: PieceStatus) {
+        self.reported += 1;
+        *match status {
+            PieceStatus::Ok => &mut self.ok,
+            PieceStatus::Divert => &mut self.divert,
+            PieceStatus::Jam => &mut self.jam,
+            PieceStatus::Pulled => &mut self.pulled,
+        } += 1;
+    }
 }
 
 /// A message from the inserter to the host: a reply or an event.
@@ -283,24 +302,12 @@ impl<'a> Fields<'a> {
 }
 
 fn parse_time(v: &str) -> Result<String, ParseError> {
-    // 2026-12-03T09:15:02.123Z
-    let b = v.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b[i].is_ascii_digit());
-    let shape = b.len() == 24
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && b[19] == b'.'
-        && digits(20..23)
-        && b[23] == b'Z';
+    const SHAPE: &[u8; 24] = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    let shape = v.len() == SHAPE.len()
+        && v.bytes().zip(SHAPE).all(|(c, &p)| match p {
+            b'd' => c.is_ascii_digit(),
+            p => c == p,
+        });
     if shape {
         Ok(v.to_string())
     } else {
@@ -430,12 +437,14 @@ impl InserterMessage {
             }),
             "JOBEND" => event(EventKind::JobEnd {
                 job: f.id("job")?,
-                expected: f.num("expected")?,
-                reported: f.num("reported")?,
-                ok: f.num("ok")?,
-                divert: f.num("divert")?,
-                jam: f.num("jam")?,
-                pulled: f.num("pulled")?,
+                counts: JobCounts {
+                    expected: f.num("expected")?,
+                    reported: f.num("reported")?,
+                    ok: f.num("ok")?,
+                    divert: f.num("divert")?,
+                    jam: f.num("jam")?,
+                    pulled: f.num("pulled")?,
+                },
             }),
             verb => Err(ParseError {
                 code: ErrCode::UnknownVerb,
@@ -546,17 +555,10 @@ impl fmt::Display for InserterMessage {
                     }
                     Ok(())
                 }
-                EventKind::JobEnd {
-                    job,
-                    expected,
-                    reported,
-                    ok,
-                    divert,
-                    jam,
-                    pulled,
-                } => write!(
+                EventKind::JobEnd { job, counts: c } => write!(
                     f,
-                    "JOBEND seq={seq} t={t} job={job} expected={expected} reported={reported} ok={ok} divert={divert} jam={jam} pulled={pulled}"
+                    "JOBEND seq={seq} t={t} job={job} expected={} reported={} ok={} divert={} jam={} pulled={}",
+                    c.expected, c.reported, c.ok, c.divert, c.jam, c.pulled
                 ),
             },
         }
