@@ -2,7 +2,7 @@
 //! in-process render threads or renderer nodes, with the dispatcher's run registry and
 //! Prometheus metrics attached as an observer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -125,7 +125,9 @@ async fn resolve(renderers: &[String]) -> anyhow::Result<Vec<(String, String)>> 
 /// progress callback.
 pub struct FarmObserver {
     state: Option<Mutex<State>>,
+    state_path: Option<PathBuf>,
     run_id: Mutex<String>,
+    out: Mutex<PathBuf>,
     progress: Box<dyn Fn(&Progress) + Send + Sync>,
 }
 
@@ -137,7 +139,9 @@ impl FarmObserver {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             state: state.map(State::open).transpose()?.map(Mutex::new),
+            state_path: state.map(Path::to_path_buf),
             run_id: Mutex::new(String::new()),
+            out: Mutex::new(PathBuf::new()),
             progress,
         })
     }
@@ -161,9 +165,31 @@ impl FarmObserver {
     }
 }
 
+impl FarmObserver {
+    /// Enters an assembled run's print jobs into the ledger (in the registry's database),
+    /// every sheet and piece as "assembled"; jobs already there are left alone, so a
+    /// resumed run changes nothing. Returns the jobs added.
+    pub fn register_print_jobs(&self) -> anyhow::Result<u64> {
+        let Some(path) = &self.state_path else {
+            return Ok(0);
+        };
+        let id = self
+            .run_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let out = self.out.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let plans = dispatcher::ledger::JobPlan::of_run(&out).map_err(anyhow::Error::msg)?;
+        let added = dispatcher::ledger::Ledger::open(path)?.register(&id, &plans)?;
+        tracing::info!(run = %id, jobs = plans.len(), added, "print jobs in the ledger");
+        Ok(added)
+    }
+}
+
 impl RunObserver for FarmObserver {
     fn started(&self, run_id: &str, out: &Path, resumed: u64, damage: &[String]) {
         *self.run_id.lock().unwrap_or_else(|e| e.into_inner()) = run_id.to_string();
+        *self.out.lock().unwrap_or_else(|e| e.into_inner()) = out.to_path_buf();
         metrics::counter!("pressrun_damaged_files_found_total").increment(damage.len() as u64);
         if let Some(s) = &self.state
             && let Err(e) = s.lock().unwrap_or_else(|e| e.into_inner()).begin_run(

@@ -102,6 +102,35 @@ enum Command {
         #[arg(long)]
         record: Option<u64>,
     },
+    /// The reconciliation report of a print-production run from the ledger: pieces
+    /// expected, printed, inserted OK, reprinted, resolved and unresolved, duplicates and
+    /// disagreements, by printer, inserter and reason. Exit 0 when the run is complete
+    /// (every piece inserted OK or resolved), 1 when it is not.
+    Reconcile {
+        /// Run id (as `dispatcher runs` lists it).
+        run: String,
+        /// Run-state database holding the ledger.
+        #[arg(long)]
+        state: PathBuf,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a mail piece that is not inserted OK (destroyed, sent by hand, withdrawn),
+    /// recorded in the ledger with who (the operating-system user), when and why.
+    Resolve {
+        /// Run id.
+        run: String,
+        /// The piece, as JOB/PIECE (e.g. J000001/000042).
+        #[arg(long)]
+        piece: dispatcher::ledger::PieceId,
+        /// Why it needs no reprint (required, kept in the ledger).
+        #[arg(long)]
+        reason: String,
+        /// Run-state database holding the ledger.
+        #[arg(long)]
+        state: PathBuf,
+    },
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.
@@ -331,6 +360,26 @@ fn print_progress(p: &RunProgress) {
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Reconcile { run, state, json } => {
+            let r = dispatcher::ledger::Ledger::open(&state)?.reconcile(&run)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{r}");
+            }
+            Ok(if r.complete { exit::OK } else { exit::FAILED })
+        }
+        Command::Resolve {
+            run,
+            piece,
+            reason,
+            state,
+        } => {
+            let by = operator();
+            dispatcher::ledger::Ledger::open(&state)?.resolve(&run, &piece, &by, &reason)?;
+            println!("{run}: {piece} resolved by {by}");
+            Ok(exit::OK)
+        }
         Command::Runs { state } => {
             for r in state::State::open(&state)?.runs()? {
                 println!(
@@ -489,6 +538,21 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// Who is at the keyboard: the operating-system user (principals with roles come with
+/// the dispatcher's users file).
+fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| format!("uid {}", unsafe_free_uid()))
+}
+
+fn unsafe_free_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
 /// `dispatcher run`: one run in this process, on nodes or in-process threads.
 fn run(a: FarmArgs) -> anyhow::Result<u8> {
     use pressrun_engine::run::{prepare, run_claimed};
@@ -548,6 +612,17 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
     line.finish();
     match result {
         Ok(report) => {
+            if report.status == RunStatus::Succeeded
+                && report.production.is_some()
+                && let Err(e) = observer.register_print_jobs()
+            {
+                observer.finished(RunStatus::Failed);
+                eprintln!(
+                    "error: the print jobs are written but not in the ledger ({e:#}); \
+                     run the same command again"
+                );
+                return Ok(exit::FAILED);
+            }
             observer.finished(report.status);
             renderer::cli::print_report(&report);
             Ok(renderer::cli::exit_code(&report))

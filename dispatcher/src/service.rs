@@ -267,6 +267,20 @@ impl Dispatcher for Service {
             };
             let update = match result {
                 Ok(report) => {
+                    let ledger =
+                        if report.status == RunStatus::Succeeded && report.production.is_some() {
+                            observer.register_print_jobs().err()
+                        } else {
+                            None
+                        };
+                    if let Some(e) = ledger {
+                        observer.finished(RunStatus::Failed);
+                        let msg = format!(
+                            "the print jobs are written but not in the ledger ({e:#}); submit the run again"
+                        );
+                        let _ = tx.send(progress_of(&run_id, RunState::Failed, &p, &msg));
+                        return;
+                    }
                     observer.finished(report.status);
                     let s = &report.summary;
                     let p = Progress {

@@ -382,6 +382,80 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
     ]));
     assert_eq!(missing.status.code(), Some(1));
 
+    // The run's pieces and sheets are in the ledger, assembled and nothing more.
+    let state = out.join("run-state.sqlite");
+    let runs =
+        run(Command::new(bin("dispatcher")).args(["runs", "--state", state.to_str().unwrap()]));
+    let listing = String::from_utf8(runs.stdout).unwrap();
+    let run_id = listing
+        .split_whitespace()
+        .next()
+        .expect("the run is listed")
+        .to_string();
+    let reconcile = || {
+        let res = run(Command::new(bin("dispatcher")).args([
+            "reconcile",
+            &run_id,
+            "--state",
+            state.to_str().unwrap(),
+            "--json",
+        ]));
+        let v: Value = serde_json::from_slice(&res.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&res.stderr)));
+        (res.status.code(), v)
+    };
+    let (code, r) = reconcile();
+    let sheets: usize = pieces
+        .iter()
+        .map(|p| p.v["sheets"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        code,
+        Some(1),
+        "a run nothing of which is printed is not complete"
+    );
+    assert_eq!(r["expected"], pieces.len() as u64);
+    assert_eq!(r["sheets"], sheets as u64);
+    assert_eq!(r["print_jobs"], summaries.len() as u64);
+    for key in [
+        "printed",
+        "inserted_ok",
+        "reprinted",
+        "resolved",
+        "duplicates",
+        "disagreements",
+    ] {
+        assert_eq!(r[key], 0, "{key}");
+    }
+    assert_eq!(r["unresolved"], pieces.len() as u64);
+    assert_eq!(r["complete"], false);
+    let piece = format!(
+        "{}/{}",
+        pieces[0].job,
+        pieces[0].v["piece"].as_str().unwrap()
+    );
+    let resolve = |reason: &str, piece: &str| {
+        run(Command::new(bin("dispatcher"))
+            .args(["resolve", &run_id, "--piece", piece, "--reason", reason])
+            .args(["--state", state.to_str().unwrap()]))
+    };
+    let res = resolve("withdrawn by the customer", &piece);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let (_, r) = reconcile();
+    assert_eq!(
+        (r["resolved"].as_u64(), r["unresolved"].as_u64()),
+        (Some(1), Some(pieces.len() as u64 - 1))
+    );
+    let res = resolve("", &piece);
+    assert_eq!(res.status.code(), Some(1), "a resolution needs a reason");
+    let res = resolve("x", "J999999/1");
+    assert_eq!(res.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("no piece J999999/000001"));
+
     // Duplicates: the copy of record 20 is flagged (and, with "flag", printed).
     let dups = jsonl(&out.join("jobs/duplicates.jsonl"));
     assert_eq!(dups.len(), 1, "{dups:?}");
@@ -565,6 +639,28 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
         "{repaired}"
     );
     assert_same_jobs(&out, &out_kill, "resumed assembly gives the same jobs");
+    // The resumed run's ledger holds every piece once.
+    let kill_state = out_kill.join("run-state.sqlite");
+    let res = run(Command::new(bin("dispatcher")).args([
+        "runs",
+        "--state",
+        kill_state.to_str().unwrap(),
+    ]));
+    let kill_id = String::from_utf8(res.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let res = run(Command::new(bin("dispatcher")).args([
+        "reconcile",
+        &kill_id,
+        "--json",
+        "--state",
+        kill_state.to_str().unwrap(),
+    ]));
+    let r: Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(r["expected"], pieces.len() as u64);
     let lines: BTreeSet<String> = fs::read_to_string(out_kill.join("jobs/commits.jsonl"))
         .unwrap()
         .lines()

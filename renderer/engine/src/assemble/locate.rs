@@ -38,8 +38,8 @@ pub struct Location {
     pub impressions: [u64; 2],
 }
 
-/// Finds `query` in the manifests of the run in `dir` (`jobs/production.json` lists them).
-pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
+/// The print jobs of the run in `dir`, as `jobs/production.json` lists them.
+pub fn job_ids(dir: &Path) -> Result<Vec<String>, String> {
     let production = dir.join("jobs/production.json");
     let text = std::fs::read_to_string(&production).map_err(|e| {
         format!(
@@ -49,7 +49,7 @@ pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
     })?;
     let plan: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", production.display()))?;
-    let mut found = Vec::new();
+    let mut ids = Vec::new();
     for job in plan["jobs"].as_array().into_iter().flatten() {
         let id = job["job"].as_str().unwrap_or_default();
         // A job id names files in jobs/: only the ids assembly makes are read.
@@ -59,16 +59,29 @@ pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
                 production.display()
             ));
         }
+        ids.push(id.to_string());
+    }
+    Ok(ids)
+}
+
+/// The lines of job `id`'s manifest in the run in `dir`.
+pub fn read_manifest(dir: &Path, id: &str) -> Result<Vec<ManifestLine>, String> {
+    let path = dir.join(manifest::manifest_name(id));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    manifest::parse(&text).map_err(|(l, e)| format!("{}:{l}: {e}", path.display()))
+}
+
+/// Finds `query` in the manifests of the run in `dir` (`jobs/production.json` lists them).
+pub fn locate(dir: &Path, query: &Query) -> Result<Vec<Location>, String> {
+    let mut found = Vec::new();
+    for id in job_ids(dir)? {
+        let id = id.as_str();
         if let Query::Piece { job: Some(j), .. } = query
             && j != id
         {
             continue;
         }
-        let path = dir.join(manifest::manifest_name(id));
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let lines =
-            manifest::parse(&text).map_err(|(l, e)| format!("{}:{l}: {e}", path.display()))?;
+        let lines = read_manifest(dir, id)?;
         let mut sheets_before = 0u64;
         for line in lines {
             let ManifestLine::Piece(p) = line else {

@@ -1,0 +1,660 @@
+//! The per-sheet ledger of assured delivery: for every sheet and mail piece of a run,
+//! assembled → sent to a printer → impressions confirmed → inserted (or not), each
+//! transition an append-only event with time, device and evidence, kept in the run
+//! registry's SQLite database (WAL, `synchronous = FULL`: a recorded batch is on disk).
+//!
+//! Device handlers hand in [`Event`]s in batches; one batch is one transaction. What a
+//! device says is checked against the plan before it changes anything: an impression
+//! count beyond the job, a report of a piece the job does not hold, a second report of
+//! the same piece — each is kept as an event and returned as a [`Finding`], never
+//! applied blindly.
+
+mod event;
+mod reconcile;
+mod schema;
+
+pub use event::{Event, Outcome, PieceId};
+pub use reconcile::{Reconciliation, Unresolved};
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+/// A print job as the ledger tracks it: its pieces and, per sheet, the job's impression
+/// number that completes the sheet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobPlan {
+    pub print_job: String,
+    /// The job the pieces were assembled in: `print_job` itself, or for a reprint job
+    /// the original (a reprint keeps its pieces' ids).
+    pub origin: String,
+    pub pieces: Vec<PiecePlan>,
+}
+
+/// One piece of a [`JobPlan`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PiecePlan {
+    pub piece: String,
+    /// Per sheet, its last impression in the print job (1-based, as a printer counts).
+    pub sheet_last_impression: Vec<u64>,
+}
+
+impl JobPlan {
+    /// The plan of an assembled job, from its manifest's pieces.
+    pub fn from_manifest<'a>(
+        print_job: &str,
+        origin: &str,
+        pieces: impl IntoIterator<Item = &'a pressrun_engine::assemble::manifest::ManifestPiece>,
+    ) -> Self {
+        Self {
+            print_job: print_job.to_string(),
+            origin: origin.to_string(),
+            pieces: pieces
+                .into_iter()
+                .map(|p| PiecePlan {
+                    piece: p.piece.clone(),
+                    sheet_last_impression: p
+                        .sheets
+                        .iter()
+                        .map(|s| s.impressions.iter().copied().max().unwrap_or(0))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The plans of every print job of the assembled run in `out` (its
+    /// `jobs/production.json` and manifests).
+    pub fn of_run(out: &Path) -> Result<Vec<Self>, String> {
+        use pressrun_engine::assemble::locate::{job_ids, read_manifest};
+        use pressrun_engine::assemble::manifest::ManifestLine;
+        job_ids(out)?
+            .into_iter()
+            .map(|id| {
+                let lines = read_manifest(out, &id)?;
+                let pieces = lines.iter().filter_map(|l| match l {
+                    ManifestLine::Piece(p) => Some(&**p),
+                    ManifestLine::Summary { .. } => None,
+                });
+                Ok(Self::from_manifest(&id, &id, pieces))
+            })
+            .collect()
+    }
+
+    fn impressions(&self) -> u64 {
+        self.pieces
+            .iter()
+            .flat_map(|p| p.sheet_last_impression.iter().copied())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Something a device reported that the ledger kept as evidence but did not apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// An event for a print job this run does not have.
+    UnknownJob { print_job: String },
+    /// More impressions than the job has, or fewer than already confirmed.
+    Implausible {
+        print_job: String,
+        completed: u64,
+        detail: String,
+    },
+    /// A report of a piece the print job does not hold.
+    UnexpectedPiece { print_job: String, piece: String },
+    /// A second report of a piece in the same print job: the first stands.
+    Duplicate { print_job: String, piece: String },
+}
+
+/// A ledger problem.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot create the ledger's folder: {0}")]
+    Folder(#[from] std::io::Error),
+    #[error("run {run}: no piece {piece} in its print jobs")]
+    NoSuchPiece { run: String, piece: PieceId },
+    #[error("run {run}: piece {piece} is inserted OK; only a piece that is not can be resolved")]
+    AlreadyOk { run: String, piece: PieceId },
+    #[error("run {run}: the ledger has no print jobs for it")]
+    NoSuchRun { run: String },
+    #[error("a resolution needs a reason")]
+    NoReason,
+    #[error("reprint job {print_job}: piece {piece} is not in {origin}")]
+    ReprintOfUnknown {
+        print_job: String,
+        origin: String,
+        piece: String,
+    },
+}
+
+/// The ledger, on one connection to the run registry's database.
+pub struct Ledger {
+    conn: Connection,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+impl Ledger {
+    /// Opens (creating the tables if needed) the ledger in the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(schema::SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Registers print jobs (all in one transaction). A job already registered is left as
+    /// it is, so registering a resumed run's jobs again changes nothing. A reprint job
+    /// (origin ≠ print job) moves its pieces to it: their sheets start again from
+    /// "assembled", and the piece counts one more reprint.
+    pub fn register(&mut self, run: &str, jobs: &[JobPlan]) -> Result<u64, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        let mut added = 0;
+        for job in jobs {
+            if register_job(&tx, run, job, &at)? {
+                added += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Records a batch of device events in one transaction (on disk when this returns).
+    /// Events that do not fit the plan are kept as evidence and returned, not applied.
+    pub fn record(&mut self, run: &str, events: &[Event]) -> Result<Vec<Finding>, LedgerError> {
+        let tx = self.conn.transaction()?;
+        let at = now();
+        let mut findings = Vec::new();
+        for e in events {
+            if let Some(f) = apply(&tx, run, e, &at)? {
+                findings.push(f);
+            }
+        }
+        tx.commit()?;
+        Ok(findings)
+    }
+
+    /// An operator closes a piece that is not inserted OK, with who and why.
+    pub fn resolve(
+        &mut self,
+        run: &str,
+        piece: &PieceId,
+        by: &str,
+        reason: &str,
+    ) -> Result<(), LedgerError> {
+        if reason.trim().is_empty() {
+            return Err(LedgerError::NoReason);
+        }
+        let tx = self.conn.transaction()?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT state, print_job FROM ledger_pieces WHERE run_id=?1 AND job=?2 AND piece=?3",
+                params![run, piece.job, piece.piece],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((state, print_job)) = row else {
+            return Err(LedgerError::NoSuchPiece {
+                run: run.into(),
+                piece: piece.clone(),
+            });
+        };
+        if state == "ok" {
+            return Err(LedgerError::AlreadyOk {
+                run: run.into(),
+                piece: piece.clone(),
+            });
+        }
+        tx.execute(
+            "UPDATE ledger_pieces SET state='resolved', resolved_by=?4, reason=?5
+             WHERE run_id=?1 AND job=?2 AND piece=?3",
+            params![run, piece.job, piece.piece, by, reason],
+        )?;
+        append(
+            &tx,
+            run,
+            &print_job,
+            Some(&piece.piece),
+            None,
+            "resolved",
+            Some(&state),
+            Some(by),
+            Some(reason),
+            &now(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The run's reconciliation report.
+    pub fn reconcile(&self, run: &str) -> Result<Reconciliation, LedgerError> {
+        reconcile::reconcile(&self.conn, run)
+    }
+
+    /// Events recorded for the run, in order: (event, print job, piece, sheet, outcome,
+    /// device, evidence). For reports and tests.
+    pub fn events(&self, run: &str) -> Result<Vec<EventRow>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, event, print_job, piece, sheet, outcome, device, evidence, at
+             FROM ledger_events WHERE run_id=?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![run], |r| {
+            Ok(EventRow {
+                seq: r.get(0)?,
+                event: r.get(1)?,
+                print_job: r.get(2)?,
+                piece: r.get(3)?,
+                sheet: r.get(4)?,
+                outcome: r.get(5)?,
+                device: r.get(6)?,
+                evidence: r.get(7)?,
+                at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// One recorded event.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EventRow {
+    pub seq: u64,
+    pub event: String,
+    pub print_job: String,
+    pub piece: Option<String>,
+    pub sheet: Option<u32>,
+    pub outcome: Option<String>,
+    pub device: Option<String>,
+    pub evidence: Option<String>,
+    pub at: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append(
+    tx: &Transaction,
+    run: &str,
+    print_job: &str,
+    piece: Option<&str>,
+    sheet: Option<u32>,
+    event: &str,
+    outcome: Option<&str>,
+    device: Option<&str>,
+    evidence: Option<&str>,
+    at: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO ledger_events (run_id, print_job, piece, sheet, event, outcome, device, evidence, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![run, print_job, piece, sheet, event, outcome, device, evidence, at])?;
+    Ok(())
+}
+
+fn register_job(tx: &Transaction, run: &str, job: &JobPlan, at: &str) -> Result<bool, LedgerError> {
+    let sheets: usize = job
+        .pieces
+        .iter()
+        .map(|p| p.sheet_last_impression.len())
+        .sum();
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO ledger_jobs (run_id, print_job, origin, pieces, sheets, impressions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            run,
+            job.print_job,
+            job.origin,
+            job.pieces.len(),
+            sheets,
+            job.impressions()
+        ])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let reprint = job.origin != job.print_job;
+    for p in &job.pieces {
+        if reprint {
+            let moved = tx
+                .prepare_cached(
+                    "UPDATE ledger_pieces SET print_job=?4, printed_sheets=0, state='assembled',
+                     reason=NULL, reprints=reprints+1
+                     WHERE run_id=?1 AND job=?2 AND piece=?3",
+                )?
+                .execute(params![run, job.origin, p.piece, job.print_job])?;
+            if moved == 0 {
+                return Err(LedgerError::ReprintOfUnknown {
+                    print_job: job.print_job.clone(),
+                    origin: job.origin.clone(),
+                    piece: p.piece.clone(),
+                });
+            }
+            append(
+                tx,
+                run,
+                &job.print_job,
+                Some(&p.piece),
+                None,
+                "reprint",
+                None,
+                None,
+                Some(&format!("reprint of {}/{}", job.origin, p.piece)),
+                at,
+            )?;
+        } else {
+            tx.prepare_cached(
+                "INSERT INTO ledger_pieces (run_id, job, piece, sheets, print_job, state)
+                 VALUES (?1, ?2, ?3, ?4, ?2, 'assembled')",
+            )?
+            .execute(params![
+                run,
+                job.print_job,
+                p.piece,
+                p.sheet_last_impression.len()
+            ])?;
+        }
+        for (i, last) in p.sheet_last_impression.iter().enumerate() {
+            let sheet = i as u32 + 1;
+            tx.prepare_cached(
+                "INSERT INTO ledger_sheets (run_id, print_job, piece, sheet, last_impression, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'assembled')",
+            )?
+            .execute(params![run, job.print_job, p.piece, sheet, last])?;
+            append(
+                tx,
+                run,
+                &job.print_job,
+                Some(&p.piece),
+                Some(sheet),
+                "assembled",
+                None,
+                None,
+                None,
+                at,
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// The job row an event names: (origin, impressions, completed).
+fn job_row(
+    tx: &Transaction,
+    run: &str,
+    print_job: &str,
+) -> rusqlite::Result<Option<(String, u64, u64)>> {
+    tx.prepare_cached(
+        "SELECT origin, impressions, completed FROM ledger_jobs WHERE run_id=?1 AND print_job=?2",
+    )?
+    .query_row(params![run, print_job], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .optional()
+}
+
+fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Finding>, LedgerError> {
+    let print_job = match e {
+        Event::Sent { print_job, .. }
+        | Event::Impressions { print_job, .. }
+        | Event::Inserted { print_job, .. }
+        | Event::Disagreement { print_job, .. } => print_job,
+    };
+    let Some((origin, impressions, completed_before)) = job_row(tx, run, print_job)? else {
+        append(
+            tx,
+            run,
+            print_job,
+            None,
+            None,
+            "unexpected",
+            None,
+            None,
+            Some(&format!("{e:?}")),
+            at,
+        )?;
+        return Ok(Some(Finding::UnknownJob {
+            print_job: print_job.clone(),
+        }));
+    };
+    match e {
+        Event::Sent {
+            printer,
+            device_job,
+            ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE ledger_jobs SET printer=?3, device_job=?4, completed=0
+                 WHERE run_id=?1 AND print_job=?2",
+            )?
+            .execute(params![run, print_job, printer, device_job])?;
+            let evidence = format!("device job {device_job}");
+            let mut stmt = tx.prepare_cached(
+                "UPDATE ledger_sheets SET state='sent', printer=?3
+                 WHERE run_id=?1 AND print_job=?2 AND state<>'printed' RETURNING piece, sheet",
+            )?;
+            let sent: Vec<(String, u32)> = stmt
+                .query_map(params![run, print_job, printer], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (piece, sheet) in &sent {
+                append(
+                    tx,
+                    run,
+                    print_job,
+                    Some(piece),
+                    Some(*sheet),
+                    "sent",
+                    None,
+                    Some(printer),
+                    Some(&evidence),
+                    at,
+                )?;
+            }
+            tx.prepare_cached(
+                "UPDATE ledger_pieces SET state='sent'
+                 WHERE run_id=?1 AND job=?3 AND print_job=?2 AND state='assembled'",
+            )?
+            .execute(params![run, print_job, origin])?;
+            Ok(None)
+        }
+        Event::Impressions {
+            printer,
+            completed,
+            evidence,
+            ..
+        } => {
+            if *completed > impressions || *completed < completed_before {
+                let detail = if *completed > impressions {
+                    format!("the job has {impressions} impressions")
+                } else {
+                    format!("{completed_before} were already confirmed")
+                };
+                append(
+                    tx,
+                    run,
+                    print_job,
+                    None,
+                    None,
+                    "implausible",
+                    None,
+                    Some(printer),
+                    Some(&format!(
+                        "{evidence}: {completed} impressions completed, but {detail}"
+                    )),
+                    at,
+                )?;
+                return Ok(Some(Finding::Implausible {
+                    print_job: print_job.clone(),
+                    completed: *completed,
+                    detail,
+                }));
+            }
+            tx.prepare_cached(
+                "UPDATE ledger_jobs SET completed=?3 WHERE run_id=?1 AND print_job=?2",
+            )?
+            .execute(params![run, print_job, completed])?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE ledger_sheets SET state='printed', printer=?4
+                 WHERE run_id=?1 AND print_job=?2 AND state<>'printed' AND last_impression<=?3
+                 RETURNING piece, sheet",
+            )?;
+            let printed: Vec<(String, u32)> = stmt
+                .query_map(params![run, print_job, completed, printer], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let evidence = format!("{evidence}: {completed} impressions completed");
+            for (piece, sheet) in &printed {
+                append(
+                    tx,
+                    run,
+                    print_job,
+                    Some(piece),
+                    Some(*sheet),
+                    "printed",
+                    None,
+                    Some(printer),
+                    Some(&evidence),
+                    at,
+                )?;
+                tx.prepare_cached(
+                    "UPDATE ledger_pieces SET printed_sheets=printed_sheets+1,
+                       ever_printed = ever_printed OR printed_sheets+1>=sheets,
+                       state = CASE WHEN printed_sheets+1>=sheets AND state IN ('assembled','sent')
+                               THEN 'printed' ELSE state END
+                     WHERE run_id=?1 AND job=?2 AND piece=?3 AND print_job=?4",
+                )?
+                .execute(params![run, origin, piece, print_job])?;
+            }
+            Ok(None)
+        }
+        Event::Inserted {
+            piece,
+            outcome,
+            reason,
+            inserter,
+            seq,
+            ..
+        } => {
+            let evidence = match reason {
+                Some(r) => format!("PIL/1 seq {seq}: {r}"),
+                None => format!("PIL/1 seq {seq}"),
+            };
+            let row: Option<Option<String>> = tx
+                .prepare_cached(
+                    "SELECT inserted_in FROM ledger_pieces
+                     WHERE run_id=?1 AND job=?2 AND piece=?3 AND print_job=?4",
+                )?
+                .query_row(params![run, origin, piece, print_job], |r| r.get(0))
+                .optional()?;
+            match row {
+                None => {
+                    append(
+                        tx,
+                        run,
+                        print_job,
+                        Some(piece),
+                        None,
+                        "unexpected",
+                        Some(outcome.as_str()),
+                        Some(inserter),
+                        Some(&evidence),
+                        at,
+                    )?;
+                    Ok(Some(Finding::UnexpectedPiece {
+                        print_job: print_job.clone(),
+                        piece: piece.clone(),
+                    }))
+                }
+                Some(Some(already)) if &already == print_job => {
+                    tx.prepare_cached(
+                        "UPDATE ledger_pieces SET duplicates=duplicates+1
+                         WHERE run_id=?1 AND job=?2 AND piece=?3",
+                    )?
+                    .execute(params![run, origin, piece])?;
+                    append(
+                        tx,
+                        run,
+                        print_job,
+                        Some(piece),
+                        None,
+                        "duplicate",
+                        Some(outcome.as_str()),
+                        Some(inserter),
+                        Some(&evidence),
+                        at,
+                    )?;
+                    Ok(Some(Finding::Duplicate {
+                        print_job: print_job.clone(),
+                        piece: piece.clone(),
+                    }))
+                }
+                Some(_) => {
+                    tx.prepare_cached(
+                        "UPDATE ledger_pieces SET inserted_in=?4, inserter=?5,
+                           state = CASE WHEN state='resolved' AND ?6<>'ok' THEN state ELSE ?6 END,
+                           reason = CASE WHEN state='resolved' AND ?6<>'ok' THEN reason ELSE ?7 END
+                         WHERE run_id=?1 AND job=?2 AND piece=?3",
+                    )?
+                    .execute(params![
+                        run,
+                        origin,
+                        piece,
+                        print_job,
+                        inserter,
+                        outcome.as_str(),
+                        reason
+                    ])?;
+                    append(
+                        tx,
+                        run,
+                        print_job,
+                        Some(piece),
+                        None,
+                        "inserted",
+                        Some(outcome.as_str()),
+                        Some(inserter),
+                        Some(&evidence),
+                        at,
+                    )?;
+                    Ok(None)
+                }
+            }
+        }
+        Event::Disagreement {
+            printer, detail, ..
+        } => {
+            append(
+                tx,
+                run,
+                print_job,
+                None,
+                None,
+                "disagreement",
+                None,
+                Some(printer),
+                Some(detail),
+                at,
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+use super::*;
+
+/// A job of `pieces` duplex pieces of two sheets each (four impressions per piece).
+fn job(id: &str, pieces: u32) -> JobPlan {
+    JobPlan {
+        print_job: id.into(),
+        origin: id.into(),
+        pieces: (1..=pieces)
+            .map(|p| PiecePlan {
+                piece: format!("{p:06}"),
+                sheet_last_impression: vec![u64::from(p) * 4 - 2, u64::from(p) * 4],
+            })
+            .collect(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("state.sqlite")).unwrap();
+    (dir, l)
+}
+
+fn inserted(job: &str, piece: u32, outcome: Outcome, seq: u64) -> Event {
+    Event::Inserted {
+        print_job: job.into(),
+        piece: format!("{piece:06}"),
+        outcome,
+        reason: (outcome != Outcome::Ok).then(|| "test".into()),
+        inserter: "ins1".into(),
+        seq,
+    }
+}
+
+fn impressions(job: &str, completed: u64) -> Event {
+    Event::Impressions {
+        print_job: job.into(),
+        printer: "p1".into(),
+        completed,
+        evidence: "ipp job 1".into(),
+    }
+}
+
+fn sent(job: &str, printer: &str) -> Event {
+    Event::Sent {
+        print_job: job.into(),
+        printer: printer.into(),
+        device_job: "1".into(),
+    }
+}
+
+#[test]
+fn a_run_printed_and_inserted_is_complete() {
+    let (_d, mut l) = open();
+    assert_eq!(l.register("r", &[job("J000001", 3)]).unwrap(), 1);
+    // Registering again (a resumed run) changes nothing.
+    assert_eq!(l.register("r", &[job("J000001", 3)]).unwrap(), 0);
+    let r = l.reconcile("r").unwrap();
+    assert_eq!((r.expected, r.printed, r.complete), (3, 0, false));
+    assert_eq!(r.unresolved_pieces.len(), 3);
+    l.record("r", &[sent("J000001", "p1"), impressions("J000001", 6)])
+        .unwrap();
+    let r = l.reconcile("r").unwrap();
+    // Impression 6 completes sheet 1 of piece 2: piece 1 printed, piece 2 half.
+    assert_eq!((r.printed, r.sheets_printed), (1, 3));
+    l.record("r", &[impressions("J000001", 12)]).unwrap();
+    let batch: Vec<Event> = (1..=3)
+        .map(|p| inserted("J000001", p, Outcome::Ok, p.into()))
+        .collect();
+    assert!(l.record("r", &batch).unwrap().is_empty());
+    let r = l.reconcile("r").unwrap();
+    assert_eq!(
+        (
+            r.expected,
+            r.printed,
+            r.inserted_ok,
+            r.unresolved,
+            r.complete
+        ),
+        (3, 3, 3, 0, true)
+    );
+    assert_eq!(r.by_printer["p1"], 6);
+    assert_eq!(r.by_inserter["ins1"]["ok"], 3);
+    let events = l.events("r").unwrap();
+    let count = |e: &str| events.iter().filter(|x| x.event == e).count();
+    assert_eq!(
+        (
+            count("assembled"),
+            count("sent"),
+            count("printed"),
+            count("inserted")
+        ),
+        (6, 6, 6, 3)
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.event == "printed")
+            .all(|e| e.device.as_deref() == Some("p1"))
+    );
+}
+
+#[test]
+fn device_reports_that_do_not_fit_are_kept_but_not_applied() {
+    let (_d, mut l) = open();
+    l.register("r", &[job("J000001", 2)]).unwrap();
+    let found = l
+        .record(
+            "r",
+            &[
+                impressions("J000001", 9),
+                impressions("J000002", 1),
+                inserted("J000001", 7, Outcome::Ok, 1),
+                impressions("J000001", 4),
+                impressions("J000001", 3),
+                inserted("J000001", 1, Outcome::Ok, 2),
+                inserted("J000001", 1, Outcome::Jammed, 3),
+            ],
+        )
+        .unwrap();
+    assert!(matches!(
+        found[0],
+        Finding::Implausible { completed: 9, .. }
+    ));
+    assert!(matches!(found[1], Finding::UnknownJob { .. }));
+    assert!(matches!(found[2], Finding::UnexpectedPiece { .. }));
+    assert!(
+        matches!(found[3], Finding::Implausible { completed: 3, .. }),
+        "{found:?}"
+    );
+    assert!(matches!(found[4], Finding::Duplicate { .. }));
+    let r = l.reconcile("r").unwrap();
+    // The first report stands; the duplicate is counted, once.
+    assert_eq!(
+        (
+            r.inserted_ok,
+            r.duplicates,
+            r.disagreements,
+            r.sheets_printed
+        ),
+        (1, 1, 4, 2)
+    );
+}
+
+#[test]
+fn reprints_keep_the_piece_and_an_operator_resolves_the_rest() {
+    let (_d, mut l) = open();
+    l.register("r", &[job("J000001", 3)]).unwrap();
+    l.record(
+        "r",
+        &[
+            sent("J000001", "p1"),
+            impressions("J000001", 12),
+            inserted("J000001", 1, Outcome::Ok, 1),
+            inserted("J000001", 2, Outcome::Jammed, 2),
+            inserted("J000001", 3, Outcome::Diverted, 3),
+        ],
+    )
+    .unwrap();
+    let r = l.reconcile("r").unwrap();
+    assert_eq!((r.inserted_ok, r.unresolved, r.by_reason.len()), (1, 2, 2));
+    // Piece 2 is reprinted in its own job, keeping its id.
+    let mut reprint = job("J000001", 2);
+    reprint.print_job = "J000001R1".into();
+    reprint.pieces.remove(0);
+    reprint.pieces[0].sheet_last_impression = vec![2, 4];
+    l.register("r", &[reprint]).unwrap();
+    l.record(
+        "r",
+        &[
+            sent("J000001R1", "p2"),
+            impressions("J000001R1", 4),
+            inserted("J000001R1", 2, Outcome::Ok, 4),
+        ],
+    )
+    .unwrap();
+    let r = l.reconcile("r").unwrap();
+    assert_eq!(
+        (r.inserted_ok, r.reprinted, r.unresolved, r.print_jobs),
+        (2, 1, 1, 1)
+    );
+    // The reprint's two sheets are confirmed by the same printer's count.
+    assert_eq!(r.by_printer["p1"], 8);
+    let three: PieceId = "J000001/3".parse().unwrap();
+    let one: PieceId = "J000001/000001".parse().unwrap();
+    assert!(matches!(
+        l.resolve("r", &one, "op", "x"),
+        Err(LedgerError::AlreadyOk { .. })
+    ));
+    assert!(matches!(
+        l.resolve("r", &three, "op", " "),
+        Err(LedgerError::NoReason)
+    ));
+    let missing: PieceId = "J000009/1".parse().unwrap();
+    assert!(matches!(
+        l.resolve("r", &missing, "op", "x"),
+        Err(LedgerError::NoSuchPiece { .. })
+    ));
+    l.resolve("r", &three, "op", "destroyed, customer called")
+        .unwrap();
+    let r = l.reconcile("r").unwrap();
+    assert_eq!((r.resolved, r.unresolved, r.complete), (1, 0, true));
+    let last = l.events("r").unwrap().pop().unwrap();
+    assert_eq!(
+        (last.event.as_str(), last.device.as_deref()),
+        ("resolved", Some("op"))
+    );
+    // A reprint of a piece its origin does not have is refused.
+    let mut bad = job("J000001", 1);
+    bad.print_job = "J000001R2".into();
+    bad.pieces[0].piece = "000099".into();
+    assert!(matches!(
+        l.register("r", &[bad]),
+        Err(LedgerError::ReprintOfUnknown { .. })
+    ));
+}
+
+#[test]
+fn the_event_log_is_append_only_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mut l = Ledger::open(&path).unwrap();
+    l.register("r", &[job("J000001", 1)]).unwrap();
+    drop(l);
+    let conn = Connection::open(&path).unwrap();
+    let e = conn
+        .execute("UPDATE ledger_events SET event='printed'", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let e = conn.execute("DELETE FROM ledger_events", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.events("r").unwrap().len(), 2);
+    assert!(matches!(
+        l.reconcile("nope"),
+        Err(LedgerError::NoSuchRun { .. })
+    ));
+}
+
+#[test]
+fn piece_names() {
+    let p: PieceId = "J000001/42".parse().unwrap();
+    assert_eq!(p.to_string(), "J000001/000042");
+    assert!("J000001".parse::<PieceId>().is_err());
+    assert!("J00/0001/2".parse::<PieceId>().is_err());
+    assert!("../x/1".parse::<PieceId>().is_err());
+}

@@ -1,0 +1,3 @@
+//! The dispatcher as a library: the parts other crates (benchmarks, tests) use.
+
+pub mod ledger;
