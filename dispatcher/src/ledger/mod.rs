@@ -12,9 +12,11 @@
 mod event;
 mod reconcile;
 mod schema;
+mod writer;
 
 pub use event::{Event, Outcome, PieceId};
 pub use reconcile::{Reconciliation, Unresolved};
+pub use writer::Writer;
 
 use std::path::Path;
 
@@ -84,7 +86,18 @@ impl JobPlan {
     fn impressions(&self) -> u64 {
         self.pieces
             .iter()
-            .flat_map(|p| p.sheet_last_impression.iter().copied())
+            .map(PiecePlan::last_impression)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl PiecePlan {
+    /// The impression that completes the piece.
+    fn last_impression(&self) -> u64 {
+        self.sheet_last_impression
+            .iter()
+            .copied()
             .max()
             .unwrap_or(0)
     }
@@ -151,6 +164,8 @@ impl Ledger {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // 64 MiB of page cache: a run's sheet and piece rows stay in memory while it prints.
+        conn.pragma_update(None, "cache_size", -65536)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(schema::SCHEMA)?;
         Ok(Self { conn })
@@ -176,16 +191,33 @@ impl Ledger {
     /// Records a batch of device events in one transaction (on disk when this returns).
     /// Events that do not fit the plan are kept as evidence and returned, not applied.
     pub fn record(&mut self, run: &str, events: &[Event]) -> Result<Vec<Finding>, LedgerError> {
+        Ok(self
+            .record_group(&[(run, events)])?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Records several devices' batches in one transaction (group commit: one fsync for
+    /// all of them), returning each batch's findings in order. If it fails, none is
+    /// recorded.
+    pub fn record_group(
+        &mut self,
+        batches: &[(&str, &[Event])],
+    ) -> Result<Vec<Vec<Finding>>, LedgerError> {
         let tx = self.conn.transaction()?;
         let at = now();
-        let mut findings = Vec::new();
-        for e in events {
-            if let Some(f) = apply(&tx, run, e, &at)? {
-                findings.push(f);
+        let mut all = Vec::with_capacity(batches.len());
+        for (run, events) in batches {
+            let mut findings = Vec::new();
+            for e in *events {
+                if let Some(f) = apply(&tx, run, e, &at)? {
+                    findings.push(f);
+                }
             }
+            all.push(findings);
         }
         tx.commit()?;
-        Ok(findings)
+        Ok(all)
     }
 
     /// An operator closes a piece that is not inserted OK, with who and why.
@@ -301,6 +333,26 @@ fn append(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![run, print_job, piece, sheet, event, outcome, device, evidence, at])?;
+    let counted = match (event, outcome) {
+        ("disagreement" | "implausible" | "unexpected", _) => Some("disagreements".to_string()),
+        ("inserted", Some(o)) if o != "ok" => Some(format!("reason:{o}")),
+        _ => None,
+    };
+    if let Some(what) = counted {
+        count(tx, run, &what, 1)?;
+    }
+    Ok(())
+}
+
+/// Adds `n` to one of the run's running counts.
+fn count(tx: &Transaction, run: &str, what: &str, n: usize) -> rusqlite::Result<()> {
+    if n > 0 {
+        tx.prepare_cached(
+            "INSERT INTO ledger_counts (run_id, what, n) VALUES (?1, ?2, ?3)
+             ON CONFLICT (run_id, what) DO UPDATE SET n = n + ?3",
+        )?
+        .execute(params![run, what, n])?;
+    }
     Ok(())
 }
 
@@ -331,11 +383,17 @@ fn register_job(tx: &Transaction, run: &str, job: &JobPlan, at: &str) -> Result<
         if reprint {
             let moved = tx
                 .prepare_cached(
-                    "UPDATE ledger_pieces SET print_job=?4, printed_sheets=0, state='assembled',
+                    "UPDATE ledger_pieces SET print_job=?4, last_impression=?5, state='assembled',
                      reason=NULL, reprints=reprints+1
                      WHERE run_id=?1 AND job=?2 AND piece=?3",
                 )?
-                .execute(params![run, job.origin, p.piece, job.print_job])?;
+                .execute(params![
+                    run,
+                    job.origin,
+                    p.piece,
+                    job.print_job,
+                    p.last_impression()
+                ])?;
             if moved == 0 {
                 return Err(LedgerError::ReprintOfUnknown {
                     print_job: job.print_job.clone(),
@@ -357,21 +415,22 @@ fn register_job(tx: &Transaction, run: &str, job: &JobPlan, at: &str) -> Result<
             )?;
         } else {
             tx.prepare_cached(
-                "INSERT INTO ledger_pieces (run_id, job, piece, sheets, print_job, state)
-                 VALUES (?1, ?2, ?3, ?4, ?2, 'assembled')",
+                "INSERT INTO ledger_pieces (run_id, job, piece, sheets, print_job, last_impression, state)
+                 VALUES (?1, ?2, ?3, ?4, ?2, ?5, 'assembled')",
             )?
             .execute(params![
                 run,
                 job.print_job,
                 p.piece,
-                p.sheet_last_impression.len()
+                p.sheet_last_impression.len(),
+                p.last_impression()
             ])?;
         }
         for (i, last) in p.sheet_last_impression.iter().enumerate() {
             let sheet = i as u32 + 1;
             tx.prepare_cached(
-                "INSERT INTO ledger_sheets (run_id, print_job, piece, sheet, last_impression, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'assembled')",
+                "INSERT INTO ledger_sheets (run_id, print_job, piece, sheet, last_impression)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![run, job.print_job, p.piece, sheet, last])?;
             append(
@@ -441,30 +500,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                  WHERE run_id=?1 AND print_job=?2",
             )?
             .execute(params![run, print_job, printer, device_job])?;
-            let evidence = format!("device job {device_job}");
-            let mut stmt = tx.prepare_cached(
-                "UPDATE ledger_sheets SET state='sent', printer=?3
-                 WHERE run_id=?1 AND print_job=?2 AND state<>'printed' RETURNING piece, sheet",
-            )?;
-            let sent: Vec<(String, u32)> = stmt
-                .query_map(params![run, print_job, printer], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            for (piece, sheet) in &sent {
-                append(
-                    tx,
-                    run,
-                    print_job,
-                    Some(piece),
-                    Some(*sheet),
-                    "sent",
-                    None,
-                    Some(printer),
-                    Some(&evidence),
-                    at,
-                )?;
-            }
+            // One statement appends a "sent" event per sheet, inside SQLite.
+            let sheets = tx
+                .prepare_cached(
+                    "INSERT INTO ledger_events (run_id, print_job, piece, sheet, event, device, evidence, at)
+                     SELECT run_id, print_job, piece, sheet, 'sent', ?3, ?4, ?5 FROM ledger_sheets
+                     WHERE run_id=?1 AND print_job=?2",
+                )?
+                .execute(params![run, print_job, printer, format!("device job {device_job}"), at])?;
+            count(tx, run, &format!("sent:{printer}"), sheets)?;
             tx.prepare_cached(
                 "UPDATE ledger_pieces SET state='sent'
                  WHERE run_id=?1 AND job=?3 AND print_job=?2 AND state='assembled'",
@@ -504,43 +548,31 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     detail,
                 }));
             }
+            if *completed == completed_before {
+                return Ok(None);
+            }
             tx.prepare_cached(
                 "UPDATE ledger_jobs SET completed=?3 WHERE run_id=?1 AND print_job=?2",
             )?
             .execute(params![run, print_job, completed])?;
-            let mut stmt = tx.prepare_cached(
-                "UPDATE ledger_sheets SET state='printed', printer=?4
-                 WHERE run_id=?1 AND print_job=?2 AND state<>'printed' AND last_impression<=?3
-                 RETURNING piece, sheet",
-            )?;
-            let printed: Vec<(String, u32)> = stmt
-                .query_map(params![run, print_job, completed, printer], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
+            // The sheets the new count completes, and only those: the range between the
+            // last count and this one, appended as "printed" events in one statement.
             let evidence = format!("{evidence}: {completed} impressions completed");
-            for (piece, sheet) in &printed {
-                append(
-                    tx,
-                    run,
-                    print_job,
-                    Some(piece),
-                    Some(*sheet),
-                    "printed",
-                    None,
-                    Some(printer),
-                    Some(&evidence),
-                    at,
-                )?;
-                tx.prepare_cached(
-                    "UPDATE ledger_pieces SET printed_sheets=printed_sheets+1,
-                       ever_printed = ever_printed OR printed_sheets+1>=sheets,
-                       state = CASE WHEN printed_sheets+1>=sheets AND state IN ('assembled','sent')
-                               THEN 'printed' ELSE state END
-                     WHERE run_id=?1 AND job=?2 AND piece=?3 AND print_job=?4",
+            let sheets = tx
+                .prepare_cached(
+                    "INSERT INTO ledger_events (run_id, print_job, piece, sheet, event, device, evidence, at)
+                     SELECT run_id, print_job, piece, sheet, 'printed', ?5, ?6, ?7 FROM ledger_sheets
+                     WHERE run_id=?1 AND print_job=?2 AND last_impression>?3 AND last_impression<=?4",
                 )?
-                .execute(params![run, origin, piece, print_job])?;
-            }
+                .execute(params![run, print_job, completed_before, completed, printer, evidence, at])?;
+            count(tx, run, &format!("sheets:{printer}"), sheets)?;
+            // A piece is printed when the sheet with its last impression is.
+            tx.prepare_cached(
+                "UPDATE ledger_pieces SET ever_printed=1,
+                   state = CASE WHEN state IN ('assembled','sent') THEN 'printed' ELSE state END
+                 WHERE run_id=?1 AND print_job=?2 AND last_impression>?3 AND last_impression<=?4",
+            )?
+            .execute(params![run, print_job, completed_before, completed])?;
             Ok(None)
         }
         Event::Inserted {

@@ -36,8 +36,9 @@ pub struct Reconciliation {
     pub complete: bool,
     pub print_jobs: u64,
     pub sheets: u64,
+    /// Sheet printings confirmed (a sheet printed again in a reprint counts again).
     pub sheets_printed: u64,
-    /// Sheets confirmed printed, by printer.
+    /// Sheet printings confirmed, by printer.
     pub by_printer: BTreeMap<String, u64>,
     /// Inserter reports that stand, by inserter and outcome.
     pub by_inserter: BTreeMap<String, BTreeMap<String, u64>>,
@@ -91,8 +92,7 @@ pub(super) fn reconcile(conn: &Connection, run: &str) -> Result<Reconciliation, 
         },
     )?;
     let disagreements: u64 = conn.query_row(
-        "SELECT count(*) FROM ledger_events WHERE run_id=?1
-         AND event IN ('disagreement', 'implausible', 'unexpected')",
+        "SELECT coalesce(sum(n), 0) FROM ledger_counts WHERE run_id=?1 AND what='disagreements'",
         params![run],
         |r| r.get(0),
     )?;
@@ -104,8 +104,8 @@ pub(super) fn reconcile(conn: &Connection, run: &str) -> Result<Reconciliation, 
     let mut by_printer = BTreeMap::new();
     let mut sheets_printed = 0;
     for (printer, _, n) in grouped(
-        "SELECT coalesce(printer, ''), '', count(*) FROM ledger_sheets
-         WHERE run_id=?1 AND state='printed' GROUP BY printer",
+        "SELECT substr(what, 8), '', n FROM ledger_counts
+         WHERE run_id=?1 AND what LIKE 'sheets:%'",
     )? {
         sheets_printed += n;
         by_printer.insert(printer, n);
@@ -118,8 +118,8 @@ pub(super) fn reconcile(conn: &Connection, run: &str) -> Result<Reconciliation, 
         by_inserter.entry(inserter).or_default().insert(state, n);
     }
     let by_reason = grouped(
-        "SELECT outcome, '', count(*) FROM ledger_events
-         WHERE run_id=?1 AND event='inserted' AND outcome<>'ok' GROUP BY outcome",
+        "SELECT substr(what, 8), '', n FROM ledger_counts
+         WHERE run_id=?1 AND what LIKE 'reason:%'",
     )?
     .into_iter()
     .map(|(k, _, n)| (k, n))

@@ -1,8 +1,10 @@
 //! The ledger's tables, in the run registry's SQLite database.
 //!
 //! `ledger_events` is the append-only record (triggers refuse UPDATE and DELETE);
-//! `ledger_jobs`, `ledger_sheets` and `ledger_pieces` hold each thing's current state,
-//! changed in the same transaction as the events that explain the change.
+//! `ledger_sheets` is the plan (each sheet's last impression in its print job: a sheet is
+//! printed when its job's confirmed count reaches it); `ledger_jobs` and `ledger_pieces`
+//! hold the current state, changed in the same transaction as the events that explain
+//! the change; `ledger_counts` keeps the report's running counts.
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ledger_jobs (
@@ -24,13 +26,10 @@ CREATE TABLE IF NOT EXISTS ledger_sheets (
     piece TEXT NOT NULL,
     sheet INTEGER NOT NULL,
     last_impression INTEGER NOT NULL,
-    -- assembled | sent | printed
-    state TEXT NOT NULL,
-    printer TEXT,
     PRIMARY KEY (run_id, print_job, piece, sheet)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_sheets_by_impression
-    ON ledger_sheets (run_id, print_job, state, last_impression);
+    ON ledger_sheets (run_id, print_job, last_impression);
 CREATE TABLE IF NOT EXISTS ledger_pieces (
     run_id TEXT NOT NULL,
     job TEXT NOT NULL,
@@ -38,7 +37,8 @@ CREATE TABLE IF NOT EXISTS ledger_pieces (
     sheets INTEGER NOT NULL,
     -- the print job the piece is in now (its own job, or its latest reprint)
     print_job TEXT NOT NULL,
-    printed_sheets INTEGER NOT NULL DEFAULT 0,
+    -- the impression of print_job that completes the piece
+    last_impression INTEGER NOT NULL,
     ever_printed INTEGER NOT NULL DEFAULT 0,
     -- assembled | sent | printed | ok | diverted | jammed | pulled | unknown | resolved
     state TEXT NOT NULL,
@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS ledger_pieces (
     duplicates INTEGER NOT NULL DEFAULT 0,
     resolved_by TEXT,
     PRIMARY KEY (run_id, job, piece)
-);
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_pieces_by_impression
+    ON ledger_pieces (run_id, print_job, last_impression);
 CREATE TABLE IF NOT EXISTS ledger_events (
     seq INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -65,7 +67,14 @@ CREATE TABLE IF NOT EXISTS ledger_events (
     evidence TEXT,
     at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ledger_events_by_run ON ledger_events (run_id, event);
+-- running counts the report needs without reading the events: disagreements, and
+-- inserter reports that were not OK by outcome (reason:jammed, …)
+CREATE TABLE IF NOT EXISTS ledger_counts (
+    run_id TEXT NOT NULL,
+    what TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (run_id, what)
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS ledger_events_no_update BEFORE UPDATE ON ledger_events
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_events_no_delete BEFORE DELETE ON ledger_events

@@ -244,3 +244,45 @@ fn piece_names() {
     assert!("J00/0001/2".parse::<PieceId>().is_err());
     assert!("../x/1".parse::<PieceId>().is_err());
 }
+
+#[test]
+fn the_writer_commits_many_devices_batches_and_answers_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mut l = Ledger::open(&path).unwrap();
+    let jobs: Vec<JobPlan> = (1..=4).map(|j| job(&format!("J00000{j}"), 50)).collect();
+    l.register("r", &jobs).unwrap();
+    let w = Writer::start(l);
+    std::thread::scope(|s| {
+        for j in 1..=4 {
+            let w = w.clone();
+            s.spawn(move || {
+                let id = format!("J00000{j}");
+                w.record("r", vec![sent(&id, "p1")]).unwrap();
+                for done in (10..=200).step_by(10) {
+                    assert!(
+                        w.record("r", vec![impressions(&id, done)])
+                            .unwrap()
+                            .is_empty()
+                    );
+                }
+                for p in 1..=50 {
+                    let found = w
+                        .record("r", vec![inserted(&id, p, Outcome::Ok, p.into())])
+                        .unwrap();
+                    assert!(found.is_empty());
+                }
+                let again = w
+                    .record("r", vec![inserted(&id, 1, Outcome::Ok, 99)])
+                    .unwrap();
+                assert!(matches!(again[0], Finding::Duplicate { .. }));
+            });
+        }
+    });
+    drop(w);
+    let r = Ledger::open(&path).unwrap().reconcile("r").unwrap();
+    assert_eq!(
+        (r.inserted_ok, r.sheets_printed, r.duplicates, r.complete),
+        (200, 400, 4, true)
+    );
+}
