@@ -131,6 +131,17 @@ enum Command {
         #[arg(long)]
         state: PathBuf,
     },
+    /// Enter a finished print-production run's print jobs into the ledger (done by the
+    /// run itself when it succeeds; this repeats it after a failure to write the ledger,
+    /// and enters nothing twice).
+    EnterJobs {
+        /// The run's output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Run-state database holding the ledger (default: OUT/run-state.sqlite).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.
@@ -380,6 +391,31 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             println!("{run}: {piece} resolved by {by}");
             Ok(exit::OK)
         }
+        Command::EnterJobs { out, state } => {
+            use pressrun_engine::run::folder::{MANIFEST, RunManifest};
+            let path = out.join(MANIFEST);
+            let text =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let m: RunManifest = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a run manifest", path.display()))?;
+            if m.status != RunStatus::Succeeded {
+                anyhow::bail!(
+                    "{}: run {} is {}, not succeeded: finish it first",
+                    out.display(),
+                    m.run_id,
+                    m.status.as_str()
+                );
+            }
+            let plans = dispatcher::ledger::JobPlan::of_run(&out).map_err(anyhow::Error::msg)?;
+            let state = state.unwrap_or_else(|| out.join("run-state.sqlite"));
+            let added = dispatcher::ledger::Ledger::open(&state)?.register(&m.run_id, &plans)?;
+            println!(
+                "{}: {added} print jobs entered, {} already in the ledger",
+                m.run_id,
+                plans.len() as u64 - added
+            );
+            Ok(exit::OK)
+        }
         Command::Runs { state } => {
             for r in state::State::open(&state)?.runs()? {
                 println!(
@@ -619,7 +655,7 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
                 observer.finished(RunStatus::Failed);
                 eprintln!(
                     "error: the print jobs are written but not in the ledger ({e:#}); \
-                     run the same command again"
+                     enter them with `dispatcher enter-jobs --out OUT`"
                 );
                 return Ok(exit::FAILED);
             }

@@ -276,7 +276,7 @@ impl Dispatcher for Service {
                     if let Some(e) = ledger {
                         observer.finished(RunStatus::Failed);
                         let msg = format!(
-                            "the print jobs are written but not in the ledger ({e:#}); submit the run again"
+                            "the print jobs are written but not in the ledger ({e:#}); enter them with `dispatcher enter-jobs --out OUT --state STATE`"
                         );
                         let _ = tx.send(progress_of(&run_id, RunState::Failed, &p, &msg));
                         return;

@@ -1,5 +1,6 @@
-//! The `printer-agent` binary. Built so far: `simulate-inserter` over TCP or a serial
-//! line. Not yet: `serve` (IPP, SNMP and the inserter drivers towards the dispatcher).
+//! The `printer-agent` binary. Built so far: `check` (agent.toml) and
+//! `simulate-inserter` over TCP or a serial line. Not yet: `serve` (IPP, SNMP and the
+//! inserter drivers towards the dispatcher).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -56,6 +57,13 @@ enum Command {
         /// Serial number reported in HELLO.
         #[arg(long, default_value = "SIM0001")]
         serial: String,
+    },
+    /// Read and check an agent.toml (every rule of docs/agent.md) and list its devices;
+    /// exit 1 with the file, the key and what is wrong.
+    Check {
+        /// The agent's configuration file.
+        #[arg(long)]
+        config: std::path::PathBuf,
     },
     /// Not built yet: connect to the dispatcher and drive the devices of agent.toml.
     Serve,
@@ -177,6 +185,50 @@ async fn simulate_tty(path: &str, baud: u32, mut sim: Sim) -> anyhow::Result<()>
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check { config } => {
+            let c = match printer_agent::config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            };
+            println!(
+                "agent {}: state in {}",
+                c.agent.name,
+                c.agent.state_dir.display()
+            );
+            for p in &c.printers {
+                let snmp = p.snmp.as_ref().map_or("no SNMP".to_string(), |s| {
+                    let v = match s.version {
+                        printer_agent::config::SnmpVersion::V2c => "2c",
+                        printer_agent::config::SnmpVersion::V3 => "3",
+                    };
+                    format!("SNMPv{v} at {}", s.address)
+                });
+                println!(
+                    "printer {}: {} ({}, {}), {snmp}, then {}",
+                    p.name,
+                    p.uri,
+                    if p.duplex { "duplex" } else { "simplex" },
+                    if p.colour { "colour" } else { "mono" },
+                    p.inserter.as_deref().unwrap_or("no inserter")
+                );
+            }
+            for i in &c.inserters {
+                match i.link() {
+                    printer_agent::config::Link::Tty { path, baud } => {
+                        println!(
+                            "inserter {}: serial {} at {baud} baud, 8N1",
+                            i.name,
+                            path.display()
+                        )
+                    }
+                    printer_agent::config::Link::Tcp(a) => println!("inserter {}: tcp {a}", i.name),
+                }
+            }
+            Ok(())
+        }
         Command::SimulateInserter {
             tcp,
             tty,

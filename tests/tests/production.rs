@@ -455,6 +455,38 @@ fn print_jobs_of_mail_pieces_are_right_deterministic_and_survive_a_kill() {
     let res = resolve("x", "J999999/1");
     assert_eq!(res.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&res.stderr).contains("no piece J999999/000001"));
+    // `enter-jobs` enters nothing twice, and fills another ledger from the folder.
+    let enter = |state: &Path| {
+        let res = run(Command::new(bin("dispatcher")).args([
+            "enter-jobs",
+            "--out",
+            out.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ]));
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        String::from_utf8(res.stdout).unwrap()
+    };
+    let jobs_n = summaries.len();
+    assert!(enter(&state).contains(&format!(": 0 print jobs entered, {jobs_n} already")));
+    let other = dir.path().join("other.sqlite");
+    assert!(enter(&other).contains(&format!(": {jobs_n} print jobs entered, 0 already")));
+    let res = run(Command::new(bin("dispatcher")).args([
+        "reconcile",
+        &run_id,
+        "--json",
+        "--state",
+        other.to_str().unwrap(),
+    ]));
+    let r: Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(
+        (r["expected"].as_u64(), r["resolved"].as_u64()),
+        (Some(pieces.len() as u64), Some(0))
+    );
 
     // Duplicates: the copy of record 20 is flagged (and, with "flag", printed).
     let dups = jsonl(&out.join("jobs/duplicates.jsonl"));
