@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Pressrun's whole test suite on a machine with only the Rust toolchain.
 # Installs what the tests need (qpdf, poppler-utils, promtool from prometheus, dmtxread from
-# dmtx-utils, socat for the serial-line pty pair) with apt-get,
+# dmtx-utils, socat for the serial-line pty pair, ippeveprinter from cups-ipp-utils and
+# dbus-daemon for the IPP printer peer) with apt-get,
 # or fails saying what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,10 @@ command -v qpdf >/dev/null 2>&1 || missing+=(qpdf)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v dmtxread >/dev/null 2>&1 || missing+=(dmtx-utils)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v ippeveprinter >/dev/null 2>&1 || missing+=(cups-ipp-utils)
+command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus-daemon)
 if ((${#missing[@]})); then
-  echo "test.sh: installing ${missing[*]} (needed by the PDF, metrics, Data Matrix and serial-line checks)" >&2
+  echo "test.sh: installing ${missing[*]} (needed by the PDF, metrics, Data Matrix, serial-line and IPP checks)" >&2
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   elif command -v sudo >/dev/null 2>&1; then

@@ -2,8 +2,10 @@
 //! into envelopes.
 //!
 //! Built so far: [`pil`], the PIL/1 inserter protocol (`../shared/PIL1.md`) as plain data
-//! and state machines without I/O, both sides; [`config`], `agent.toml`. Not yet: the
-//! IPP and SNMP drivers, the agent's own inserter driver, and `serve`.
+//! and state machines without I/O, both sides; [`config`], `agent.toml`; [`ipp`], the
+//! IPP printer driver (one job through one printer). Not yet: the SNMP driver, the
+//! agent's own inserter driver, and `serve`.
 
 pub mod config;
+pub mod ipp;
 pub mod pil;
