@@ -394,8 +394,13 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
         Command::EnterJobs { out, state } => {
             use pressrun_engine::run::folder::{MANIFEST, RunManifest};
             let path = out.join(MANIFEST);
-            let text =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            // A regular file of at most 1 MiB: never a FIFO or /dev/zero put in its place.
+            let text = pressrun_engine::source::read_regular(
+                &path,
+                1 << 20,
+                pressrun_engine::source::FileKind::Text,
+            )
+            .with_context(|| format!("cannot read {}", path.display()))?;
             let m: RunManifest = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a run manifest", path.display()))?;
             if m.status != RunStatus::Succeeded {

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// `agent.toml` is at most this large.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,11 +152,8 @@ impl Inserter {
 /// What is wrong with a file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{file}: {msg}")]
+    Read { file: String, msg: String },
     /// TOML syntax, an unknown key or a value of the wrong kind (with line and column).
     #[error("{file}: {msg}")]
     Syntax { file: String, msg: String },
@@ -170,9 +170,19 @@ impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        // A regular file of at most 1 MiB: never a FIFO, a device or a final symbolic link.
+        let bytes = pressrun_engine::source::read_regular(
+            path,
+            MAX_CONFIG_BYTES,
+            pressrun_engine::source::FileKind::Text,
+        )
+        .map_err(|e| ConfigError::Read {
             file: file.clone(),
-            source,
+            msg: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Read {
+            file: file.clone(),
+            msg: "not UTF-8 text".into(),
         })?;
         Self::parse(&file, &text)
     }
@@ -464,5 +474,17 @@ tcp = "10.0.0.5:7001"
         assert!(e.contains("already follows another printer"), "{e}");
         let e = bad(|t| t.replace("name = \"line-1\"", "name = \"line 1\""));
         assert!(e.contains("agent.name"), "{e}");
+    }
+
+    #[test]
+    fn only_a_small_regular_file_is_read() {
+        let e = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/dev/zero: "), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("agent.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_CONFIG_BYTES + 1) as usize]).unwrap();
+        assert!(Config::load(&big).is_err());
     }
 }

@@ -41,14 +41,10 @@ pub struct Location {
 /// The print jobs of the run in `dir`, as `jobs/production.json` lists them.
 pub fn job_ids(dir: &Path) -> Result<Vec<String>, String> {
     let production = dir.join("jobs/production.json");
-    let text = std::fs::read_to_string(&production).map_err(|e| {
-        format!(
-            "{}: {e} (not a print-production run, or not assembled yet)",
-            production.display()
-        )
-    })?;
+    let text = read_listed(&production)
+        .map_err(|e| format!("{e} (not a print-production run, or not assembled yet)"))?;
     let plan: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", production.display()))?;
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", production.display()))?;
     let mut ids = Vec::new();
     for job in plan["jobs"].as_array().into_iter().flatten() {
         let id = job["job"].as_str().unwrap_or_default();
@@ -67,8 +63,20 @@ pub fn job_ids(dir: &Path) -> Result<Vec<String>, String> {
 /// The lines of job `id`'s manifest in the run in `dir`.
 pub fn read_manifest(dir: &Path, id: &str) -> Result<Vec<ManifestLine>, String> {
     let path = dir.join(manifest::manifest_name(id));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8(read_listed(&path)?)
+        .map_err(|_| format!("{}: not UTF-8", path.display()))?;
     manifest::parse(&text).map_err(|(l, e)| format!("{}:{l}: {e}", path.display()))
+}
+
+/// A run folder's list or manifest is at most this large (a job of 10^6 pieces is about
+/// 600 MB of manifest).
+const MAX_LISTED_BYTES: u64 = 2 << 30;
+
+/// Reads a file of the run folder: a regular file of bounded size (never a FIFO, a device
+/// or a final symbolic link that someone put there).
+fn read_listed(path: &Path) -> Result<Vec<u8>, String> {
+    crate::source::read_regular(path, MAX_LISTED_BYTES, crate::source::FileKind::Text)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Finds `query` in the manifests of the run in `dir` (`jobs/production.json` lists them).
