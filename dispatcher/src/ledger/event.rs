@@ -93,6 +93,22 @@ pub enum Event {
         /// The PIL/1 sequence number of the report.
         seq: u64,
     },
+    /// The agent holding `printer` has the job on its own disk, queued to print.
+    Queued {
+        print_job: String,
+        printer: String,
+        agent: String,
+    },
+    /// The printer is done with the job: it finished, was stopped (a jam, aborted,
+    /// cancelled) or vanished from the printer's list with `completed` impressions
+    /// confirmed. Its pieces not confirmed printed become reprint candidates.
+    Ended {
+        print_job: String,
+        printer: String,
+        /// `completed`, `aborted`, `canceled` or `unknown`, with the printer's reasons.
+        how: String,
+        completed: u64,
+    },
     /// Two witnesses disagree (e.g. the SNMP life-count delta and IPP's impressions).
     Disagreement {
         print_job: String,

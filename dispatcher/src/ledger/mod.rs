@@ -16,7 +16,7 @@ mod writer;
 
 pub use event::{Event, Outcome, PieceId};
 pub use reconcile::{Reconciliation, Unresolved};
-pub use writer::Writer;
+pub use writer::{NotRecorded, Writer};
 
 use std::path::Path;
 
@@ -135,12 +135,48 @@ pub enum LedgerError {
     NoSuchRun { run: String },
     #[error("a resolution needs a reason")]
     NoReason,
+    #[error(
+        "reprint job {print_job}: piece {origin}/{piece} is {state}; only a piece that is not inserted OK or resolved is printed again"
+    )]
+    ReprintOfDone {
+        print_job: String,
+        origin: String,
+        piece: String,
+        state: String,
+    },
     #[error("reprint job {print_job}: piece {piece} is not in {origin}")]
     ReprintOfUnknown {
         print_job: String,
         origin: String,
         piece: String,
     },
+}
+
+/// One device's batch of events for [`Ledger::record_group`].
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    pub run: &'a str,
+    pub events: &'a [Event],
+    /// `(source, n)`: the source's n-th batch (strictly increasing per source), so that
+    /// a batch sent again is recorded once.
+    pub numbered: Option<(&'a str, u64)>,
+}
+
+/// Where a print job is, for the print scheduler.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct JobState {
+    pub print_job: String,
+    pub origin: String,
+    pub pieces: u64,
+    pub sheets: u64,
+    pub impressions: u64,
+    /// The printer that accepted it.
+    pub printer: Option<String>,
+    /// `agent/printer` holding it to print.
+    pub queued_to: Option<String>,
+    /// How the printer finished with it.
+    pub ended: Option<String>,
+    pub completed: u64,
 }
 
 /// The ledger, on one connection to the run registry's database.
@@ -192,25 +228,45 @@ impl Ledger {
     /// Events that do not fit the plan are kept as evidence and returned, not applied.
     pub fn record(&mut self, run: &str, events: &[Event]) -> Result<Vec<Finding>, LedgerError> {
         Ok(self
-            .record_group(&[(run, events)])?
+            .record_group(&[Batch {
+                run,
+                events,
+                numbered: None,
+            }])?
             .pop()
             .unwrap_or_default())
     }
 
     /// Records several devices' batches in one transaction (group commit: one fsync for
     /// all of them), returning each batch's findings in order. If it fails, none is
-    /// recorded.
+    /// recorded. A numbered batch whose number its source already had recorded is a
+    /// retransmission: it is skipped (its findings are empty).
     pub fn record_group(
         &mut self,
-        batches: &[(&str, &[Event])],
+        batches: &[Batch<'_>],
     ) -> Result<Vec<Vec<Finding>>, LedgerError> {
         let tx = self.conn.transaction()?;
         let at = now();
         let mut all = Vec::with_capacity(batches.len());
-        for (run, events) in batches {
+        for b in batches {
             let mut findings = Vec::new();
-            for e in *events {
-                if let Some(f) = apply(&tx, run, e, &at)? {
+            if let Some((source, seq)) = b.numbered {
+                let last: Option<u64> = tx
+                    .prepare_cached("SELECT last_seq FROM ledger_sources WHERE source=?1")?
+                    .query_row(params![source], |r| r.get(0))
+                    .optional()?;
+                if last.is_some_and(|l| seq <= l) {
+                    all.push(findings);
+                    continue;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO ledger_sources (source, last_seq) VALUES (?1, ?2)
+                     ON CONFLICT (source) DO UPDATE SET last_seq=?2",
+                )?
+                .execute(params![source, seq])?;
+            }
+            for e in b.events {
+                if let Some(f) = apply(&tx, b.run, e, &at)? {
                     findings.push(f);
                 }
             }
@@ -218,6 +274,58 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(all)
+    }
+
+    /// The last numbered batch recorded from `source` (0 if none).
+    pub fn last_recorded(&self, source: &str) -> Result<u64, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_seq FROM ledger_sources WHERE source=?1",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// The run's print jobs in id order with where they are: for the print scheduler.
+    pub fn jobs(&self, run: &str) -> Result<Vec<JobState>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT print_job, origin, pieces, sheets, impressions, printer, queued_to, ended, completed
+             FROM ledger_jobs WHERE run_id=?1 ORDER BY print_job",
+        )?;
+        let rows = stmt.query_map(params![run], |r| {
+            Ok(JobState {
+                print_job: r.get(0)?,
+                origin: r.get(1)?,
+                pieces: r.get(2)?,
+                sheets: r.get(3)?,
+                impressions: r.get(4)?,
+                printer: r.get(5)?,
+                queued_to: r.get(6)?,
+                ended: r.get(7)?,
+                completed: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The pieces now in `print_job` that are neither inserted OK nor resolved: what a
+    /// reprint of it must hold once the printer and the inserter are done with it.
+    pub fn open_pieces(&self, run: &str, print_job: &str) -> Result<Vec<PieceId>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT job, piece FROM ledger_pieces
+             WHERE run_id=?1 AND print_job=?2 AND state NOT IN ('ok', 'resolved')
+             ORDER BY job, piece",
+        )?;
+        let rows = stmt.query_map(params![run, print_job], |r| {
+            Ok(PieceId {
+                job: r.get(0)?,
+                piece: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// An operator closes a piece that is not inserted OK, with who and why.
@@ -381,6 +489,20 @@ fn register_job(tx: &Transaction, run: &str, job: &JobPlan, at: &str) -> Result<
     let reprint = job.origin != job.print_job;
     for p in &job.pieces {
         if reprint {
+            let state: Option<String> = tx
+                .prepare_cached(
+                    "SELECT state FROM ledger_pieces WHERE run_id=?1 AND job=?2 AND piece=?3",
+                )?
+                .query_row(params![run, job.origin, p.piece], |r| r.get(0))
+                .optional()?;
+            if let Some(state) = state.filter(|s| s == "ok" || s == "resolved") {
+                return Err(LedgerError::ReprintOfDone {
+                    print_job: job.print_job.clone(),
+                    origin: job.origin.clone(),
+                    piece: p.piece.clone(),
+                    state,
+                });
+            }
             let moved = tx
                 .prepare_cached(
                     "UPDATE ledger_pieces SET print_job=?4, last_impression=?5, state='assembled',
@@ -468,6 +590,8 @@ fn job_row(
 fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Finding>, LedgerError> {
     let print_job = match e {
         Event::Sent { print_job, .. }
+        | Event::Queued { print_job, .. }
+        | Event::Ended { print_job, .. }
         | Event::Impressions { print_job, .. }
         | Event::Inserted { print_job, .. }
         | Event::Disagreement { print_job, .. } => print_job,
@@ -495,8 +619,18 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             device_job,
             ..
         } => {
+            let already: Option<(Option<String>, Option<String>)> = tx
+                .prepare_cached(
+                    "SELECT printer, device_job FROM ledger_jobs WHERE run_id=?1 AND print_job=?2",
+                )?
+                .query_row(params![run, print_job], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if already == Some((Some(printer.clone()), Some(device_job.clone()))) {
+                // The same acceptance reported again (an agent that reconnected).
+                return Ok(None);
+            }
             tx.prepare_cached(
-                "UPDATE ledger_jobs SET printer=?3, device_job=?4, completed=0
+                "UPDATE ledger_jobs SET printer=?3, device_job=?4, completed=0, ended=NULL
                  WHERE run_id=?1 AND print_job=?2",
             )?
             .execute(params![run, print_job, printer, device_job])?;
@@ -667,6 +801,48 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     Ok(None)
                 }
             }
+        }
+        Event::Queued { printer, agent, .. } => {
+            let to = format!("{agent}/{printer}");
+            tx.prepare_cached(
+                "UPDATE ledger_jobs SET queued_to=?3 WHERE run_id=?1 AND print_job=?2",
+            )?
+            .execute(params![run, print_job, to])?;
+            append(
+                tx,
+                run,
+                print_job,
+                None,
+                None,
+                "queued",
+                None,
+                Some(printer),
+                Some(&to),
+                at,
+            )?;
+            Ok(None)
+        }
+        Event::Ended {
+            printer,
+            how,
+            completed,
+            ..
+        } => {
+            tx.prepare_cached("UPDATE ledger_jobs SET ended=?3 WHERE run_id=?1 AND print_job=?2")?
+                .execute(params![run, print_job, how])?;
+            append(
+                tx,
+                run,
+                print_job,
+                None,
+                None,
+                "ended",
+                Some(how),
+                Some(printer),
+                Some(&format!("{completed} impressions confirmed")),
+                at,
+            )?;
+            Ok(None)
         }
         Event::Disagreement {
             printer, detail, ..

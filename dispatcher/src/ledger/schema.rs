@@ -18,6 +18,11 @@ CREATE TABLE IF NOT EXISTS ledger_jobs (
     printer TEXT,
     device_job TEXT,
     completed INTEGER NOT NULL DEFAULT 0,
+    -- the agent and printer that hold the job to print (set when the agent has it on disk)
+    queued_to TEXT,
+    -- the printer finished with the job (done, stopped or lost): its unconfirmed pieces
+    -- are reprint candidates
+    ended TEXT,
     PRIMARY KEY (run_id, print_job)
 );
 CREATE TABLE IF NOT EXISTS ledger_sheets (
@@ -60,7 +65,7 @@ CREATE TABLE IF NOT EXISTS ledger_events (
     piece TEXT,
     sheet INTEGER,
     -- assembled | sent | printed | inserted | duplicate | unexpected | implausible
-    -- | disagreement | reprint | resolved
+    -- | disagreement | reprint | resolved | queued | ended
     event TEXT NOT NULL,
     outcome TEXT,
     device TEXT,
@@ -74,6 +79,12 @@ CREATE TABLE IF NOT EXISTS ledger_counts (
     what TEXT NOT NULL,
     n INTEGER NOT NULL,
     PRIMARY KEY (run_id, what)
+) WITHOUT ROWID;
+-- per event source (a printer agent), the last of its numbered batches recorded: a
+-- batch sent again after a reconnect is recognised and not applied twice
+CREATE TABLE IF NOT EXISTS ledger_sources (
+    source TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS ledger_events_no_update BEFORE UPDATE ON ledger_events
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;

@@ -212,6 +212,71 @@ fn reprints_keep_the_piece_and_an_operator_resolves_the_rest() {
         l.register("r", &[bad]),
         Err(LedgerError::ReprintOfUnknown { .. })
     ));
+    // A reprint of a piece inserted OK (or resolved) is refused, and changes nothing.
+    for done in [1, 3] {
+        let mut again = job("J000001", 1);
+        again.print_job = format!("J000001R{}", 2 + done);
+        again.pieces[0].piece = format!("{done:06}");
+        assert!(matches!(
+            l.register("r", &[again]),
+            Err(LedgerError::ReprintOfDone { .. })
+        ));
+    }
+    let r = l.reconcile("r").unwrap();
+    assert_eq!((r.inserted_ok, r.resolved, r.complete), (2, 1, true));
+}
+
+#[test]
+fn numbered_batches_are_recorded_once_and_jobs_show_where_they_are() {
+    let (_d, mut l) = open();
+    l.register("r", &[job("J000001", 2), job("J000002", 1)])
+        .unwrap();
+    let queued = Event::Queued {
+        print_job: "J000001".into(),
+        printer: "p1".into(),
+        agent: "a1".into(),
+    };
+    let batch = [queued, sent("J000001", "p1"), impressions("J000001", 4)];
+    let numbered = |n| Batch {
+        run: "r",
+        events: &batch,
+        numbered: Some(("a1", n)),
+    };
+    l.record_group(&[numbered(1)]).unwrap();
+    // The same batch again (an agent that reconnected) and an older one: skipped.
+    l.record_group(&[numbered(1), numbered(0)]).unwrap();
+    assert_eq!(l.last_recorded("a1").unwrap(), 1);
+    assert_eq!(l.last_recorded("a2").unwrap(), 0);
+    let r = l.reconcile("r").unwrap();
+    assert_eq!(r.sheets_printed, 2);
+    // The same acceptance reported without a number does not reset the count either.
+    l.record("r", &[sent("J000001", "p1")]).unwrap();
+    l.record(
+        "r",
+        &[Event::Ended {
+            print_job: "J000001".into(),
+            printer: "p1".into(),
+            how: "aborted: media-jam".into(),
+            completed: 4,
+        }],
+    )
+    .unwrap();
+    let jobs = l.jobs("r").unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].queued_to.as_deref(), Some("a1/p1"));
+    assert_eq!(jobs[0].completed, 4);
+    assert_eq!(jobs[0].ended.as_deref(), Some("aborted: media-jam"));
+    assert_eq!(jobs[1].printer, None);
+    // Piece 1 is printed, piece 2 is not: both are open until the inserter says OK.
+    l.record("r", &[inserted("J000001", 1, Outcome::Ok, 1)])
+        .unwrap();
+    let open: Vec<String> = l
+        .open_pieces("r", "J000001")
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(open, ["J000001/000002"]);
 }
 
 #[test]

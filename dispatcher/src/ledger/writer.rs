@@ -5,7 +5,7 @@
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Event, Finding, Ledger};
+use super::{Batch, Event, Finding, Ledger};
 
 /// Batches committed together at most (a bound on one transaction's size).
 const GROUP: usize = 256;
@@ -13,6 +13,7 @@ const GROUP: usize = 256;
 struct Request {
     run: String,
     events: Vec<Event>,
+    numbered: Option<(String, u64)>,
     reply: Sender<Result<Vec<Finding>, String>>,
 }
 
@@ -40,11 +41,33 @@ impl Writer {
 
     /// Records a batch durably (with whatever else is pending) and returns its findings.
     pub fn record(&self, run: &str, events: Vec<Event>) -> Result<Vec<Finding>, NotRecorded> {
+        self.send(run, events, None)
+    }
+
+    /// Records `source`'s batch number `seq` durably, once: the same number sent again
+    /// (after a reconnect) is recognised and not applied twice.
+    pub fn record_numbered(
+        &self,
+        source: &str,
+        seq: u64,
+        run: &str,
+        events: Vec<Event>,
+    ) -> Result<Vec<Finding>, NotRecorded> {
+        self.send(run, events, Some((source.to_string(), seq)))
+    }
+
+    fn send(
+        &self,
+        run: &str,
+        events: Vec<Event>,
+        numbered: Option<(String, u64)>,
+    ) -> Result<Vec<Finding>, NotRecorded> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.requests
             .send(Request {
                 run: run.to_string(),
                 events,
+                numbered,
                 reply,
             })
             .map_err(|_| NotRecorded("the ledger writer has stopped".into()))?;
@@ -64,9 +87,13 @@ fn serve(mut ledger: Ledger, rx: Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let batches: Vec<(&str, &[Event])> = group
+        let batches: Vec<Batch<'_>> = group
             .iter()
-            .map(|r| (r.run.as_str(), r.events.as_slice()))
+            .map(|r| Batch {
+                run: &r.run,
+                events: &r.events,
+                numbered: r.numbered.as_ref().map(|(s, n)| (s.as_str(), *n)),
+            })
             .collect();
         match ledger.record_group(&batches) {
             Ok(findings) => {
