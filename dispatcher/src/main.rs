@@ -2,6 +2,7 @@
 //! with run state in SQLite so a killed run resumes where it stopped; `serve` is the
 //! long-lived control plane that `submit`, `status`, `watch` and `cancel` talk to.
 
+mod agents;
 mod farm;
 mod remote;
 mod roots;
@@ -141,6 +142,27 @@ enum Command {
         /// Run-state database holding the ledger (default: OUT/run-state.sqlite).
         #[arg(long)]
         state: Option<PathBuf>,
+    },
+    /// Print an already composed print-production run through the printer agents attached
+    /// to a dispatcher server: every print job not yet with an agent goes to a capable
+    /// printer that is up (duplex jobs to duplex printers, least queued work first); jobs
+    /// no printer can take wait on the server until one attaches. Prints how many were
+    /// handed over, wait, or were already queued or printed.
+    Print {
+        #[command(flatten)]
+        conn: ClientArgs,
+        /// Run id (as `dispatcher runs` lists it).
+        run: String,
+    },
+    /// The printers and inserters of the agents attached to a dispatcher server: state,
+    /// reasons, supplies, queued jobs and impressions, pages per hour. One line per device,
+    /// or one JSON object with --json.
+    Fleet {
+        #[command(flatten)]
+        conn: ClientArgs,
+        /// Print the fleet as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// List the runs recorded in a state database.
     Runs {
@@ -319,6 +341,29 @@ type Client = DispatcherClient<
 >;
 
 async fn client(c: &ClientArgs) -> anyhow::Result<Client> {
+    let (channel, bearer) = channel(c).await?;
+    Ok(DispatcherClient::with_interceptor(channel, bearer))
+}
+
+type AgentsClient = pressrun_proto::v1::print_agents_client::PrintAgentsClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        pressrun_proto::transport::Bearer,
+    >,
+>;
+
+async fn agents_client(c: &ClientArgs) -> anyhow::Result<AgentsClient> {
+    let (channel, bearer) = channel(c).await?;
+    Ok(
+        pressrun_proto::v1::print_agents_client::PrintAgentsClient::with_interceptor(
+            channel, bearer,
+        ),
+    )
+}
+
+async fn channel(
+    c: &ClientArgs,
+) -> anyhow::Result<(tonic::transport::Channel, pressrun_proto::transport::Bearer)> {
     let server = &c.server;
     let scheme = if c.server_tls_ca.is_some() {
         "https"
@@ -347,7 +392,7 @@ async fn client(c: &ClientArgs) -> anyhow::Result<Client> {
     let token = pressrun_proto::transport::read_token(c.server_token_file.as_deref())?;
     let bearer = pressrun_proto::transport::Bearer::new(token.as_deref())
         .context("the token has characters a header cannot carry")?;
-    Ok(DispatcherClient::with_interceptor(channel, bearer))
+    Ok((channel, bearer))
 }
 
 fn print_progress(p: &RunProgress) {
@@ -576,6 +621,90 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Run(a) => run(*a),
+        Command::Print { conn, run } => {
+            let r = runtime()?.block_on(async {
+                anyhow::Ok(
+                    agents_client(&conn)
+                        .await?
+                        .print_run(pressrun_proto::v1::PrintRunRequest { run_id: run })
+                        .await?
+                        .into_inner(),
+                )
+            })?;
+            println!(
+                "{} print jobs handed to agents, {} waiting for a printer, {} queued or printed before",
+                r.jobs_queued, r.jobs_waiting, r.jobs_already
+            );
+            Ok(exit::OK)
+        }
+        Command::Fleet { conn, json } => {
+            let f = runtime()?.block_on(async {
+                anyhow::Ok(
+                    agents_client(&conn)
+                        .await?
+                        .fleet(pressrun_proto::v1::FleetRequest {})
+                        .await?
+                        .into_inner(),
+                )
+            })?;
+            print_fleet(&f, json);
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// `dispatcher fleet`: one line per device, or one JSON object.
+fn print_fleet(f: &pressrun_proto::v1::FleetResponse, json: bool) {
+    let devices: Vec<serde_json::Value> = f
+        .devices
+        .iter()
+        .map(|d| {
+            let s = d.status.clone().unwrap_or_default();
+            serde_json::json!({
+                "agent": d.agent,
+                "device": d.printer.as_ref().map_or(s.device.clone(), |p| p.name.clone()),
+                "kind": d.kind,
+                "attached": d.attached,
+                "state": if s.state.is_empty() { "unknown".to_string() } else { s.state.clone() },
+                "reasons": s.reasons,
+                "supplies": s.supplies.iter().map(|x| serde_json::json!({"name": x.name, "level": x.level})).collect::<Vec<_>>(),
+                "queued_jobs": s.queued_jobs,
+                "queued_impressions": s.queued_impressions,
+                "pages_per_hour": d.pages_per_hour,
+                "duplex": d.printer.as_ref().map(|p| p.duplex),
+                "inserter": d.printer.as_ref().map(|p| p.inserter.clone()),
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::json!({ "devices": devices }));
+        return;
+    }
+    for d in &devices {
+        println!(
+            "{:<12} {:<9} {:<20} {:<12} queued {} jobs / {} impressions, {:.0} pages/h{}",
+            d["agent"].as_str().unwrap_or(""),
+            d["kind"].as_str().unwrap_or(""),
+            d["device"].as_str().unwrap_or(""),
+            if d["attached"].as_bool() == Some(true) {
+                d["state"].as_str().unwrap_or("")
+            } else {
+                "detached"
+            },
+            d["queued_jobs"],
+            d["queued_impressions"],
+            d["pages_per_hour"].as_f64().unwrap_or(0.0),
+            match d["reasons"].as_array() {
+                Some(r) if !r.is_empty() => format!(
+                    " ({})",
+                    r.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => String::new(),
+            }
+        );
     }
 }
 

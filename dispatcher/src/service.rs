@@ -432,6 +432,16 @@ pub async fn serve(
     std::io::stdout().flush()?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<DispatcherServer<Service>>().await;
+    let hub = crate::agents::Hub::new(&config.state)?;
+    let agents =
+        pressrun_proto::v1::print_agents_server::PrintAgentsServer::new(crate::agents::Service {
+            hub: hub.clone(),
+        })
+        .max_decoding_message_size(8 << 20);
+    let agents = pressrun_proto::transport::with_bearer(agents, security.token.as_deref());
+    reporter
+        .set_serving::<pressrun_proto::v1::print_agents_server::PrintAgentsServer<crate::agents::Service>>()
+        .await;
     let svc = Arc::new(Service::new(config));
     let service = DispatcherServer::from_arc(svc.clone())
         .max_decoding_message_size(64 << 20)
@@ -440,6 +450,7 @@ pub async fn serve(
     pressrun_proto::transport::server_builder(security.tls.as_ref())?
         .add_service(health)
         .add_service(service)
+        .add_service(agents)
         .serve_with_incoming_shutdown(
             pressrun_proto::transport::nodelay(tokio_stream::wrappers::TcpListenerStream::new(
                 listener,
@@ -455,6 +466,7 @@ pub async fn serve(
                     // must stop too, and its WatchRun stream ends when it does.
                     let n = svc.drain_all().len();
                     tracing::info!(runs = n, "draining runs before exit");
+                    hub.close();
                 }
             },
         )

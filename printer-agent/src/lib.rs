@@ -1,11 +1,23 @@
 //! Pressrun printer agent: drivers for the devices that put print jobs on paper and
-//! into envelopes.
+//! into envelopes, and the session that connects them to the dispatcher.
 //!
-//! Built so far: [`pil`], the PIL/1 inserter protocol (`../shared/PIL1.md`) as plain data
-//! and state machines without I/O, both sides; [`config`], `agent.toml`; [`ipp`], the
-//! IPP printer driver (one job through one printer). Not yet: the SNMP driver, the
-//! agent's own inserter driver, and `serve`.
+//! - [`config`]: the file `agent.toml`;
+//! - [`pil`]: the PIL/1 inserter protocol (`../shared/PIL1.md`) as plain data and state
+//!   machines without I/O, both sides;
+//! - [`ipp`]: the IPP printer driver (one job through one printer);
+//! - [`store`]: the agent's durable state (outbox, held jobs, PIL/1 seqs);
+//! - [`receive`]: taking a print job's files from the dispatcher, verified;
+//! - [`printing`], [`inserting`]: the per-device workers of `serve`;
+//! - [`link`]: the gRPC session with the dispatcher; [`serve`] wires it all.
 
 pub mod config;
+pub mod events;
+pub mod inserting;
 pub mod ipp;
+pub mod link;
 pub mod pil;
+pub mod printing;
+pub mod receive;
+pub mod serve;
+pub mod status;
+pub mod store;

@@ -1,6 +1,5 @@
-//! The `printer-agent` binary. Built so far: `check` (agent.toml) and
-//! `simulate-inserter` over TCP or a serial line. Not yet: `serve` (IPP, SNMP and the
-//! inserter drivers towards the dispatcher).
+//! The `printer-agent` binary: `serve` (the devices of agent.toml for a dispatcher),
+//! `check` (agent.toml) and `simulate-inserter` over TCP or a serial line.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 #[derive(Parser)]
 #[command(
     name = "printer-agent",
-    about = "Pressrun printer agent: drives printers and inserters (so far: an inserter simulator)"
+    about = "Pressrun printer agent: drives IPP printers and PIL/1 inserters for a dispatcher"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -65,8 +64,122 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
-    /// Not built yet: connect to the dispatcher and drive the devices of agent.toml.
-    Serve,
+    /// Drive the printers and inserters of agent.toml for a dispatcher.
+    ///
+    /// Attaches to the dispatcher's PrintAgents service (again and again if the session
+    /// breaks), announces the devices, takes print jobs (verified by size and SHA-256,
+    /// fsynced, held in STATE_DIR), prints them one at a time per printer over IPP,
+    /// declares each job to the inserter that follows the printer and reports every
+    /// impression count, job end and piece outcome. Every event is on disk before it is
+    /// acknowledged to a device and kept until the dispatcher acknowledges it: an agent
+    /// killed and started again goes on from its store.
+    Serve(Box<ServeArgs>),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The dispatcher's address, host:port (`dispatcher serve --listen`).
+    #[arg(long)]
+    dispatcher: String,
+    /// The agent's configuration file.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// Talk TLS to the dispatcher, trusting this PEM CA certificate.
+    #[arg(long)]
+    dispatcher_tls_ca: Option<std::path::PathBuf>,
+    /// Name the dispatcher's certificate carries (default: the host of --dispatcher).
+    #[arg(long, requires = "dispatcher_tls_ca")]
+    dispatcher_tls_domain: Option<String>,
+    /// File holding the dispatcher's bearer token. Also read from PRESSRUN_TOKEN.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+    /// Seconds between two Get-Job-Attributes of a job being printed.
+    #[arg(long, default_value_t = 1.0)]
+    poll_seconds: f64,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve gRPC health (grpc.health.v1) on this address.
+    #[arg(long)]
+    health_listen: Option<std::net::SocketAddr>,
+    /// Log level filter (also RUST_LOG).
+    #[arg(long, default_value = "info")]
+    log: String,
+    /// Write logs as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    use printer_agent::ipp::driver::Pacing;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&a.log));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if a.log_json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+    let config = printer_agent::config::Config::load(&a.config)?;
+    let tls_ca = a
+        .dispatcher_tls_ca
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let token = pressrun_proto::transport::read_token(a.token_file.as_deref())?;
+    let poll = std::time::Duration::from_secs_f64(a.poll_seconds.clamp(0.05, 30.0));
+    let options = printer_agent::serve::Options {
+        dispatcher: printer_agent::link::Dispatcher {
+            address: a.dispatcher.clone(),
+            tls_ca,
+            tls_domain: a.dispatcher_tls_domain.clone(),
+            token,
+        },
+        pacing: Pacing {
+            poll,
+            ..Pacing::default()
+        },
+        printer_poll: poll.max(std::time::Duration::from_secs(2)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        if let Some(addr) = a.metrics_listen {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .with_http_listener(addr)
+                .install()
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        }
+        if let Some(addr) = a.health_listen {
+            let (reporter, health) = tonic_health::server::health_reporter();
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::Serving)
+                .await;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve health on {addr}"))?;
+            println!("health on {}", listener.local_addr()?);
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(health)
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            );
+        }
+        println!(
+            "agent {} serving {} printers, {} inserters",
+            config.agent.name,
+            config.printers.len(),
+            config.inserters.len()
+        );
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        printer_agent::serve::serve(config, options).await?;
+        anyhow::Ok(())
+    })
 }
 
 fn parse_fault(s: &str) -> anyhow::Result<(String, Fault)> {
@@ -258,9 +371,6 @@ fn main() -> anyhow::Result<()> {
                 (None, None) => bail!("give --tcp ADDR or --tty PATH"),
             }
         }
-        Command::Serve => {
-            eprintln!("printer-agent serve: not built yet (the printer-agent issue is open)");
-            std::process::exit(2);
-        }
+        Command::Serve(a) => serve(*a),
     }
 }

@@ -2,7 +2,9 @@
 //! (no system `protoc`). Large payloads (file chunks, bundle files, PDFs) are `bytes::Bytes`.
 //!
 //! - [`pressrun::v1::renderer_server`] / [`pressrun::v1::renderer_client`]: stateless renderer nodes;
-//! - [`pressrun::v1::dispatcher_server`] / [`pressrun::v1::dispatcher_client`]: the control plane.
+//! - [`pressrun::v1::dispatcher_server`] / [`pressrun::v1::dispatcher_client`]: the control plane;
+//! - [`pressrun::v1::print_agents_server`] / [`pressrun::v1::print_agents_client`]: printer
+//!   agents attached to the dispatcher, printing runs, the ledger's reconciliation and the fleet.
 
 /// Generated code.
 pub mod pressrun {

@@ -1,0 +1,382 @@
+//! Printer agents attached to the dispatcher (the `PrintAgents` gRPC service of
+//! `dispatcher serve`): their sessions ([`link`]), where print jobs go ([`route`]), how a
+//! job travels ([`files`]) and how an agent's events reach the ledger ([`convert`]).
+//!
+//! The ledger is the truth: a job is handed to an agent once the ledger has it, it counts
+//! as the agent's once the agent reports it `queued` (on the agent's disk), and every
+//! event batch is acknowledged only after the ledger's transaction holding it is on disk.
+//! What the hub keeps in memory (sessions, device states, jobs on their way) is rebuilt
+//! when agents attach again.
+
+mod convert;
+mod files;
+mod link;
+mod route;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dispatcher::ledger::{JobPlan, Ledger, Writer};
+use pressrun_proto::ServiceError;
+use pressrun_proto::v1::{
+    AgentCommand, DeviceStatus, FleetDevice, FleetRequest, FleetResponse, PrintRunRequest,
+    PrintRunResponse, PrinterInfo, ReconcileRequest, ReconcileResponse, agent_command,
+    print_agents_server::PrintAgents,
+};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+/// The commands going to one attached agent.
+type ToAgent = mpsc::Sender<Result<AgentCommand, Status>>;
+
+/// One agent as the hub knows it.
+struct Agent {
+    /// Which attachment this is (a reattached agent replaces its old session).
+    session: u64,
+    printers: Vec<PrinterInfo>,
+    inserters: Vec<String>,
+    tx: Option<ToAgent>,
+    /// Held while one job's header and files go out: a job's chunks never interleave
+    /// with another's.
+    sending: Arc<tokio::sync::Mutex<()>>,
+    status: BTreeMap<String, DeviceStatus>,
+    attached_at: Instant,
+    /// (when, impressions printed since the agent started), per printer, over the last hour.
+    printed: BTreeMap<String, VecDeque<(Instant, u64)>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: BTreeMap<String, Agent>,
+    sessions: u64,
+    /// Runs with jobs no capable printer could take: tried again when an agent attaches.
+    waiting: BTreeSet<String>,
+    /// (run, job) on their way to an agent, not yet reported queued: (agent, impressions).
+    sending: BTreeMap<(String, String), (String, String, u64)>,
+}
+
+/// The attached agents and the ledger they report into.
+pub struct Hub {
+    state: PathBuf,
+    writer: Writer,
+    inner: Mutex<Inner>,
+    /// Set when the server shuts down: every session ends (agents attach again to the
+    /// next dispatcher).
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+impl Hub {
+    /// A hub recording into the ledger of the run registry at `state`.
+    pub fn new(state: &Path) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            state: state.to_path_buf(),
+            writer: Writer::start(Ledger::open(state)?),
+            inner: Mutex::new(Inner::default()),
+            closing: tokio::sync::watch::channel(false).0,
+        }))
+    }
+
+    /// Ends every agent session (the server is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+        for a in self.lock().agents.values_mut() {
+            a.tx = None;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reading connection to the ledger (the writer thread owns the writing one).
+    fn reader(&self) -> Result<Ledger, ServiceError> {
+        Ledger::open(&self.state).map_err(internal)
+    }
+
+    /// The output folder of a run of the registry.
+    fn run_folder(&self, run: &str) -> Result<PathBuf, ServiceError> {
+        let rows = crate::state::State::open(&self.state)
+            .and_then(|s| s.runs())
+            .map_err(internal)?;
+        let row = rows
+            .into_iter()
+            .find(|r| r.id == run)
+            .ok_or_else(|| ServiceError::NotFound(format!("no run {run} in the registry")))?;
+        if row.status != "succeeded" {
+            return Err(ServiceError::FailedPrecondition(format!(
+                "run {run} is {}: only a run that succeeded is printed",
+                row.status
+            )));
+        }
+        Ok(PathBuf::from(row.out))
+    }
+
+    /// Hands every print job of `run` that is not yet with an agent to a capable printer
+    /// that is up; the rest wait for one to attach.
+    pub async fn print_run(self: &Arc<Self>, run: &str) -> Result<PrintRunResponse, ServiceError> {
+        let hub = self.clone();
+        let owned = run.to_string();
+        let (out, jobs) = tokio::task::spawn_blocking(move || {
+            let out = hub.run_folder(&owned)?;
+            let plans = JobPlan::of_run(&out).map_err(ServiceError::FailedPrecondition)?;
+            let mut ledger = hub.reader()?;
+            ledger.register(&owned, &plans).map_err(internal)?;
+            let jobs = ledger.jobs(&owned).map_err(internal)?;
+            Ok::<_, ServiceError>((out, jobs))
+        })
+        .await
+        .map_err(internal)??;
+        let mut answer = PrintRunResponse::default();
+        let mut sends = Vec::new();
+        {
+            let mut inner = self.lock();
+            let mut candidates = candidates(&inner);
+            let mut todo = Vec::new();
+            for j in &jobs {
+                let key = (run.to_string(), j.print_job.clone());
+                if j.queued_to.is_some() || j.printer.is_some() || inner.sending.contains_key(&key)
+                {
+                    answer.jobs_already += 1;
+                } else {
+                    todo.push(j);
+                }
+            }
+            let needs: Vec<route::Needs> = todo
+                .iter()
+                .map(|j| route::Needs {
+                    duplex: j.impressions > j.sheets,
+                    impressions: j.impressions,
+                })
+                .collect();
+            for (j, choice) in todo.iter().zip(route::spread(&needs, &mut candidates)) {
+                let Some(i) = choice else {
+                    answer.jobs_waiting += 1;
+                    continue;
+                };
+                let c = &candidates[i];
+                let Some((tx, lock)) = inner
+                    .agents
+                    .get(&c.agent)
+                    .and_then(|a| Some((a.tx.clone()?, a.sending.clone())))
+                else {
+                    answer.jobs_waiting += 1;
+                    continue;
+                };
+                inner.sending.insert(
+                    (run.to_string(), j.print_job.clone()),
+                    (c.agent.clone(), c.printer.clone(), j.impressions),
+                );
+                sends.push((
+                    tx,
+                    lock,
+                    c.agent.clone(),
+                    c.printer.clone(),
+                    j.print_job.clone(),
+                    j.origin.clone(),
+                ));
+                answer.jobs_queued += 1;
+            }
+            if answer.jobs_waiting > 0 {
+                inner.waiting.insert(run.to_string());
+            } else {
+                inner.waiting.remove(run);
+            }
+        }
+        let answer_run = run.to_string();
+        // One task sends this call's jobs in order, each under its agent's lock.
+        let hub = self.clone();
+        let run = run.to_string();
+        tokio::spawn(async move {
+            for (tx, lock, agent, printer, job, origin) in sends {
+                let _held = lock.lock().await;
+                if let Err(e) = send_job(&out, &run, &job, &origin, &printer, &tx).await {
+                    tracing::warn!(%run, %job, %agent, "print job not handed over: {e}");
+                    let mut inner = hub.lock();
+                    inner.sending.remove(&(run.clone(), job));
+                    inner.waiting.insert(run.clone());
+                }
+            }
+        });
+        tracing::info!(
+            run = %answer_run,
+            queued = answer.jobs_queued,
+            waiting = answer.jobs_waiting,
+            already = answer.jobs_already,
+            "print run"
+        );
+        Ok(answer)
+    }
+
+    /// Runs whose jobs wait for a printer: tried again (an agent attached).
+    fn retry_waiting(self: &Arc<Self>) {
+        let runs: Vec<String> = self.lock().waiting.iter().cloned().collect();
+        for run in runs {
+            let hub = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = hub.print_run(&run).await {
+                    tracing::warn!(%run, "waiting print jobs not sent: {e}");
+                }
+            });
+        }
+    }
+
+    fn fleet(&self) -> FleetResponse {
+        let inner = self.lock();
+        let hour = Duration::from_secs(3600);
+        let mut devices = Vec::new();
+        for (name, a) in &inner.agents {
+            for p in &a.printers {
+                let window = a.printed.get(&p.name);
+                let per_hour = window.and_then(|w| Some((w.front()?, w.back()?))).map_or(
+                    0.0,
+                    |((t0, n0), (t1, n1))| {
+                        let span = t1.duration_since(*t0).max(Duration::from_secs(1));
+                        let span = span.min(hour).max(a.attached_at.elapsed().min(hour));
+                        (n1 - n0) as f64 * 3600.0 / span.as_secs_f64().max(1.0)
+                    },
+                );
+                devices.push(FleetDevice {
+                    agent: name.clone(),
+                    kind: "printer".into(),
+                    printer: Some(p.clone()),
+                    status: a.status.get(&p.name).cloned(),
+                    attached: a.tx.is_some(),
+                    pages_per_hour: per_hour,
+                });
+            }
+            for i in &a.inserters {
+                devices.push(FleetDevice {
+                    agent: name.clone(),
+                    kind: "inserter".into(),
+                    printer: None,
+                    status: a.status.get(i).cloned(),
+                    attached: a.tx.is_some(),
+                    pages_per_hour: 0.0,
+                });
+            }
+        }
+        FleetResponse { devices }
+    }
+}
+
+/// Every known printer as routing sees it: attached agents' printers, up unless their
+/// last status says otherwise, with the work on its way to them counted.
+fn candidates(inner: &Inner) -> Vec<route::Candidate> {
+    let mut out = Vec::new();
+    for (name, a) in &inner.agents {
+        for p in &a.printers {
+            let status = a.status.get(&p.name);
+            let down = status
+                .is_some_and(|s| matches!(s.state.as_str(), "stopped" | "down" | "unreachable"));
+            let on_the_way: u64 = inner
+                .sending
+                .values()
+                .filter(|(ag, pr, _)| ag == name && pr == &p.name)
+                .map(|(_, _, n)| n)
+                .sum();
+            out.push(route::Candidate {
+                agent: name.clone(),
+                printer: p.name.clone(),
+                duplex: p.duplex,
+                up: a.tx.is_some() && !down,
+                queued_impressions: status.map_or(0, |s| s.queued_impressions) + on_the_way,
+            });
+        }
+    }
+    out
+}
+
+async fn send_job(
+    out: &Path,
+    run: &str,
+    job: &str,
+    origin: &str,
+    printer: &str,
+    tx: &ToAgent,
+) -> Result<(), String> {
+    let (o, r, j, g, p) = (
+        out.to_path_buf(),
+        run.to_string(),
+        job.to_string(),
+        origin.to_string(),
+        printer.to_string(),
+    );
+    let outgoing = tokio::task::spawn_blocking(move || files::prepare(&o, &r, &j, &g, &p))
+        .await
+        .map_err(|e| e.to_string())??;
+    let names: Vec<String> = outgoing
+        .header
+        .files
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    tx.send(Ok(AgentCommand {
+        kind: Some(agent_command::Kind::Job(outgoing.header)),
+    }))
+    .await
+    .map_err(|_| "the agent went away".to_string())?;
+    for (path, name) in outgoing.files.iter().zip(names) {
+        files::send_file(path, &name, tx).await?;
+    }
+    Ok(())
+}
+
+/// The `PrintAgents` service.
+pub struct Service {
+    pub hub: Arc<Hub>,
+}
+
+#[tonic::async_trait]
+impl PrintAgents for Service {
+    type AttachStream = tokio_stream::wrappers::ReceiverStream<Result<AgentCommand, Status>>;
+
+    async fn attach(
+        &self,
+        request: Request<tonic::Streaming<pressrun_proto::v1::AgentMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let rx = link::attach(self.hub.clone(), request.into_inner()).await?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
+    async fn print_run(
+        &self,
+        request: Request<PrintRunRequest>,
+    ) -> Result<Response<PrintRunResponse>, Status> {
+        let run = request.into_inner().run_id;
+        Ok(Response::new(self.hub.print_run(&run).await?))
+    }
+
+    async fn reconcile(
+        &self,
+        request: Request<ReconcileRequest>,
+    ) -> Result<Response<ReconcileResponse>, Status> {
+        let run = request.into_inner().run_id;
+        let hub = self.hub.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            hub.reader()?.reconcile(&run).map_err(|e| match e {
+                dispatcher::ledger::LedgerError::NoSuchRun { .. } => {
+                    ServiceError::NotFound(e.to_string())
+                }
+                e => internal(e),
+            })
+        })
+        .await
+        .map_err(internal)??;
+        Ok(Response::new(ReconcileResponse {
+            json: serde_json::to_string(&report).map_err(internal)?,
+            complete: report.complete,
+        }))
+    }
+
+    async fn fleet(&self, _: Request<FleetRequest>) -> Result<Response<FleetResponse>, Status> {
+        Ok(Response::new(self.hub.fleet()))
+    }
+}

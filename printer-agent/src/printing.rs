@@ -1,0 +1,356 @@
+//! One printer's worker: the agent's queue for it (the printer has none of its own), one
+//! job at a time through the IPP driver, every step recorded in the store with the
+//! events that report it before anything else happens.
+//!
+//! After a restart a job is taken up where the store says it was: `printing` jobs are
+//! followed again by the printer's job id; a job that was being submitted when the
+//! agent stopped has an unknown fate (the printer may have taken it) and is reported
+//! ended as `unknown` with nothing confirmed, never resubmitted blindly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::events;
+use crate::inserting::Declare;
+use crate::ipp::client::{Document, IppPrinter};
+use crate::ipp::driver::{Pacing, Report, follow, print_and_follow};
+use crate::ipp::watch::{Ending, Step};
+use crate::status::Statuses;
+use crate::store::{HeldJob, JobStage, Store};
+
+/// What a printer worker needs.
+pub struct Worker {
+    pub name: String,
+    pub ipp: IppPrinter,
+    pub pacing: Pacing,
+    pub store: Arc<Store>,
+    /// Woken when the outbox has something new.
+    pub outbox: Arc<Notify>,
+    /// Woken when a job for this printer arrives.
+    pub jobs: Arc<Notify>,
+    pub statuses: Arc<Statuses>,
+    /// The inserter that follows the printer.
+    pub inserter: Option<mpsc::Sender<Declare>>,
+}
+
+fn how(end: &Ending) -> (String, u64) {
+    match end {
+        Ending::Final {
+            state,
+            completed,
+            reasons,
+            message,
+        } => {
+            let mut how = state.as_str().to_string();
+            if !reasons.is_empty() {
+                how.push_str(": ");
+                how.push_str(&reasons.join(", "));
+            }
+            if !message.is_empty() {
+                how.push_str(&format!(" ({message})"));
+            }
+            (how, *completed)
+        }
+        Ending::Vanished { completed } => (
+            "unknown: the printer no longer knows the job".to_string(),
+            *completed,
+        ),
+    }
+}
+
+impl Worker {
+    /// Runs for ever: the next open job of this printer, or waits for one.
+    pub async fn run(self) {
+        loop {
+            let open = match self.store.open_jobs(&self.name) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(printer = %self.name, "cannot read the agent's store: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            self.statuses.update(&self.name, |s| {
+                s.queued_jobs = open.len() as u64;
+                s.queued_impressions = open
+                    .iter()
+                    .map(|j| j.header.impressions.saturating_sub(j.completed))
+                    .sum();
+            });
+            let Some(job) = open.into_iter().next() else {
+                self.jobs.notified().await;
+                continue;
+            };
+            if let Err(e) = self.one(job).await {
+                tracing::error!(printer = %self.name, "cannot record a job's progress: {e}");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+
+    fn advance(
+        &self,
+        job: &HeldJob,
+        stage: JobStage,
+        device_job: Option<i32>,
+        completed: u64,
+        events: Vec<pressrun_proto::v1::DeviceEvent>,
+    ) -> Result<(), crate::store::StoreError> {
+        self.store
+            .advance(job, stage, device_job, completed, events)?;
+        self.outbox.notify_one();
+        Ok(())
+    }
+
+    async fn one(&self, job: HeldJob) -> Result<(), crate::store::StoreError> {
+        let id = job.header.print_job.clone();
+        let name = self.name.clone();
+        match job.stage {
+            JobStage::Ended => Ok(()),
+            JobStage::Submitting => {
+                tracing::error!(printer = %name, job = %id, "the agent stopped while submitting this job: its fate is unknown");
+                self.advance(
+                    &job,
+                    JobStage::Ended,
+                    None,
+                    0,
+                    vec![events::ended(
+                        &id,
+                        &name,
+                        "unknown: the agent stopped while submitting it".into(),
+                        0,
+                    )],
+                )
+            }
+            JobStage::Printing => {
+                let device_job = job.device_job.unwrap_or(0);
+                tracing::info!(printer = %name, job = %id, device_job, "following a job again after a restart");
+                let mut failed = None;
+                let end = {
+                    let mut report = |r: Report| {
+                        if failed.is_none()
+                            && let Err(e) = self.report(&job, device_job, r)
+                        {
+                            failed = Some(e);
+                        }
+                    };
+                    follow(
+                        &self.ipp,
+                        device_job,
+                        job.header.impressions,
+                        &self.pacing,
+                        &mut report,
+                    )
+                    .await
+                };
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                let _ = end;
+                Ok(())
+            }
+            JobStage::Queued => {
+                let pdf = match std::fs::read(job.pdf()) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return self.advance(
+                            &job,
+                            JobStage::Ended,
+                            None,
+                            0,
+                            vec![events::ended(
+                                &id,
+                                &name,
+                                format!("not printed: the agent cannot read its print file: {e}"),
+                                0,
+                            )],
+                        );
+                    }
+                };
+                self.advance(&job, JobStage::Submitting, None, 0, Vec::new())?;
+                let doc = Document {
+                    pdf,
+                    name: format!("{}-{}", job.header.run_id, id),
+                    duplex: job.header.duplex,
+                    media: None,
+                    copies: 1,
+                };
+                let mut failed = None;
+                let mut device_job = 0;
+                let result = {
+                    let mut report = |r: Report| {
+                        if let Report::Accepted { job_id } = r {
+                            device_job = job_id;
+                        }
+                        if failed.is_none()
+                            && let Err(e) = self.report(&job, device_job, r)
+                        {
+                            failed = Some(e);
+                        }
+                    };
+                    print_and_follow(
+                        &self.ipp,
+                        &doc,
+                        job.header.impressions,
+                        &self.pacing,
+                        &mut report,
+                    )
+                    .await
+                };
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                if let Err(e) = result {
+                    tracing::error!(printer = %name, job = %id, "not printed: {e}");
+                    self.advance(
+                        &job,
+                        JobStage::Ended,
+                        None,
+                        0,
+                        vec![events::ended(&id, &name, format!("not printed: {e}"), 0)],
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Records one step the IPP driver reported.
+    fn report(
+        &self,
+        job: &HeldJob,
+        device_job: i32,
+        r: Report,
+    ) -> Result<(), crate::store::StoreError> {
+        let id = &job.header.print_job;
+        let name = &self.name;
+        match r {
+            Report::Waiting { attempt, why } => {
+                tracing::warn!(printer = %name, job = %id, attempt, "waiting for the printer: {why}");
+                self.statuses.update(name, |s| {
+                    s.state = "unreachable".into();
+                    s.reasons = vec![why];
+                });
+                Ok(())
+            }
+            Report::Accepted { job_id } => {
+                tracing::info!(printer = %name, job = %id, device_job = job_id, "printer accepted the job");
+                self.advance(
+                    job,
+                    JobStage::Printing,
+                    Some(job_id),
+                    0,
+                    vec![events::accepted(id, name, job_id)],
+                )?;
+                if let Some(tx) = &self.inserter {
+                    let pieces = job
+                        .header
+                        .pieces
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.piece.clone(),
+                                p.sheets,
+                                u32::from_str_radix(&p.feeders, 16).unwrap_or(0),
+                            )
+                        })
+                        .collect();
+                    let d = Declare {
+                        run: job.header.run_id.clone(),
+                        job: id.clone(),
+                        pieces,
+                    };
+                    if tx.try_send(d).is_err() {
+                        tracing::error!(printer = %name, job = %id, "the inserter driver does not take the job");
+                    }
+                }
+                Ok(())
+            }
+            Report::Step(Step::Progress(n)) => self.advance(
+                job,
+                JobStage::Printing,
+                None,
+                n,
+                vec![events::impressions(id, name, n, device_job)],
+            ),
+            Report::Step(Step::Ended(end)) => {
+                let (how, completed) = how(&end);
+                tracing::info!(printer = %name, job = %id, %how, completed, "job ended");
+                self.advance(
+                    job,
+                    JobStage::Ended,
+                    None,
+                    completed,
+                    vec![
+                        events::impressions(id, name, completed, device_job),
+                        events::ended(id, name, how, completed),
+                    ],
+                )
+            }
+            Report::Step(Step::Beyond {
+                polled,
+                impressions,
+            }) => self.advance(
+                job,
+                JobStage::Printing,
+                None,
+                0,
+                vec![events::disagreement(
+                    id,
+                    name,
+                    format!("ipp job {device_job}: {polled} impressions completed, the job has {impressions}"),
+                )],
+            ),
+            Report::Step(Step::Regressed { seen, polled }) => {
+                tracing::warn!(printer = %name, job = %id, seen, polled, "the printer's count went down: the higher count stands");
+                Ok(())
+            }
+            Report::Step(Step::Same) => Ok(()),
+            Report::PollFailed { why } => {
+                self.statuses.update(name, |s| {
+                    s.state = "unreachable".into();
+                    s.reasons = vec![why];
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Polls the printer's own state (Get-Printer-Attributes) every `every` for the fleet view.
+pub async fn watch_printer(
+    name: String,
+    ipp: IppPrinter,
+    statuses: Arc<Statuses>,
+    every: Duration,
+) {
+    loop {
+        match ipp.printer().await {
+            Ok(p) => statuses.update(&name, |s| {
+                s.state = match p.state {
+                    3 => "idle",
+                    4 => "processing",
+                    5 => "stopped",
+                    _ => "unknown",
+                }
+                .into();
+                s.reasons = p.reasons.iter().map(|r| r.keyword.clone()).collect();
+                s.supplies = p
+                    .markers
+                    .iter()
+                    .map(|(n, l)| pressrun_proto::v1::Supply {
+                        name: n.clone(),
+                        level: i64::from(*l),
+                    })
+                    .collect();
+            }),
+            Err(e) => statuses.update(&name, |s| {
+                s.state = "unreachable".into();
+                s.reasons = vec![e.to_string()];
+            }),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
