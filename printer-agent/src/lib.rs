@@ -5,6 +5,8 @@
 //! - [`pil`]: the PIL/1 inserter protocol (`../shared/PIL1.md`) as plain data and state
 //!   machines without I/O, both sides;
 //! - [`ipp`]: the IPP printer driver (one job through one printer);
+//! - [`snmp`]: the SNMP status driver (v2c over csnmp, v3 over snmp2) and the life-count
+//!   witness that cross-checks IPP's impressions;
 //! - [`store`]: the agent's durable state (outbox, held jobs, PIL/1 seqs);
 //! - [`receive`]: taking a print job's files from the dispatcher, verified;
 //! - [`printing`], [`inserting`]: the per-device workers of `serve`;
@@ -19,5 +21,6 @@ pub mod pil;
 pub mod printing;
 pub mod receive;
 pub mod serve;
+pub mod snmp;
 pub mod status;
 pub mod store;
