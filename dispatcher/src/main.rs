@@ -153,6 +153,9 @@ enum Command {
         conn: ClientArgs,
         /// Run id (as `dispatcher runs` lists it).
         run: String,
+        /// Also make the reprints the profile's reprint cap held back for an operator.
+        #[arg(long)]
+        reprint_held: bool,
     },
     /// The printers and inserters of the agents attached to a dispatcher server: state,
     /// reasons, supplies, queued jobs and impressions, pages per hour. One line per device,
@@ -621,19 +624,26 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Run(a) => run(*a),
-        Command::Print { conn, run } => {
+        Command::Print {
+            conn,
+            run,
+            reprint_held,
+        } => {
             let r = runtime()?.block_on(async {
                 anyhow::Ok(
                     agents_client(&conn)
                         .await?
-                        .print_run(pressrun_proto::v1::PrintRunRequest { run_id: run })
+                        .print_run(pressrun_proto::v1::PrintRunRequest {
+                            run_id: run,
+                            reprint_held,
+                        })
                         .await?
                         .into_inner(),
                 )
             })?;
             println!(
-                "{} print jobs handed to agents, {} waiting for a printer, {} queued or printed before",
-                r.jobs_queued, r.jobs_waiting, r.jobs_already
+                "{} print jobs handed to agents, {} waiting for a printer, {} queued or printed before; {} reprint jobs made, {} jobs' reprints held by the cap",
+                r.jobs_queued, r.jobs_waiting, r.jobs_already, r.reprint_jobs, r.reprints_held
             );
             Ok(exit::OK)
         }

@@ -27,7 +27,11 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct Declare {
     pub run: String,
+    /// The job id on the paper (the marks' `PR1|<job>|…`): the print job's, or for a
+    /// reprint its original's.
     pub job: String,
+    /// The print job the pieces are in now (the ledger's name for them).
+    pub print_job: String,
     /// (piece id, sheets, feeders)
     pub pieces: Vec<(String, u32, u32)>,
 }
@@ -86,8 +90,9 @@ pub struct Driver {
     pub outbox: Arc<Notify>,
     pub statuses: Arc<Statuses>,
     session: Session,
-    /// Print job → run, for the jobs declared (or held for this inserter's printer).
-    runs: BTreeMap<String, String>,
+    /// Job on the paper → (run, print job), for the jobs declared (or held for this
+    /// inserter's printer).
+    runs: BTreeMap<String, (String, String)>,
     waiting: VecDeque<Declare>,
     /// The job declared and not yet ended.
     current: Option<Declare>,
@@ -111,7 +116,7 @@ impl Driver {
         store: Arc<Store>,
         outbox: Arc<Notify>,
         statuses: Arc<Statuses>,
-        runs: BTreeMap<String, String>,
+        runs: BTreeMap<String, (String, String)>,
     ) -> Result<Self, crate::store::StoreError> {
         let last = store.pil_last(&name)?;
         Ok(Self {
@@ -170,8 +175,10 @@ impl Driver {
         }
     }
 
+    /// A job waits to be declared. What its pieces' reports mean changes only when it is
+    /// declared: until then, reports under the same job id on the paper are still about
+    /// the job before (a reprint carries its original's id).
     fn queue(&mut self, d: Declare) {
-        self.runs.insert(d.job.clone(), d.run.clone());
         self.waiting.push_back(d);
     }
 
@@ -221,6 +228,8 @@ impl Driver {
                 && self.current.is_none()
                 && let Some(d) = self.waiting.pop_front()
             {
+                self.runs
+                    .insert(d.job.clone(), (d.run.clone(), d.print_job.clone()));
                 out.extend(self.session.declare(&d.job, &d.pieces));
                 self.current = Some(d);
             }
@@ -321,7 +330,7 @@ impl Driver {
                 Finding::SheetCountMismatch { job, piece, declared, reported } => extra.push((
                     job.clone(),
                     events::disagreement(
-                        &job,
+                        &self.print_job_of(&job),
                         &self.name,
                         format!("piece {piece}: {declared} sheets declared, the inserter expected {reported}"),
                     ),
@@ -329,7 +338,7 @@ impl Driver {
                 Finding::JobEndDisagrees { job, device, host } => extra.push((
                     job.clone(),
                     events::disagreement(
-                        &job,
+                        &self.print_job_of(&job),
                         &self.name,
                         format!("JOBEND counts {device:?}, the host recorded {host:?}"),
                     ),
@@ -338,7 +347,7 @@ impl Driver {
             }
         }
         for (job, ev) in extra {
-            if let Some(run) = self.runs.get(&job) {
+            if let Some((run, _)) = self.runs.get(&job) {
                 self.store
                     .push(run, vec![ev])
                     .map_err(|err| Closed::Store(err.to_string()))?;
@@ -356,6 +365,12 @@ impl Driver {
         Ok(vec![ack])
     }
 
+    fn print_job_of(&self, job: &str) -> String {
+        self.runs
+            .get(job)
+            .map_or_else(|| job.to_string(), |(_, p)| p.clone())
+    }
+
     /// What an event means for the dispatcher: its run and the piece reports. At
     /// `JOBEND`, the declared pieces never reported come as `unknown` (rule 4) — in the
     /// same record as the `JOBEND`, so a crash cannot lose them.
@@ -368,7 +383,7 @@ impl Driver {
                 reason,
                 ..
             } => {
-                let Some(run) = self.runs.get(job) else {
+                let Some((run, print_job)) = self.runs.get(job) else {
                     tracing::error!(inserter = %self.name, %job, %piece, seq = e.seq, "a piece of a job this agent does not hold: recorded, not reported to a run");
                     return (None, Vec::new());
                 };
@@ -381,7 +396,7 @@ impl Driver {
                 (
                     Some(run.clone()),
                     vec![events::piece(
-                        job,
+                        print_job,
                         &self.name,
                         piece,
                         outcome,
@@ -391,14 +406,23 @@ impl Driver {
                 )
             }
             EventKind::JobEnd { job, .. } => {
-                let Some(run) = self.runs.get(job) else {
+                let Some((run, print_job)) = self.runs.get(job) else {
                     return (None, Vec::new());
                 };
                 let unknown = self
                     .session
                     .unknown(job)
                     .into_iter()
-                    .map(|p| events::piece(job, &self.name, p, "unknown", "no report at JOBEND", 0))
+                    .map(|p| {
+                        events::piece(
+                            print_job,
+                            &self.name,
+                            p,
+                            "unknown",
+                            "no report at JOBEND",
+                            0,
+                        )
+                    })
                     .collect();
                 (Some(run.clone()), unknown)
             }

@@ -50,6 +50,19 @@ enum Command {
         /// Milliseconds between pieces.
         #[arg(long, default_value_t = 50)]
         piece_ms: u64,
+        /// Feed a piece only once the printer has put out its sheets: PATH is the test
+        /// printer's ground-truth log (`job=ID impression=K of=N` per impression, see
+        /// tests/peers/ipp-print-command); the k-th job started here is the k-th printer
+        /// job in the log. Without it, pieces are fed as fast as --piece-ms.
+        #[arg(long)]
+        follow_log: Option<std::path::PathBuf>,
+        /// Impressions per sheet in --follow-log (2 for duplex, 1 for simplex).
+        #[arg(long, default_value_t = 2)]
+        impressions_per_sheet: u32,
+        /// With --follow-log: a job whose next sheets have not come for this long is ended
+        /// (`JOBEND`, the rest unreported), as an inserter whose feed ran dry.
+        #[arg(long, default_value_t = 2000)]
+        idle_end_ms: u64,
         /// Model reported in HELLO.
         #[arg(long, default_value = "PR-SIM-1")]
         device: String,
@@ -222,9 +235,82 @@ struct Sim {
     disconnect_after: Option<u32>,
     piece_ms: u64,
     fed: u32,
+    follow: Option<Follow>,
+}
+
+/// Pacing the feed by the printer's ground-truth log.
+struct Follow {
+    log: std::path::PathBuf,
+    per_sheet: u64,
+    idle_end: Duration,
+    /// Jobs started so far (the current one is the last).
+    started: usize,
+    /// The job running when last looked, to see a new one start.
+    running: Option<String>,
+    /// Sheets of the current job fed.
+    fed_sheets: u64,
+    last_progress: std::time::Instant,
+}
+
+impl Follow {
+    /// Impressions the printer put out for its `k`-th job (0-based, in log order).
+    fn printed(&self, k: usize) -> u64 {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut order: Vec<&str> = Vec::new();
+        let mut max: BTreeMap<&str, u64> = BTreeMap::new();
+        for line in text.lines() {
+            let mut job = None;
+            let mut imp = None;
+            for w in line.split(' ') {
+                if let Some(v) = w.strip_prefix("job=") {
+                    job = Some(v);
+                } else if let Some(v) = w.strip_prefix("impression=") {
+                    imp = v.parse::<u64>().ok();
+                }
+            }
+            if let (Some(j), Some(i)) = (job, imp) {
+                if !max.contains_key(j) {
+                    order.push(j);
+                }
+                let m = max.entry(j).or_insert(0);
+                *m = (*m).max(i);
+            }
+        }
+        order.get(k).and_then(|j| max.get(j)).copied().unwrap_or(0)
+    }
 }
 
 impl Sim {
+    /// The next piece's lines, if it can be fed now.
+    fn feed(&mut self) -> Vec<String> {
+        let Some(f) = self.follow.as_mut() else {
+            return self.ins.run_next();
+        };
+        let running = self.ins.running_job().map(str::to_string);
+        if running.is_some() && running != f.running {
+            f.started += 1;
+            f.fed_sheets = 0;
+            f.last_progress = std::time::Instant::now();
+        }
+        f.running = running.clone();
+        if running.is_none() {
+            return Vec::new();
+        }
+        let Some(sheets) = self.ins.next_sheets() else {
+            return self.ins.run_next();
+        };
+        let need = (f.fed_sheets + u64::from(sheets)) * f.per_sheet;
+        if f.printed(f.started - 1) >= need {
+            f.fed_sheets += u64::from(sheets);
+            f.last_progress = std::time::Instant::now();
+            return self.ins.run_next();
+        }
+        if f.last_progress.elapsed() > f.idle_end {
+            return self.ins.end_now();
+        }
+        Vec::new()
+    }
+
     /// Speaks PIL/1 on one connection until the peer goes or the fault drops it.
     async fn converse<R, W>(&mut self, mut rd: R, mut wr: W)
     where
@@ -246,7 +332,7 @@ impl Sim {
                     }
                 },
                 _ = pieces.tick() => {
-                    let out = self.ins.run_next();
+                    let out = self.feed();
                     if !out.is_empty() {
                         self.fed += 1;
                         if self.disconnect_after == Some(self.fed) {
@@ -349,6 +435,9 @@ fn main() -> anyhow::Result<()> {
             faults,
             disconnect_after,
             piece_ms,
+            follow_log,
+            impressions_per_sheet,
+            idle_end_ms,
             device,
             serial,
         } => {
@@ -361,6 +450,15 @@ fn main() -> anyhow::Result<()> {
                 disconnect_after,
                 piece_ms,
                 fed: 0,
+                follow: follow_log.map(|log| Follow {
+                    log,
+                    per_sheet: u64::from(impressions_per_sheet.max(1)),
+                    idle_end: Duration::from_millis(idle_end_ms),
+                    started: 0,
+                    running: None,
+                    fed_sheets: 0,
+                    last_progress: std::time::Instant::now(),
+                }),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

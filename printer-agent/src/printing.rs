@@ -257,9 +257,15 @@ impl Worker {
                             )
                         })
                         .collect();
+                    let on_paper = if job.header.origin.is_empty() {
+                        id.clone()
+                    } else {
+                        job.header.origin.clone()
+                    };
                     let d = Declare {
                         run: job.header.run_id.clone(),
-                        job: id.clone(),
+                        job: on_paper,
+                        print_job: id.clone(),
                         pieces,
                     };
                     if tx.try_send(d).is_err() {

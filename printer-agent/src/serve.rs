@@ -55,7 +55,15 @@ pub async fn serve(config: Config, options: Options) -> Result<(), ServeError> {
             .filter(|p| p.inserter.as_deref() == Some(ins.name.as_str()))
         {
             for j in store.open_jobs(&p.name)? {
-                runs.insert(j.header.print_job.clone(), j.header.run_id.clone());
+                let on_paper = if j.header.origin.is_empty() {
+                    j.header.print_job.clone()
+                } else {
+                    j.header.origin.clone()
+                };
+                runs.insert(
+                    on_paper,
+                    (j.header.run_id.clone(), j.header.print_job.clone()),
+                );
             }
         }
         let (tx, rx) = mpsc::channel(1024);

@@ -85,8 +85,13 @@ impl Drop for Printer {
 }
 
 /// A composed print-production run: 24 example statements, duplex, jobs of at most 5
-/// pieces. Returns the state database and the run id.
+/// pieces, the default reprint cap. Returns the state database and the run id.
 fn composed(dir: &Path) -> (PathBuf, String) {
+    composed_with(dir, None)
+}
+
+/// The same with `reprint-cap-percent = cap`.
+fn composed_with(dir: &Path, cap: Option<u32>) -> (PathBuf, String) {
     let data = run(Command::new(bin("renderer")).args([
         "example-data",
         "statement",
@@ -101,11 +106,15 @@ fn composed(dir: &Path) -> (PathBuf, String) {
     let profile = dir.join("profile.toml");
     let text = fs::read_to_string(root().join("examples/production/statement.toml")).unwrap();
     assert!(text.contains("max-pieces = 5000"));
-    fs::write(
-        &profile,
-        text.replace("max-pieces = 5000", "max-pieces = 5"),
-    )
-    .unwrap();
+    let mut text = text.replace("max-pieces = 5000", "max-pieces = 5");
+    if let Some(cap) = cap {
+        assert!(text.contains("reprint-cap-percent = 10 "));
+        text = text.replace(
+            "reprint-cap-percent = 10 ",
+            &format!("reprint-cap-percent = {cap} "),
+        );
+    }
+    fs::write(&profile, text).unwrap();
     let state = dir.join("registry.sqlite");
     let out = dir.join("out");
     let res = run(&mut dispatcher_batch(
@@ -137,21 +146,43 @@ fn composed(dir: &Path) -> (PathBuf, String) {
     (state, run_id)
 }
 
+/// `dispatcher serve` on the registry; logs in the registry's folder, dispatcher.log.
 fn serve_dispatcher(state: &Path) -> (Proc, String) {
-    let (child, addr) = spawn_listening(
-        Command::new(bin("dispatcher")).args([
+    use std::io::BufRead;
+    let log = fs::File::options()
+        .create(true)
+        .append(true)
+        .open(state.with_file_name("dispatcher.log"))
+        .unwrap();
+    let mut child = Command::new(bin("dispatcher"))
+        .args([
             "serve",
+            "--log",
+            "info",
             "--listen",
             "127.0.0.1:0",
             "--state",
-            state.to_str().unwrap(),
-        ]),
-        "dispatcher listening on ",
-    );
+        ])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("dispatcher serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("dispatcher listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
     (Proc(child), addr)
 }
 
-fn inserter(faults: &[&str]) -> (Proc, String) {
+/// The inserter simulator on TCP; with `follow`, it feeds a piece only once the printer's
+/// ground-truth log shows its sheets printed (as an inserter inline after the printer).
+fn inserter(faults: &[&str], follow: Option<&Printer>) -> (Proc, String) {
     let mut cmd = Command::new(bin("printer-agent"));
     cmd.args([
         "simulate-inserter",
@@ -160,6 +191,11 @@ fn inserter(faults: &[&str]) -> (Proc, String) {
         "--piece-ms",
         "20",
     ]);
+    if let Some(p) = follow {
+        cmd.arg("--follow-log")
+            .arg(p.dir.join("printed.log"))
+            .args(["--idle-end-ms", "1500"]);
+    }
     for f in faults {
         cmd.args(["--fault", f]);
     }
@@ -228,8 +264,9 @@ fn wait_for(
         }
         if start.elapsed() > limit {
             panic!(
-                "not reached in {limit:?}: {r:#}\nagent log:\n{}",
-                fs::read_to_string(dir.join("agent.log")).unwrap_or_default()
+                "not reached in {limit:?}: {r:#}\nagent log:\n{}\ndispatcher log:\n{}",
+                fs::read_to_string(dir.join("agent.log")).unwrap_or_default(),
+                fs::read_to_string(dir.join("dispatcher.log")).unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -248,7 +285,7 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
 
     let (_server, addr) = serve_dispatcher(&state);
     let printer = Printer::start(&dir.path().join("printer"));
-    let (_ins, ins_addr) = inserter(&[]);
+    let (_ins, ins_addr) = inserter(&[], None);
     let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr);
 
     let print = run(Command::new(bin("dispatcher")).args(["print", &run_id, "--server", &addr]));
@@ -294,4 +331,141 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
     assert_eq!(devices[0]["device"], "p1");
     assert_eq!(devices[0]["duplex"], true);
     assert_eq!(devices[1]["kind"], "inserter");
+}
+
+/// The pieces of a print job in the run folder and their last impressions.
+fn job_pieces(dir: &Path, job: &str) -> Vec<(String, u64)> {
+    jsonl(&dir.join(format!("out/jobs/{job}.manifest.jsonl")))
+        .into_iter()
+        .filter(|l| l.get("piece").is_some())
+        .map(|l| {
+            let last = l["sheets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["impressions"].as_array().unwrap().clone())
+                .map(|i| i.as_u64().unwrap())
+                .max()
+                .unwrap();
+            (l["piece"].as_str().unwrap().to_string(), last)
+        })
+        .collect()
+}
+
+fn print(run_id: &str, addr: &str) {
+    let print = run(Command::new(bin("dispatcher")).args(["print", run_id, "--server", addr]));
+    assert!(
+        print.status.success(),
+        "{}",
+        String::from_utf8_lossy(&print.stderr)
+    );
+}
+
+#[test]
+fn a_jam_mid_job_reprints_exactly_the_unconfirmed_pieces_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed_with(dir.path(), Some(100));
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    // The first job jams after its 5th impression (one-shot).
+    fs::write(printer.dir.join("jam-after"), "5").unwrap();
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr);
+    print(&run_id, &addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true
+    });
+    // Exactly the pieces of J000001 not confirmed by the jammed job's count went into
+    // one reprint job, keeping their ids; every piece is inserted OK once.
+    let unconfirmed: Vec<String> = job_pieces(dir.path(), "J000001")
+        .into_iter()
+        .filter(|(_, last)| *last > 5)
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!unconfirmed.is_empty());
+    let reprinted: Vec<String> = job_pieces(dir.path(), "J000001R1")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(reprinted, unconfirmed);
+    assert!(!dir.path().join("out/jobs/J000001R2.pdf").exists());
+    assert_eq!(r["reprinted"], unconfirmed.len() as u64, "{r:#}");
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["printed"], expected, "{r:#}");
+    assert_eq!(r["duplicates"], 0, "{r:#}");
+    assert_eq!(r["unresolved"], 0, "{r:#}");
+    // The printer's log: the jammed job stopped at 5 impressions, and the reprint job
+    // printed the reprinted pieces' sheets once.
+    let truth = printer.printed();
+    assert_eq!(
+        truth.len() as u64,
+        r["print_jobs"].as_u64().unwrap() + 1,
+        "{truth:?}"
+    );
+    assert_eq!(truth.values().next(), Some(&5), "{truth:?}");
+    let reprint_impressions: u64 = job_pieces(dir.path(), "J000001R1")
+        .iter()
+        .map(|(_, l)| *l)
+        .max()
+        .unwrap();
+    assert_eq!(
+        truth.values().last(),
+        Some(&reprint_impressions),
+        "{truth:?}"
+    );
+    // The reprint job is a real PDF of exactly those sheets.
+    assert_eq!(
+        page_count(&dir.path().join("out/jobs/J000001R1.pdf")) as u64,
+        reprint_impressions
+    );
+}
+
+#[test]
+fn inserter_faults_are_reprinted_once_and_the_duplicate_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed_with(dir.path(), Some(100));
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    // Faults fire once each, on the first job that has the piece: J000001.
+    let (_ins, ins_addr) = inserter(
+        &[
+            "000001=garbage",
+            "000002=divert:misread",
+            "000003=jam",
+            "000004=lost-report",
+            "000005=duplicate-report",
+        ],
+        Some(&printer),
+    );
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr);
+    print(&run_id, &addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true
+    });
+    let reprinted: Vec<String> = job_pieces(dir.path(), "J000001R1")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    // The divert and the jam are reprinted (once); the lost report came back on RESEND;
+    // the garbage line changed nothing; the duplicate is flagged and counted once.
+    let mut reprinted_all = reprinted.clone();
+    if dir.path().join("out/jobs/J000001R2.pdf").exists() {
+        reprinted_all.extend(
+            job_pieces(dir.path(), "J000001R2")
+                .into_iter()
+                .map(|(p, _)| p),
+        );
+    }
+    reprinted_all.sort();
+    assert_eq!(reprinted_all, ["000002", "000003"], "{r:#}");
+    assert_eq!(r["reprinted"], 2, "{r:#}");
+    assert_eq!(r["duplicates"], 1, "{r:#}");
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["by_reason"]["diverted"], 1, "{r:#}");
+    assert_eq!(r["by_reason"]["jammed"], 1, "{r:#}");
+    assert_eq!(r["unresolved"], 0, "{r:#}");
 }

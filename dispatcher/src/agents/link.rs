@@ -245,6 +245,36 @@ async fn record(
             inner.sending.remove(&(batch.run_id.clone(), job));
         }
     }
+    // A job ended or a piece reported: the ledger may call for reprints.
+    let settled: std::collections::BTreeSet<String> = batch
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                Some(device_event::Kind::Ended(_) | device_event::Kind::Piece(_))
+            )
+        })
+        .map(|e| e.print_job.clone())
+        .collect();
+    if !settled.is_empty() {
+        let hub = hub.clone();
+        let run = batch.run_id.clone();
+        tokio::spawn(async move {
+            match hub
+                .reprints(&run, Some(settled.into_iter().collect()), false)
+                .await
+            {
+                Ok((0, _)) => {}
+                Ok(_) => {
+                    if let Err(e) = hub.print_run(&run).await {
+                        tracing::warn!(%run, "reprint jobs not sent: {e}");
+                    }
+                }
+                Err(e) => tracing::error!(%run, "reprints not made: {e}"),
+            }
+        });
+    }
     tx.send(Ok(AgentCommand {
         kind: Some(agent_command::Kind::Ack(batch.seq)),
     }))

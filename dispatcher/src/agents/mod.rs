@@ -62,6 +62,8 @@ pub struct Hub {
     state: PathBuf,
     writer: Writer,
     inner: Mutex<Inner>,
+    /// One reprint decision at a time (two batches about one job must not both cut it).
+    reprinting: tokio::sync::Mutex<()>,
     /// Set when the server shuts down: every session ends (agents attach again to the
     /// next dispatcher).
     closing: tokio::sync::watch::Sender<bool>,
@@ -79,7 +81,15 @@ impl Hub {
             writer: Writer::start(Ledger::open(state)?),
             inner: Mutex::new(Inner::default()),
             closing: tokio::sync::watch::channel(false).0,
+            reprinting: tokio::sync::Mutex::new(()),
         }))
+        .inspect(|hub: &Arc<Self>| {
+            // Runs asked to print before a restart wait for their printers again.
+            match Ledger::open(state).and_then(|l| l.runs_to_print()) {
+                Ok(runs) => hub.lock().waiting.extend(runs),
+                Err(e) => tracing::error!("cannot read the runs to print: {e}"),
+            }
+        })
     }
 
     /// Ends every agent session (the server is shutting down).
@@ -117,22 +127,109 @@ impl Hub {
         Ok(PathBuf::from(row.out))
     }
 
+    /// Makes the reprint jobs the ledger calls for among `jobs` of `run` (all its jobs
+    /// if `None`): per print job, the pieces to print again, unless that would take the
+    /// share of its original job's pieces reprinted above the profile's cap (then they
+    /// wait for an operator, unless `force`). Returns (reprint jobs made, jobs held).
+    pub async fn reprints(
+        self: &Arc<Self>,
+        run: &str,
+        jobs: Option<Vec<String>>,
+        force: bool,
+    ) -> Result<(u64, u64), ServiceError> {
+        let _one = self.reprinting.lock().await;
+        let hub = self.clone();
+        let run = run.to_string();
+        tokio::task::spawn_blocking(move || hub.reprints_now(&run, jobs, force))
+            .await
+            .map_err(internal)?
+    }
+
+    fn reprints_now(
+        &self,
+        run: &str,
+        jobs: Option<Vec<String>>,
+        force: bool,
+    ) -> Result<(u64, u64), ServiceError> {
+        let out = self.run_folder(run)?;
+        let cap = reprint_cap(&out);
+        let mut ledger = self.reader()?;
+        let states = ledger.jobs(run).map_err(internal)?;
+        let jobs = jobs.unwrap_or_else(|| states.iter().map(|j| j.print_job.clone()).collect());
+        let (mut made, mut held) = (0, 0);
+        for job in jobs {
+            let Some(state) = states.iter().find(|j| j.print_job == job) else {
+                continue;
+            };
+            let candidates = ledger.reprint_candidates(run, &job).map_err(internal)?;
+            if candidates.is_empty() {
+                continue;
+            }
+            let origin = &state.origin;
+            let (pieces, reprinted, n) = ledger.reprint_counts(run, origin).map_err(internal)?;
+            let new = candidates.iter().filter(|(_, r)| *r == 0).count() as u64;
+            if !force && (reprinted + new) * 100 > u64::from(cap) * pieces {
+                held += 1;
+                metrics::counter!("pressrun_reprints_held_total").increment(1);
+                tracing::warn!(
+                    %run, %job, pieces = candidates.len(), cap,
+                    "reprints held for an operator: they would take {} of {pieces} pieces of {origin} over the cap of {cap} %",
+                    reprinted + new
+                );
+                continue;
+            }
+            let id = format!("{origin}R{}", n + 1);
+            let ids: Vec<String> = candidates.iter().map(|(p, _)| p.piece.clone()).collect();
+            let plan = dispatcher::reprint::write(&out, &job, origin, &ids, &id)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            ledger.register(run, &[plan]).map_err(internal)?;
+            made += 1;
+            metrics::counter!("pressrun_reprint_jobs_total").increment(1);
+            metrics::counter!("pressrun_reprinted_pieces_total").increment(ids.len() as u64);
+            tracing::info!(%run, %job, reprint = %id, pieces = ids.len(), "reprint job made");
+        }
+        Ok((made, held))
+    }
+
     /// Hands every print job of `run` that is not yet with an agent to a capable printer
-    /// that is up; the rest wait for one to attach.
+    /// that is up; the rest wait for one to attach. The reprints the ledger calls for
+    /// are made first.
     pub async fn print_run(self: &Arc<Self>, run: &str) -> Result<PrintRunResponse, ServiceError> {
+        self.print(run, false).await
+    }
+
+    async fn print(
+        self: &Arc<Self>,
+        run: &str,
+        reprint_held: bool,
+    ) -> Result<PrintRunResponse, ServiceError> {
         let hub = self.clone();
         let owned = run.to_string();
-        let (out, jobs) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let out = hub.run_folder(&owned)?;
             let plans = JobPlan::of_run(&out).map_err(ServiceError::FailedPrecondition)?;
             let mut ledger = hub.reader()?;
             ledger.register(&owned, &plans).map_err(internal)?;
-            let jobs = ledger.jobs(&owned).map_err(internal)?;
+            ledger.request_print(&owned).map_err(internal)?;
+            Ok::<_, ServiceError>(())
+        })
+        .await
+        .map_err(internal)??;
+        let (made, held) = self.reprints(run, None, reprint_held).await?;
+        let hub = self.clone();
+        let owned = run.to_string();
+        let (out, jobs) = tokio::task::spawn_blocking(move || {
+            let out = hub.run_folder(&owned)?;
+            let jobs = hub.reader()?.jobs(&owned).map_err(internal)?;
             Ok::<_, ServiceError>((out, jobs))
         })
         .await
         .map_err(internal)??;
-        let mut answer = PrintRunResponse::default();
+        let mut answer = PrintRunResponse {
+            reprint_jobs: made,
+            reprints_held: held,
+            ..PrintRunResponse::default()
+        };
         let mut sends = Vec::new();
         {
             let mut inner = self.lock();
@@ -140,7 +237,10 @@ impl Hub {
             let mut todo = Vec::new();
             for j in &jobs {
                 let key = (run.to_string(), j.print_job.clone());
-                if j.queued_to.is_some() || j.printer.is_some() || inner.sending.contains_key(&key)
+                if j.queued_to.is_some()
+                    || j.printer.is_some()
+                    || j.ended.is_some()
+                    || inner.sending.contains_key(&key)
                 {
                     answer.jobs_already += 1;
                 } else {
@@ -265,6 +365,16 @@ impl Hub {
     }
 }
 
+/// The profile's reprint cap, from the run's `jobs/production.json` (10 % if absent).
+fn reprint_cap(out: &Path) -> u32 {
+    let path = out.join("jobs/production.json");
+    pressrun_engine::source::read_regular(&path, 1 << 30, pressrun_engine::source::FileKind::Text)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["profile"]["reprint_cap_percent"].as_u64())
+        .map_or(10, |n| n.min(100) as u32)
+}
+
 /// Every known printer as routing sees it: attached agents' printers, up unless their
 /// last status says otherwise, with the work on its way to them counted.
 fn candidates(inner: &Inner) -> Vec<route::Candidate> {
@@ -350,8 +460,10 @@ impl PrintAgents for Service {
         &self,
         request: Request<PrintRunRequest>,
     ) -> Result<Response<PrintRunResponse>, Status> {
-        let run = request.into_inner().run_id;
-        Ok(Response::new(self.hub.print_run(&run).await?))
+        let r = request.into_inner();
+        Ok(Response::new(
+            self.hub.print(&r.run_id, r.reprint_held).await?,
+        ))
     }
 
     async fn reconcile(

@@ -276,6 +276,27 @@ impl Ledger {
         Ok(all)
     }
 
+    /// Records that the run is to be printed.
+    pub fn request_print(&mut self, run: &str) -> Result<(), LedgerError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO ledger_print_requests (run_id, at) VALUES (?1, ?2)",
+            params![run, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Runs asked to print that still have print jobs no agent holds.
+    pub fn runs_to_print(&self) -> Result<Vec<String>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.run_id FROM ledger_print_requests r WHERE EXISTS (
+               SELECT 1 FROM ledger_jobs j WHERE j.run_id=r.run_id
+               AND j.queued_to IS NULL AND j.printer IS NULL AND j.ended IS NULL)
+             ORDER BY r.at",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The last numbered batch recorded from `source` (0 if none).
     pub fn last_recorded(&self, source: &str) -> Result<u64, LedgerError> {
         Ok(self
@@ -309,6 +330,54 @@ impl Ledger {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The pieces now in `print_job` to print again: reported not OK by the inserter
+    /// (except a divert the host asked for, `reason=requested`) or never reported at
+    /// `JOBEND` (`unknown`), and — once the printer is done with the job — those whose
+    /// sheets it never confirmed. With each, how often it was reprinted before.
+    pub fn reprint_candidates(
+        &self,
+        run: &str,
+        print_job: &str,
+    ) -> Result<Vec<(PieceId, u32)>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT job, piece, reprints FROM ledger_pieces
+             WHERE run_id=?1 AND print_job=?2 AND (
+               (state IN ('diverted', 'jammed', 'pulled', 'unknown')
+                  AND NOT (state='diverted' AND coalesce(reason, '')='requested'))
+               OR (state IN ('assembled', 'sent') AND EXISTS (
+                  SELECT 1 FROM ledger_jobs j
+                  WHERE j.run_id=?1 AND j.print_job=?2 AND j.ended IS NOT NULL)))
+             ORDER BY job, piece",
+        )?;
+        let rows = stmt.query_map(params![run, print_job], |r| {
+            Ok((
+                PieceId {
+                    job: r.get(0)?,
+                    piece: r.get(1)?,
+                },
+                r.get(2)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// For the job `origin`: its pieces, the pieces reprinted at least once, and the
+    /// reprint jobs made of it so far.
+    pub fn reprint_counts(&self, run: &str, origin: &str) -> Result<(u64, u64, u64), LedgerError> {
+        let (pieces, reprinted): (u64, u64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(reprints > 0), 0) FROM ledger_pieces
+             WHERE run_id=?1 AND job=?2",
+            params![run, origin],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let jobs: u64 = self.conn.query_row(
+            "SELECT count(*) FROM ledger_jobs WHERE run_id=?1 AND origin=?2 AND print_job<>origin",
+            params![run, origin],
+            |r| r.get(0),
+        )?;
+        Ok((pieces, reprinted, jobs))
     }
 
     /// The pieces now in `print_job` that are neither inserted OK nor resolved: what a
@@ -729,6 +798,25 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                 .query_row(params![run, origin, piece, print_job], |r| r.get(0))
                 .optional()?;
             match row {
+                None if *outcome == Outcome::Unknown
+                    && piece_moved_on(tx, run, &origin, piece, print_job)? =>
+                {
+                    // The host's "never reported" for a piece already in a reprint job:
+                    // kept, and nothing to act on.
+                    append(
+                        tx,
+                        run,
+                        print_job,
+                        Some(piece),
+                        None,
+                        "superseded",
+                        Some(outcome.as_str()),
+                        Some(inserter),
+                        Some(&evidence),
+                        at,
+                    )?;
+                    Ok(None)
+                }
                 None => {
                     append(
                         tx,
@@ -862,6 +950,23 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             Ok(None)
         }
     }
+}
+
+/// Whether the piece `origin`/`piece` is now in another print job than `print_job`.
+fn piece_moved_on(
+    tx: &Transaction,
+    run: &str,
+    origin: &str,
+    piece: &str,
+    print_job: &str,
+) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT print_job FROM ledger_pieces WHERE run_id=?1 AND job=?2 AND piece=?3",
+        )?
+        .query_row(params![run, origin, piece], |r| r.get::<_, String>(0))
+        .optional()?
+        .is_some_and(|now| now != print_job))
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS ledger_events (
     piece TEXT,
     sheet INTEGER,
     -- assembled | sent | printed | inserted | duplicate | unexpected | implausible
-    -- | disagreement | reprint | resolved | queued | ended
+    -- | disagreement | reprint | resolved | queued | ended | superseded
     event TEXT NOT NULL,
     outcome TEXT,
     device TEXT,
@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS ledger_counts (
 CREATE TABLE IF NOT EXISTS ledger_sources (
     source TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+-- runs an operator asked to print (`dispatcher print`, `SubmitRun` with printing): their
+-- jobs not yet with an agent are handed out whenever a capable printer attaches, also
+-- after the dispatcher restarts
+CREATE TABLE IF NOT EXISTS ledger_print_requests (
+    run_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS ledger_events_no_update BEFORE UPDATE ON ledger_events
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;

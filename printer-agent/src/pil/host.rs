@@ -118,8 +118,11 @@ impl Session {
 
     /// Declares a job: the lines to send (`JOB`, one `EXPECT` per piece, `START`).
     /// `pieces` are `(piece id, sheets, feeders)` in the job's order.
+    /// Declaring a job id again (a reprint of some of its pieces, whose sheets carry the
+    /// same job id) starts its track afresh.
     pub fn declare(&mut self, job: &str, pieces: &[(String, u32, u32)]) -> Vec<HostMessage> {
         let track = self.jobs.entry(job.to_string()).or_default();
+        *track = JobTrack::default();
         let mut lines = vec![HostMessage::Job {
             job: job.to_string(),
             pieces: pieces.len() as u32,

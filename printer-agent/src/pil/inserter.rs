@@ -231,7 +231,8 @@ impl Inserter {
         }
         let (piece, sheets) = r.pieces[r.next].clone();
         r.next += 1;
-        let fault = self.faults.get(&piece).cloned();
+        // A fault fires once: the piece's reprint goes through clean.
+        let fault = self.faults.remove(&piece);
         let (status, reason, bin, read) = match &fault {
             Some(Fault::Divert(reason)) => {
                 (PieceStatus::Divert, Some(reason.clone()), "DIVERT1", sheets)
@@ -273,6 +274,30 @@ impl Inserter {
             out.extend(self.state_event(DeviceState::Running, Some(job), None));
         }
         out
+    }
+
+    /// The sheets of the next piece of the running job (`None` when no job runs or its
+    /// last piece is fed).
+    pub fn next_sheets(&self) -> Option<u32> {
+        let r = self.running.as_ref()?;
+        r.pieces.get(r.next).map(|(_, s)| *s)
+    }
+
+    /// The job running, if any.
+    pub fn running_job(&self) -> Option<&str> {
+        self.running.as_ref().map(|r| r.job.as_str())
+    }
+
+    /// Ends the running job now (its feed ran dry: the printer stopped): `JOBEND` with
+    /// the pieces not fed left unreported, for the host to call unknown.
+    pub fn end_now(&mut self) -> Vec<String> {
+        match self.running.as_mut() {
+            Some(r) => {
+                r.next = r.pieces.len();
+                self.run_next()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Every unacknowledged event again, oldest first (sent every 2 s).

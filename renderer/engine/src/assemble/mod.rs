@@ -1040,6 +1040,7 @@ fn write_lists<'d>(
             "id": spec.profile.id,
             "version": spec.profile.version,
             "sha256": hex::encode(spec.profile.content_hash()),
+            "reprint_cap_percent": spec.profile.job.reprint_cap_percent,
         },
         // What the plan holds; what one attempt did (resumed, repaired) is in summary.json.
         "totals": {

@@ -190,6 +190,9 @@ pub struct Channel {
 pub struct JobLimit {
     pub max_pieces: u32,
     pub max_sheets: u32,
+    /// Automatic reprints stop (and wait for an operator) once more than this percentage
+    /// of a job's pieces would have been reprinted (`reprint-cap-percent`, default 10).
+    pub reprint_cap_percent: u32,
 }
 
 /// Production marks, placed from the bottom-left corner of the page, in points.
@@ -505,6 +508,7 @@ struct RawChannel {
 struct RawJob {
     max_pieces: Spanned<i64>,
     max_sheets: Spanned<i64>,
+    reprint_cap_percent: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -635,6 +639,19 @@ fn build(at: &Locator<'_>, raw: RawProfile, text: &str) -> Result<Profile, Profi
     let job = JobLimit {
         max_pieces: at_least_one(at, &raw.job.max_pieces, "max-pieces")?,
         max_sheets: at_least_one(at, &raw.job.max_sheets, "max-sheets")?,
+        reprint_cap_percent: match &raw.job.reprint_cap_percent {
+            None => 10,
+            Some(v) => {
+                let n = *v.get_ref();
+                if !(0..=100).contains(&n) {
+                    return Err(at.error(
+                        v.span(),
+                        format!("reprint-cap-percent is {n}: write a whole number from 0 to 100"),
+                    ));
+                }
+                n as u32
+            }
+        },
     };
     let marks = marks(at, raw.marks)?;
 
