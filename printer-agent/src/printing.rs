@@ -17,6 +17,7 @@ use crate::inserting::Declare;
 use crate::ipp::client::{Document, IppPrinter};
 use crate::ipp::driver::{Pacing, Report, follow, print_and_follow};
 use crate::ipp::watch::{Ending, Step};
+use crate::snmp::{LifeCountWitness, SnmpPrinter, Verdict};
 use crate::status::Statuses;
 use crate::store::{HeldJob, JobStage, Store};
 
@@ -33,6 +34,26 @@ pub struct Worker {
     pub statuses: Arc<Statuses>,
     /// The inserter that follows the printer.
     pub inserter: Option<mpsc::Sender<Declare>>,
+    /// The printer's SNMP agent: its life count is a second witness of every job.
+    pub snmp: Option<Arc<SnmpPrinter>>,
+}
+
+/// The life count before a job, if SNMP can give one that counts impressions.
+async fn life_count(name: &str, snmp: Option<&SnmpPrinter>) -> Option<u32> {
+    let snmp = snmp?;
+    match snmp.poll().await {
+        Ok(s) if s.counts_impressions() => Some(s.life_count),
+        Ok(s) => {
+            tracing::warn!(printer = %name, unit = s.life_count_unit, "prtMarkerLifeCount does not count impressions: no second witness");
+            None
+        }
+        Err(e) => {
+            metrics::counter!("pressrun_agent_snmp_failures_total", "printer" => name.to_string())
+                .increment(1);
+            tracing::warn!(printer = %name, "SNMP poll failed, no second witness for this job: {e}");
+            None
+        }
+    }
 }
 
 fn how(end: &Ending) -> (String, u64) {
@@ -169,6 +190,7 @@ impl Worker {
                         );
                     }
                 };
+                let before = life_count(&name, self.snmp.as_deref()).await;
                 self.advance(&job, JobStage::Submitting, None, 0, Vec::new())?;
                 let doc = Document {
                     pdf,
@@ -202,6 +224,9 @@ impl Worker {
                 if let Some(e) = failed {
                     return Err(e);
                 }
+                if let (Ok((_, end)), Some(before)) = (&result, before) {
+                    self.cross_check(&job, device_job, end, before).await?;
+                }
                 if let Err(e) = result {
                     tracing::error!(printer = %name, job = %id, "not printed: {e}");
                     self.advance(
@@ -213,6 +238,45 @@ impl Worker {
                     )?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// The SNMP life count over the job against IPP's impressions: a disagreement is an
+    /// event (the ledger counts it) and a metric.
+    async fn cross_check(
+        &self,
+        job: &HeldJob,
+        device_job: i32,
+        end: &Ending,
+        before: u32,
+    ) -> Result<(), crate::store::StoreError> {
+        let (_, ipp) = how(end);
+        let Some(after) = life_count(&self.name, self.snmp.as_deref()).await else {
+            return Ok(());
+        };
+        match LifeCountWitness::start(before).judge(after, ipp) {
+            Verdict::Agree { impressions } => {
+                tracing::info!(printer = %self.name, job = %job.header.print_job, impressions, "SNMP life count agrees with IPP");
+                Ok(())
+            }
+            Verdict::Disagree { ipp, snmp } => {
+                metrics::counter!("pressrun_agent_witness_disagreements_total", "printer" => self.name.clone())
+                    .increment(1);
+                tracing::warn!(printer = %self.name, job = %job.header.print_job, ipp, snmp, "SNMP and IPP disagree");
+                self.advance(
+                    job,
+                    JobStage::Ended,
+                    None,
+                    0,
+                    vec![events::disagreement(
+                        &job.header.print_job,
+                        &self.name,
+                        format!(
+                            "ipp job {device_job}: {ipp} impressions completed, SNMP prtMarkerLifeCount went from {before} to {after} ({snmp})"
+                        ),
+                    )],
+                )
             }
         }
     }

@@ -103,7 +103,19 @@ pub async fn serve(config: Config, options: Options) -> Result<(), ServeError> {
             statuses.clone(),
             options.printer_poll,
         ));
+        let snmp = match &p.snmp {
+            Some(cfg) => Some(Arc::new(
+                crate::snmp::SnmpPrinter::new(cfg, Duration::from_secs(2)).map_err(|e| {
+                    ServeError::Printer {
+                        printer: p.name.clone(),
+                        msg: format!("SNMP: {e}"),
+                    }
+                })?,
+            )),
+            None => None,
+        };
         let worker = Worker {
+            snmp,
             name: p.name.clone(),
             ipp,
             pacing: options.pacing.clone(),

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: locate the real binaries, run them,
 //! and inspect PDFs with qpdf and poppler (missing tools fail the test, never skip it).
 
+pub mod peers;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};

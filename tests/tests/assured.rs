@@ -4,12 +4,12 @@
 //! by impression and keeps a ground-truth log), inserted by the PIL/1 inserter simulator
 //! over TCP, and reconciled from the ledger.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pressrun_tests::peers::{Printer, Snmpsim};
 use pressrun_tests::*;
 use serde_json::Value;
 
@@ -20,67 +20,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// ippeveprinter with the Pressrun print command, stopped when dropped.
-struct Printer {
-    dir: PathBuf,
-    uri: String,
-}
-
-impl Printer {
-    fn start(dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = Command::new(root().join("tests/peers/start-ippeveprinter"))
-            .arg(dir)
-            .arg(port.to_string())
-            .env("PRESSRUN_PEER_MS", "10")
-            .output()
-            .expect("tests/peers/start-ippeveprinter runs (scripts/test.sh installs cups-ipp-utils and dbus-daemon)");
-        assert!(
-            out.status.success(),
-            "ippeveprinter did not start: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let uri = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("URI=").map(str::to_string))
-            .expect("the script prints URI=");
-        Self {
-            dir: dir.to_path_buf(),
-            uri,
-        }
-    }
-
-    /// The ground truth: impressions put out, per IPP job id.
-    fn printed(&self) -> BTreeMap<String, u64> {
-        let mut per_job = BTreeMap::new();
-        let log = fs::read_to_string(self.dir.join("printed.log")).unwrap_or_default();
-        for line in log.lines() {
-            let job = line
-                .split(' ')
-                .find_map(|w| w.strip_prefix("job="))
-                .unwrap()
-                .to_string();
-            *per_job.entry(job).or_insert(0) += 1;
-        }
-        per_job
-    }
-}
-
-impl Drop for Printer {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("tests/peers/start-ippeveprinter"))
-            .arg("stop")
-            .arg(&self.dir)
-            .output();
     }
 }
 
@@ -203,14 +142,18 @@ fn inserter(faults: &[&str], follow: Option<&Printer>) -> (Proc, String) {
     (Proc(child), addr)
 }
 
-/// `printer-agent serve` with one printer followed by one inserter; logs in DIR/agent.log.
-fn agent(dir: &Path, dispatcher: &str, printer: &str, inserter: &str) -> Proc {
+/// `printer-agent serve` with one printer followed by one inserter, the printer's SNMP
+/// agent at `snmp` (v2c) if given; logs in DIR/agent.log.
+fn agent(dir: &Path, dispatcher: &str, printer: &str, inserter: &str, snmp: Option<&str>) -> Proc {
     let config = dir.join("agent.toml");
+    let snmp = snmp.map_or(String::new(), |a| {
+        format!("snmp = {{ address = \"{a}\", version = \"2c\", community = \"printer\" }}\n")
+    });
     fs::write(
         &config,
         format!(
             "[agent]\nname = \"line-1\"\nstate_dir = \"{}\"\n\n\
-             [[printer]]\nname = \"p1\"\nuri = \"{printer}\"\ninserter = \"i1\"\nduplex = true\n\n\
+             [[printer]]\nname = \"p1\"\nuri = \"{printer}\"\ninserter = \"i1\"\nduplex = true\n{snmp}\n\
              [[inserter]]\nname = \"i1\"\ntcp = \"{inserter}\"\n",
             dir.join("agent-state").display()
         ),
@@ -286,7 +229,15 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
     let (_server, addr) = serve_dispatcher(&state);
     let printer = Printer::start(&dir.path().join("printer"));
     let (_ins, ins_addr) = inserter(&[], None);
-    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr);
+    // snmpsim reads the life count that the printer's command mirrors into its folder.
+    let snmp = Snmpsim::start(&printer.dir, |_| {});
+    let _agent = agent(
+        dir.path(),
+        &addr,
+        &printer.uri,
+        &ins_addr,
+        Some(&snmp.address()),
+    );
 
     let print = run(Command::new(bin("dispatcher")).args(["print", &run_id, "--server", &addr]));
     assert!(
@@ -311,6 +262,13 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
     let (code, _) = reconcile(&state, &run_id);
     assert_eq!(code, Some(0));
 
+    // SNMP's life count agrees with IPP and with the printer's own log.
+    assert_eq!(
+        fs::read_to_string(printer.dir.join("lifecount"))
+            .unwrap()
+            .trim(),
+        (sheets * 2).to_string()
+    );
     // The printer's own log: every impression of every job, once.
     let truth = printer.printed();
     let impressions: u64 = truth.values().sum();
@@ -372,7 +330,7 @@ fn a_jam_mid_job_reprints_exactly_the_unconfirmed_pieces_once() {
     // The first job jams after its 5th impression (one-shot).
     fs::write(printer.dir.join("jam-after"), "5").unwrap();
     let (_ins, ins_addr) = inserter(&[], Some(&printer));
-    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr);
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
     print(&run_id, &addr);
     let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
         r["complete"] == true
@@ -441,7 +399,7 @@ fn inserter_faults_are_reprinted_once_and_the_duplicate_flagged() {
         ],
         Some(&printer),
     );
-    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr);
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
     print(&run_id, &addr);
     let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
         r["complete"] == true
@@ -468,4 +426,36 @@ fn inserter_faults_are_reprinted_once_and_the_duplicate_flagged() {
     assert_eq!(r["by_reason"]["diverted"], 1, "{r:#}");
     assert_eq!(r["by_reason"]["jammed"], 1, "{r:#}");
     assert_eq!(r["unresolved"], 0, "{r:#}");
+}
+
+#[test]
+fn an_snmp_count_that_disagrees_with_ipp_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed(dir.path());
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    let snmp = Snmpsim::start(&printer.dir, |_| {});
+    // The first job's impressions do not reach the life count (a counter the printer
+    // did not advance): SNMP says 0 where IPP says all.
+    fs::write(printer.dir.join("skip-mirror"), "").unwrap();
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let _agent = agent(
+        dir.path(),
+        &addr,
+        &printer.uri,
+        &ins_addr,
+        Some(&snmp.address()),
+    );
+    print(&run_id, &addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true && r["disagreements"] == 1
+    });
+    assert_eq!(r["reprinted"], 0, "{r:#}");
+    let log = fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("SNMP and IPP disagree"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("J000001"), "{log}");
 }
