@@ -119,6 +119,26 @@ impl Driver {
         runs: BTreeMap<String, (String, String)>,
     ) -> Result<Self, crate::store::StoreError> {
         let last = store.pil_last(&name)?;
+        let mut session = Session::resume(last);
+        let mut runs = runs;
+        let mut current = None;
+        // The jobs declared before a restart: what their reports mean, and the one still
+        // running (its pieces not reported by JOBEND are unknown).
+        for (job, run, print_job, pieces, ended) in store.pil_jobs(&name)? {
+            runs.insert(job.clone(), (run.clone(), print_job.clone()));
+            if !ended {
+                let _ = session.declare(&job, &pieces);
+                for (piece, outcome) in store.pil_outcomes(&name, &job)? {
+                    session.restore(&job, &piece, outcome);
+                }
+                current = Some(Declare {
+                    run,
+                    job,
+                    print_job,
+                    pieces,
+                });
+            }
+        }
         Ok(Self {
             name,
             agent,
@@ -126,10 +146,10 @@ impl Driver {
             store,
             outbox,
             statuses,
-            session: Session::resume(last),
+            session,
             runs,
             waiting: VecDeque::new(),
-            current: None,
+            current,
             busy: false,
         })
     }
@@ -228,6 +248,9 @@ impl Driver {
                 && self.current.is_none()
                 && let Some(d) = self.waiting.pop_front()
             {
+                self.store
+                    .pil_declared(&self.name, &d.job, &d.run, &d.print_job, &d.pieces)
+                    .map_err(|e| Closed::Store(e.to_string()))?;
                 self.runs
                     .insert(d.job.clone(), (d.run.clone(), d.print_job.clone()));
                 out.extend(self.session.declare(&d.job, &d.pieces));
@@ -318,8 +341,34 @@ impl Driver {
             Received::Gap { resend } => return Ok(vec![resend]),
         };
         let (run, events) = self.meaning(&e);
+        let outcome = match &e.kind {
+            EventKind::Piece {
+                job,
+                piece,
+                status,
+                reason,
+                read,
+                ..
+            } => Some((
+                job.as_str(),
+                piece.as_str(),
+                crate::pil::host::Outcome {
+                    seq: e.seq,
+                    status: *status,
+                    reason: reason.clone(),
+                    read: *read,
+                },
+            )),
+            _ => None,
+        };
         self.store
-            .pil_record(&self.name, e.seq, run.as_deref(), events)
+            .pil_record(
+                &self.name,
+                e.seq,
+                run.as_deref(),
+                events,
+                outcome.as_ref().map(|(j, p, o)| (*j, *p, o)),
+            )
             .map_err(|err| Closed::Store(err.to_string()))?;
         self.outbox.notify_one();
         let (ack, findings) = self.session.recorded(&e);
@@ -354,6 +403,9 @@ impl Driver {
             }
         }
         if let EventKind::JobEnd { job, .. } = &e.kind {
+            self.store
+                .pil_ended(&self.name, job)
+                .map_err(|err| Closed::Store(err.to_string()))?;
             self.busy = false;
             if self.current.as_ref().is_some_and(|d| &d.job == job) {
                 self.current = None;

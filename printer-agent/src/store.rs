@@ -17,6 +17,9 @@ use pressrun_proto::v1::{DeviceEvent, EventBatch, PrintJob};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::pil::host::Outcome;
+use crate::pil::message::PieceStatus;
+
 /// A store problem.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -106,6 +109,25 @@ CREATE TABLE IF NOT EXISTS pil (
     inserter TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pil_outcomes (
+    inserter TEXT NOT NULL,
+    job TEXT NOT NULL,
+    piece TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    read INTEGER NOT NULL,
+    PRIMARY KEY (inserter, job, piece)
+);
+CREATE TABLE IF NOT EXISTS pil_jobs (
+    inserter TEXT NOT NULL,
+    job TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    print_job TEXT NOT NULL,
+    pieces TEXT NOT NULL,
+    ended INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (inserter, job)
+);
 ";
 
 impl Store {
@@ -189,10 +211,17 @@ impl Store {
                     .collect::<Result<_, _>>()?
             };
             tx.execute("DELETE FROM outbox", [])?;
-            tx.execute(
-                "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('outbox', ?1)",
+            // sqlite_sequence has no key: update its row, or make it.
+            if tx.execute(
+                "UPDATE sqlite_sequence SET seq=?1 WHERE name='outbox'",
                 params![last_recorded],
-            )?;
+            )? == 0
+            {
+                tx.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?1)",
+                    params![last_recorded],
+                )?;
+            }
             for (_, run, blob) in rows {
                 tx.execute(
                     "INSERT INTO outbox (run_id, batch) VALUES (?1, ?2)",
@@ -331,6 +360,105 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// The recorded outcomes of the pieces of `job` as declared last to `inserter`.
+    pub fn pil_outcomes(
+        &self,
+        inserter: &str,
+        job: &str,
+    ) -> Result<Vec<(String, Outcome)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT piece, seq, status, reason, read FROM pil_outcomes WHERE inserter=?1 AND job=?2",
+        )?;
+        let rows = stmt.query_map(params![inserter, job], |r| {
+            let status: String = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                Outcome {
+                    seq: r.get(1)?,
+                    status: PieceStatus::parse(&status).unwrap_or(PieceStatus::Divert),
+                    reason: r.get(3)?,
+                    read: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A job declared to `inserter` (its id on the paper, run, print job, and pieces as
+    /// `(piece, sheets, feeders)`), so that after a restart its reports still reach the
+    /// right print job and its unreported pieces are still called unknown at `JOBEND`.
+    pub fn pil_declared(
+        &self,
+        inserter: &str,
+        job: &str,
+        run: &str,
+        print_job: &str,
+        pieces: &[(String, u32, u32)],
+    ) -> Result<(), StoreError> {
+        let text: Vec<String> = pieces
+            .iter()
+            .map(|(p, s, f)| format!("{p}:{s}:{f}"))
+            .collect();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO pil_jobs (inserter, job, run_id, print_job, pieces, ended)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            params![inserter, job, run, print_job, text.join(" ")],
+        )?;
+        // A job id declared again (a reprint) starts afresh.
+        tx.execute(
+            "DELETE FROM pil_outcomes WHERE inserter=?1 AND job=?2",
+            params![inserter, job],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// `JOBEND` of a declared job was recorded.
+    pub fn pil_ended(&self, inserter: &str, job: &str) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE pil_jobs SET ended=1 WHERE inserter=?1 AND job=?2",
+            params![inserter, job],
+        )?;
+        Ok(())
+    }
+
+    /// Every job declared to `inserter`: (job, run, print job, pieces, ended).
+    #[allow(clippy::type_complexity)]
+    pub fn pil_jobs(
+        &self,
+        inserter: &str,
+    ) -> Result<Vec<(String, String, String, Vec<(String, u32, u32)>, bool)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT job, run_id, print_job, pieces, ended FROM pil_jobs WHERE inserter=?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map(params![inserter], |r| {
+            let text: String = r.get(3)?;
+            let pieces = text
+                .split(' ')
+                .filter_map(|w| {
+                    let mut it = w.split(':');
+                    Some((
+                        it.next()?.to_string(),
+                        it.next()?.parse().ok()?,
+                        it.next()?.parse().ok()?,
+                    ))
+                })
+                .collect();
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                pieces,
+                r.get::<_, bool>(4)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records a PIL/1 event from `inserter`: its seq and the events it means for the
     /// dispatcher, in one transaction — after this returns, it may be `ACK`ed.
     pub fn pil_record(
@@ -339,9 +467,18 @@ impl Store {
         seq: u64,
         run: Option<&str>,
         events: Vec<DeviceEvent>,
+        piece: Option<(&str, &str, &Outcome)>,
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        if let Some((job, piece, o)) = piece {
+            // The first report of a piece in a declaration stands (a duplicate is not kept).
+            tx.execute(
+                "INSERT OR IGNORE INTO pil_outcomes (inserter, job, piece, seq, status, reason, read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![inserter, job, piece, o.seq, o.status.as_str(), o.reason, o.read],
+            )?;
+        }
         tx.execute(
             "INSERT INTO pil (inserter, last_seq) VALUES (?1, ?2)
              ON CONFLICT (inserter) DO UPDATE SET last_seq=max(last_seq, ?2)",
@@ -443,8 +580,8 @@ mod tests {
         );
         assert_eq!(s.welcome(11).unwrap(), 0);
         assert!(s.pending(0, 100).unwrap().is_empty());
-        s.pil_record("ins1", 5, Some("r1"), vec![]).unwrap();
-        s.pil_record("ins1", 3, None, vec![]).unwrap();
+        s.pil_record("ins1", 5, Some("r1"), vec![], None).unwrap();
+        s.pil_record("ins1", 3, None, vec![], None).unwrap();
         assert_eq!(s.pil_last("ins1").unwrap(), 5);
     }
 }

@@ -87,6 +87,10 @@ fn composed_with(dir: &Path, cap: Option<u32>) -> (PathBuf, String) {
 
 /// `dispatcher serve` on the registry; logs in the registry's folder, dispatcher.log.
 fn serve_dispatcher(state: &Path) -> (Proc, String) {
+    serve_dispatcher_on(state, "127.0.0.1:0")
+}
+
+fn serve_dispatcher_on(state: &Path, listen: &str) -> (Proc, String) {
     use std::io::BufRead;
     let log = fs::File::options()
         .create(true)
@@ -94,14 +98,7 @@ fn serve_dispatcher(state: &Path) -> (Proc, String) {
         .open(state.with_file_name("dispatcher.log"))
         .unwrap();
     let mut child = Command::new(bin("dispatcher"))
-        .args([
-            "serve",
-            "--log",
-            "info",
-            "--listen",
-            "127.0.0.1:0",
-            "--state",
-        ])
+        .args(["serve", "--log", "info", "--listen", listen, "--state"])
         .arg(state)
         .stdout(Stdio::piped())
         .stderr(log)
@@ -159,7 +156,11 @@ fn agent(dir: &Path, dispatcher: &str, printer: &str, inserter: &str, snmp: Opti
         ),
     )
     .unwrap();
-    let log = fs::File::create(dir.join("agent.log")).unwrap();
+    let log = fs::File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("agent.log"))
+        .unwrap();
     let child = Command::new(bin("printer-agent"))
         .args([
             "serve",
@@ -458,4 +459,61 @@ fn an_snmp_count_that_disagrees_with_ipp_is_reported() {
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("J000001"), "{log}");
+}
+
+fn kill9(p: &mut Proc) {
+    let _ = p.0.kill();
+    let _ = p.0.wait();
+}
+
+#[test]
+fn an_agent_and_a_dispatcher_killed_mid_job_lose_and_double_count_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed(dir.path());
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let sheets = before["sheets"].as_u64().unwrap();
+    let (mut server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    // Slow impressions, so that the kills land mid-job.
+    fs::write(printer.dir.join("impression-ms"), "60").unwrap();
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let mut agent_proc = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
+    print(&run_id, &addr);
+    let printed = |r: &Value| r["sheets_printed"].as_u64().unwrap();
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(60), |r| {
+        printed(r) >= 4
+    });
+    // SIGKILL the agent mid-job and start it again on its own store.
+    kill9(&mut agent_proc);
+    let at_kill = printed(&r);
+    std::thread::sleep(Duration::from_millis(500));
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(60), |r| {
+        printed(r) >= at_kill + 8
+    });
+    assert!(
+        printed(&r) < sheets,
+        "the run ended before the dispatcher could be killed"
+    );
+    // SIGKILL the dispatcher mid-job and start it again on the same address and registry.
+    kill9(&mut server);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_server, again) = serve_dispatcher_on(&state, &addr);
+    assert_eq!(again, addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true && r["sheets_printed"].as_u64().unwrap() >= sheets
+    });
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["duplicates"], 0, "{r:#}");
+    assert_eq!(r["disagreements"], 0, "{r:#}");
+    assert_eq!(r["unresolved"], 0, "{r:#}");
+    // Nothing printed twice: the printer's log has every impression once, and so has the
+    // ledger (a job the agent was submitting when killed would be reprinted, not lost).
+    let truth: u64 = printer.printed().values().sum();
+    if r["reprinted"] == 0 {
+        assert_eq!(r["sheets_printed"], sheets, "{r:#}");
+        assert_eq!(truth, sheets * 2);
+    }
+    assert_eq!(truth, r["sheets_printed"].as_u64().unwrap() * 2, "{r:#}");
 }

@@ -835,6 +835,24 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                         piece: piece.clone(),
                     }))
                 }
+                Some(Some(already)) if &already == print_job && *outcome == Outcome::Unknown => {
+                    // The host's "never reported" for a piece whose report stands (an
+                    // agent that restarted lost which pieces it had heard of): kept,
+                    // nothing to act on, no duplicate.
+                    append(
+                        tx,
+                        run,
+                        print_job,
+                        Some(piece),
+                        None,
+                        "superseded",
+                        Some(outcome.as_str()),
+                        Some(inserter),
+                        Some(&evidence),
+                        at,
+                    )?;
+                    Ok(None)
+                }
                 Some(Some(already)) if &already == print_job => {
                     tx.prepare_cached(
                         "UPDATE ledger_pieces SET duplicates=duplicates+1

@@ -251,6 +251,14 @@ impl Session {
         }
     }
 
+    /// Puts back the recorded outcome of a piece of a declared job (after a restart, from
+    /// the host's store): counted once, as if it had been applied in this session.
+    pub fn restore(&mut self, job: &str, piece: &str, outcome: Outcome) {
+        if let Some(t) = self.jobs.get_mut(job) {
+            t.outcomes.entry(piece.to_string()).or_insert(outcome);
+        }
+    }
+
     /// Compares the inserter's `last-seq` from `HELLO` with what was recorded (rule 3).
     pub fn hello(&mut self, device_last_seq: u64) -> Hello {
         use std::cmp::Ordering::*;

@@ -88,7 +88,8 @@ macro_rules! word_enum {
             pub fn as_str(self) -> &'static str {
                 match self { $( Self::$v => $s ),+ }
             }
-            fn parse(s: &str) -> Option<Self> {
+            /// The value of a word as written on the line.
+            pub fn parse(s: &str) -> Option<Self> {
                 match s { $( $s => Some(Self::$v), )+ _ => None }
             }
         }
