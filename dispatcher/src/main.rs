@@ -288,6 +288,11 @@ struct ServeArgs {
     /// Serve without a token on a non-loopback address (a trusted network only).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// A printer that stays down (stopped, unreachable) this many seconds is drained:
+    /// the jobs queued to it that it has not started are asked back from its agent and
+    /// their pieces move to a printer that is up.
+    #[arg(long, default_value_t = 30)]
+    drain_after_seconds: u64,
     #[command(flatten)]
     nodes: NodeArgs,
 }
@@ -505,6 +510,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 state: a.state.clone(),
                 on_demand_threads: a.on_demand_threads,
                 roots: roots::Roots::new(&a.data_roots, &a.template_roots, &a.out_roots)?,
+                drain_after: Duration::from_secs(a.drain_after_seconds.max(1)),
             };
             rt.block_on(service::serve(a.listen, config, security))?;
             Ok(exit::OK)

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     /// Threads of the on-demand pool.
     pub on_demand_threads: usize,
     pub roots: Roots,
+    /// A printer down this long is drained: its queued jobs move to printers that are up.
+    pub drain_after: std::time::Duration,
 }
 
 /// A compiled template and the bundle it came from.
@@ -433,6 +435,7 @@ pub async fn serve(
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<DispatcherServer<Service>>().await;
     let hub = crate::agents::Hub::new(&config.state)?;
+    hub.start_drainer(config.drain_after);
     let agents =
         pressrun_proto::v1::print_agents_server::PrintAgentsServer::new(crate::agents::Service {
             hub: hub.clone(),

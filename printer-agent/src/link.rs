@@ -179,6 +179,16 @@ impl Link {
                             }
                         }
                         Some(agent_command::Kind::Refused(why)) => return Err(format!("the dispatcher refused the agent: {why}")),
+                        Some(agent_command::Kind::Withdraw(w)) => {
+                            match self.store.withdraw(&w.run_id, &w.print_job, &w.why) {
+                                Ok(true) => {
+                                    tracing::warn!(run = %w.run_id, job = %w.print_job, why = %w.why, "print job withdrawn");
+                                    self.outbox.notify_one();
+                                }
+                                Ok(false) => tracing::info!(run = %w.run_id, job = %w.print_job, "not withdrawn: not held, or the printer has it"),
+                                Err(e) => return Err(e.to_string()),
+                            }
+                        }
                         Some(agent_command::Kind::Welcome(_)) | None => {}
                     }
                 }

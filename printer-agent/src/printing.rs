@@ -173,6 +173,26 @@ impl Worker {
                 Ok(())
             }
             JobStage::Queued => {
+                // Submit only to a printer that answers: while it does not, the job stays
+                // queued (so it can be withdrawn and moved to another printer).
+                let mut wait = self.pacing.backoff;
+                loop {
+                    match self.ipp.printer().await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            self.statuses.update(&name, |s| {
+                                s.state = "unreachable".into();
+                                s.reasons = vec![e.to_string()];
+                            });
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(self.pacing.backoff_max);
+                            if self.store.stage(&job.header.run_id, &id)? != Some(JobStage::Queued)
+                            {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
                 let pdf = match std::fs::read(job.pdf()) {
                     Ok(b) => b,
                     Err(e) => {

@@ -290,6 +290,52 @@ impl Store {
         Ok(())
     }
 
+    /// Withdraws a held job that its printer has not started: ended, with its event.
+    /// Returns whether it was withdrawn (`false`: not held, or already submitted).
+    pub fn withdraw(&self, run: &str, job: &str, why: &str) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let printer: Option<String> = tx
+            .query_row(
+                "SELECT printer FROM jobs WHERE run_id=?1 AND print_job=?2 AND stage='queued'",
+                params![run, job],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(printer) = printer else {
+            return Ok(false);
+        };
+        tx.execute(
+            "UPDATE jobs SET stage='ended' WHERE run_id=?1 AND print_job=?2",
+            params![run, job],
+        )?;
+        push_in(
+            &tx,
+            run,
+            vec![crate::events::ended(
+                job,
+                &printer,
+                format!("withdrawn: {why}"),
+                0,
+            )],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The stage a held job is at now.
+    pub fn stage(&self, run: &str, job: &str) -> Result<Option<JobStage>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT stage FROM jobs WHERE run_id=?1 AND print_job=?2",
+                params![run, job],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|s| JobStage::parse(&s)))
+    }
+
     /// The jobs held for `printer` that are not ended, oldest first.
     pub fn open_jobs(&self, printer: &str) -> Result<Vec<HeldJob>, StoreError> {
         self.jobs_where("printer=?1 AND stage<>'ended'", printer)

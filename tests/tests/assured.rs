@@ -91,6 +91,10 @@ fn serve_dispatcher(state: &Path) -> (Proc, String) {
 }
 
 fn serve_dispatcher_on(state: &Path, listen: &str) -> (Proc, String) {
+    serve_dispatcher_with(state, listen, &[])
+}
+
+fn serve_dispatcher_with(state: &Path, listen: &str, extra: &[&str]) -> (Proc, String) {
     use std::io::BufRead;
     let log = fs::File::options()
         .create(true)
@@ -100,6 +104,7 @@ fn serve_dispatcher_on(state: &Path, listen: &str) -> (Proc, String) {
     let mut child = Command::new(bin("dispatcher"))
         .args(["serve", "--log", "info", "--listen", listen, "--state"])
         .arg(state)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -142,20 +147,31 @@ fn inserter(faults: &[&str], follow: Option<&Printer>) -> (Proc, String) {
 /// `printer-agent serve` with one printer followed by one inserter, the printer's SNMP
 /// agent at `snmp` (v2c) if given; logs in DIR/agent.log.
 fn agent(dir: &Path, dispatcher: &str, printer: &str, inserter: &str, snmp: Option<&str>) -> Proc {
-    let config = dir.join("agent.toml");
     let snmp = snmp.map_or(String::new(), |a| {
         format!("snmp = {{ address = \"{a}\", version = \"2c\", community = \"printer\" }}\n")
     });
-    fs::write(
-        &config,
-        format!(
-            "[agent]\nname = \"line-1\"\nstate_dir = \"{}\"\n\n\
-             [[printer]]\nname = \"p1\"\nuri = \"{printer}\"\ninserter = \"i1\"\nduplex = true\n{snmp}\n\
-             [[inserter]]\nname = \"i1\"\ntcp = \"{inserter}\"\n",
-            dir.join("agent-state").display()
-        ),
-    )
-    .unwrap();
+    agent_with(dir, dispatcher, &[("p1", printer, "i1", inserter, &snmp)])
+}
+
+/// `printer-agent serve` with these printers, each followed by its inserter: (printer,
+/// URI, inserter, inserter address, extra printer lines).
+fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &str)]) -> Proc {
+    let config = dir.join("agent.toml");
+    let mut text = format!(
+        "[agent]\nname = \"line-1\"\nstate_dir = \"{}\"\n\n",
+        dir.join("agent-state").display()
+    );
+    for (p, uri, i, _, extra) in lines {
+        text.push_str(&format!(
+            "[[printer]]\nname = \"{p}\"\nuri = \"{uri}\"\ninserter = \"{i}\"\nduplex = true\n{extra}\n"
+        ));
+    }
+    for (_, _, i, addr, _) in lines {
+        text.push_str(&format!(
+            "[[inserter]]\nname = \"{i}\"\ntcp = \"{addr}\"\n\n"
+        ));
+    }
+    fs::write(&config, text).unwrap();
     let log = fs::File::options()
         .create(true)
         .append(true)
@@ -516,4 +532,115 @@ fn an_agent_and_a_dispatcher_killed_mid_job_lose_and_double_count_nothing() {
         assert_eq!(truth, sheets * 2);
     }
     assert_eq!(truth, r["sheets_printed"].as_u64().unwrap() * 2, "{r:#}");
+}
+
+#[test]
+fn two_printers_one_goes_down_and_its_work_moves_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    // Moving the unconfirmed pieces of the job in progress is not held by the cap.
+    let (state, run_id) = composed_with(dir.path(), Some(100));
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let (_server, addr) =
+        serve_dispatcher_with(&state, "127.0.0.1:0", &["--drain-after-seconds", "2"]);
+    let p1 = Printer::start(&dir.path().join("printer1"));
+    let p2 = Printer::start(&dir.path().join("printer2"));
+    // Printer 2 is slow: it is in its first job when its power goes.
+    fs::write(p2.dir.join("impression-ms"), "300").unwrap();
+    let (_i1, i1) = inserter(&[], Some(&p1));
+    let (_i2, i2) = inserter(&[], Some(&p2));
+    let _agent = agent_with(
+        dir.path(),
+        &addr,
+        &[
+            ("p1", &p1.uri, "i1", &i1, ""),
+            ("p2", &p2.uri, "i2", &i2, ""),
+        ],
+    );
+    // Both printers attached before the run is printed: its jobs are spread over them.
+    let start = Instant::now();
+    loop {
+        let fleet =
+            run(Command::new(bin("dispatcher")).args(["fleet", "--server", &addr, "--json"]));
+        let f: Value = serde_json::from_slice(&fleet.stdout).unwrap_or(Value::Null);
+        if f["devices"].as_array().is_some_and(|d| d.len() == 4) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the agent did not attach"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    print(&run_id, &addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(60), |r| {
+        r["by_printer"]["p2"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(r["complete"] == false);
+    // Printer 2 loses power: the printer, its D-Bus and the command printing (not the
+    // inserter after it).
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f"])
+        .arg(format!("{}/(spool|dbus)", p2.dir.display()))
+        .status();
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true
+    });
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["unresolved"], 0, "{r:#}");
+    assert_eq!(r["duplicates"], 0, "{r:#}");
+    assert!(r["reprinted"].as_u64().unwrap() > 0, "{r:#}");
+    // Every sheet was put out at least once (the printers' own logs), most by printer 1.
+    // (A sheet printer 2 put out just before the power went, which its count never
+    // confirmed, is inserted OK on the inserter's word alone.)
+    let sheets = before["sheets"].as_u64().unwrap();
+    let out: u64 = p1.printed().values().sum::<u64>() + p2.printed().values().sum::<u64>();
+    assert!(out >= sheets * 2, "{out} impressions for {sheets} sheets");
+    let by_p2 = r["by_printer"]["p2"].as_u64().unwrap();
+    assert!(by_p2 < sheets / 2, "{r:#}");
+}
+
+#[test]
+fn reprints_above_the_cap_wait_for_an_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    // The example profile's cap: 10 % of a job's pieces; a jam in a job of 5 is above it.
+    let (state, run_id) = composed(dir.path());
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    fs::write(printer.dir.join("jam-after"), "5").unwrap();
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
+    print(&run_id, &addr);
+    // Everything else completes; the jammed job's pieces wait.
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(120), |r| {
+        r["sheets_printed"].as_u64().unwrap() >= r["sheets"].as_u64().unwrap() - 8
+            && r["unresolved_pieces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["job"] == "J000001")
+    });
+    assert_eq!(r["complete"], false);
+    assert_eq!(r["reprinted"], 0, "{r:#}");
+    let held = run(Command::new(bin("dispatcher")).args(["print", &run_id, "--server", &addr]));
+    let text = String::from_utf8_lossy(&held.stdout).to_string();
+    assert!(
+        text.contains("0 reprint jobs made, 1 jobs' reprints held"),
+        "{text}"
+    );
+    assert!(!dir.path().join("out/jobs/J000001R1.pdf").exists());
+    // The operator lets them through.
+    let go = run(Command::new(bin("dispatcher")).args([
+        "print",
+        &run_id,
+        "--server",
+        &addr,
+        "--reprint-held",
+    ]));
+    let text = String::from_utf8_lossy(&go.stdout).to_string();
+    assert!(text.contains("1 reprint jobs made"), "{text}");
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(120), |r| {
+        r["complete"] == true
+    });
+    assert!(r["reprinted"].as_u64().unwrap() > 0, "{r:#}");
 }

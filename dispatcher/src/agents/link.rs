@@ -91,6 +91,7 @@ pub async fn attach(
                 inserters: hello.inserters.clone(),
                 tx: Some(tx.clone()),
                 sending,
+                down_since: BTreeMap::new(),
                 status: BTreeMap::new(),
                 attached_at: Instant::now(),
                 printed,
@@ -161,6 +162,11 @@ async fn serve(
                         .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(3600))
                     {
                         window.pop_front();
+                    }
+                    if super::is_down(&s.state) {
+                        a.down_since.entry(s.device.clone()).or_insert(now);
+                    } else {
+                        a.down_since.remove(&s.device);
                     }
                     a.status.insert(s.device.clone(), s);
                 }

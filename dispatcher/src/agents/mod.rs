@@ -43,6 +43,8 @@ struct Agent {
     sending: Arc<tokio::sync::Mutex<()>>,
     status: BTreeMap<String, DeviceStatus>,
     attached_at: Instant,
+    /// Since when each of its devices has been down (stopped, unreachable).
+    down_since: BTreeMap<String, Instant>,
     /// (when, impressions printed since the agent started), per printer, over the last hour.
     printed: BTreeMap<String, VecDeque<(Instant, u64)>>,
 }
@@ -53,6 +55,8 @@ struct Inner {
     sessions: u64,
     /// Runs with jobs no capable printer could take: tried again when an agent attaches.
     waiting: BTreeSet<String>,
+    /// (run, job) asked back from an agent whose printer is down.
+    withdrawn: BTreeSet<(String, String)>,
     /// (run, job) on their way to an agent, not yet reported queued: (agent, impressions).
     sending: BTreeMap<(String, String), (String, String, u64)>,
 }
@@ -90,6 +94,60 @@ impl Hub {
                 Err(e) => tracing::error!("cannot read the runs to print: {e}"),
             }
         })
+    }
+
+    /// Drains printers that stay down for `after`: every job queued to one and not yet
+    /// taken by it is asked back from its agent; once the agent reports it withdrawn,
+    /// its pieces go into a reprint job that routing sends to a printer that is up.
+    pub fn start_drainer(self: &Arc<Self>, after: Duration) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let down: Vec<(String, String, ToAgent)> = {
+                    let inner = hub.lock();
+                    inner
+                        .agents
+                        .iter()
+                        .flat_map(|(name, a)| {
+                            a.down_since
+                                .iter()
+                                .filter(|(_, t)| t.elapsed() >= after)
+                                .filter_map(|(p, _)| Some((name.clone(), p.clone(), a.tx.clone()?)))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect()
+                };
+                for (agent, printer, tx) in down {
+                    let to = format!("{agent}/{printer}");
+                    let h = hub.clone();
+                    let jobs = tokio::task::spawn_blocking(move || {
+                        h.reader()
+                            .and_then(|l| l.queued_not_started(&to).map_err(internal))
+                    })
+                    .await;
+                    let Ok(Ok(jobs)) = jobs else { continue };
+                    for (run, job) in jobs {
+                        if !hub.lock().withdrawn.insert((run.clone(), job.clone())) {
+                            continue;
+                        }
+                        tracing::warn!(%agent, %printer, %run, %job, "printer down: job asked back to move it");
+                        metrics::counter!("pressrun_jobs_withdrawn_total").increment(1);
+                        let w = pressrun_proto::v1::Withdraw {
+                            run_id: run,
+                            print_job: job,
+                            why: format!("printer {printer} down for {} s", after.as_secs()),
+                        };
+                        let _ = tx
+                            .send(Ok(AgentCommand {
+                                kind: Some(agent_command::Kind::Withdraw(w)),
+                            }))
+                            .await;
+                    }
+                }
+            }
+        });
     }
 
     /// Ends every agent session (the server is shutting down).
@@ -168,7 +226,13 @@ impl Hub {
             let origin = &state.origin;
             let (pieces, reprinted, n) = ledger.reprint_counts(run, origin).map_err(internal)?;
             let new = candidates.iter().filter(|(_, r)| *r == 0).count() as u64;
-            if !force && (reprinted + new) * 100 > u64::from(cap) * pieces {
+            // Pieces of a job withdrawn from a printer that went down are moved, not
+            // failed: the cap does not hold them.
+            let moved = state
+                .ended
+                .as_deref()
+                .is_some_and(|e| e.starts_with("withdrawn"));
+            if !force && !moved && (reprinted + new) * 100 > u64::from(cap) * pieces {
                 held += 1;
                 metrics::counter!("pressrun_reprints_held_total").increment(1);
                 tracing::warn!(
@@ -363,6 +427,11 @@ impl Hub {
         }
         FleetResponse { devices }
     }
+}
+
+/// A device state that puts out no paper.
+pub(crate) fn is_down(state: &str) -> bool {
+    matches!(state, "stopped" | "down" | "unreachable")
 }
 
 /// The profile's reprint cap, from the run's `jobs/production.json` (10 % if absent).

@@ -276,6 +276,16 @@ impl Ledger {
         Ok(all)
     }
 
+    /// Jobs queued to `agent/printer` that its printer has not taken: (run, job).
+    pub fn queued_not_started(&self, to: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, print_job FROM ledger_jobs
+             WHERE queued_to=?1 AND printer IS NULL AND ended IS NULL ORDER BY run_id, print_job",
+        )?;
+        let rows = stmt.query_map(params![to], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records that the run is to be printed.
     pub fn request_print(&mut self, run: &str) -> Result<(), LedgerError> {
         self.conn.execute(
