@@ -249,6 +249,17 @@ struct FarmArgs {
     /// Run registry database (default: OUT/run-state.sqlite).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Print production: once the run succeeds, print it through the printer agents
+    /// attached to the dispatcher server at --print-server (whose registry must be this
+    /// run's --state).
+    #[arg(long, requires_all = ["production", "print_server", "state"])]
+    print: bool,
+    /// The dispatcher server whose agents print the run (host:port).
+    #[arg(long, requires = "print")]
+    print_server: Option<String>,
+    /// File holding that server's bearer token. Also read from PRESSRUN_TOKEN.
+    #[arg(long, requires = "print")]
+    print_server_token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -320,6 +331,10 @@ struct SubmitArgs {
     conn: ClientArgs,
     #[command(flatten)]
     common: renderer::args::RunArgs,
+    /// Print production: once the run succeeds, the server prints it through its
+    /// attached printer agents.
+    #[arg(long, requires = "production")]
+    print: bool,
 }
 
 fn main() -> ExitCode {
@@ -536,6 +551,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 replace: spec.replace,
                 window_shards: spec.window as u64,
                 max_record_bytes: spec.max_record_bytes as u64,
+                print: a.print,
             };
             let id = runtime()?.block_on(async {
                 anyhow::Ok(
@@ -811,6 +827,39 @@ fn run(a: FarmArgs) -> anyhow::Result<u8> {
             }
             observer.finished(report.status);
             renderer::cli::print_report(&report);
+            if a.print && report.status == RunStatus::Succeeded {
+                let conn = ClientArgs {
+                    server: a.print_server.clone().unwrap_or_default(),
+                    server_tls_ca: None,
+                    server_tls_domain: None,
+                    server_token_file: a.print_server_token_file.clone(),
+                };
+                let run_id = report.run_id.clone();
+                let r = rt.block_on(async {
+                    anyhow::Ok(
+                        agents_client(&conn)
+                            .await?
+                            .print_run(pressrun_proto::v1::PrintRunRequest {
+                                run_id,
+                                reprint_held: false,
+                            })
+                            .await?
+                            .into_inner(),
+                    )
+                });
+                match r {
+                    Ok(r) => println!(
+                        "printing · {} print jobs handed to agents, {} waiting for a printer",
+                        r.jobs_queued, r.jobs_waiting
+                    ),
+                    Err(e) => {
+                        eprintln!(
+                            "error: the run is composed but not printing ({e:#}); print it with `dispatcher print RUN --server ADDR`"
+                        );
+                        return Ok(exit::FAILED);
+                    }
+                }
+            }
             Ok(renderer::cli::exit_code(&report))
         }
         Err(e) => {

@@ -60,6 +60,8 @@ pub struct Service {
     runs: Mutex<BTreeMap<String, RunEntry>>,
     on_demand: RenderPool,
     templates: Mutex<BTreeMap<(PathBuf, String), Compiled>>,
+    /// The attached printer agents, for runs submitted with printing on.
+    hub: Option<Arc<crate::agents::Hub>>,
 }
 
 /// The service error of a run that cannot start.
@@ -78,9 +80,10 @@ fn run_error(e: RunError) -> ServiceError {
 
 impl Service {
     /// Creates the service.
-    pub fn new(config: ServerConfig) -> Self {
+    pub fn new(config: ServerConfig, hub: Option<Arc<crate::agents::Hub>>) -> Self {
         let threads = config.on_demand_threads.max(1);
         Self {
+            hub,
             on_demand: RenderPool::new(threads, threads * 64),
             config,
             runs: Mutex::new(BTreeMap::new()),
@@ -187,6 +190,12 @@ impl Dispatcher for Service {
         let data = roots.data(&r.data)?;
         let out = roots.out(&r.out)?;
         let (template, bundle) = self.template(&template_dir).await?;
+        if r.print && r.production_profile.is_empty() {
+            return Err(ServiceError::InvalidArgument(
+                "print needs a production profile: only print-production runs are printed".into(),
+            )
+            .into());
+        }
         let profile = if r.production_profile.is_empty() {
             None
         } else {
@@ -255,6 +264,8 @@ impl Dispatcher for Service {
         )
         .map_err(|e| ServiceError::Internal(format!("{e:#}")))?;
         let run_id = id.clone();
+        let (hub, print) = (self.hub.clone(), r.print);
+        let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let result = run_claimed(template, &spec, claimed, &backends, &control, &observer);
             let last = tx.borrow().clone();
@@ -275,6 +286,19 @@ impl Dispatcher for Service {
                         } else {
                             None
                         };
+                    if ledger.is_none()
+                        && print
+                        && report.status == RunStatus::Succeeded
+                        && let Some(hub) = hub.as_ref()
+                    {
+                        let hub = hub.clone();
+                        let run = run_id.clone();
+                        handle.spawn(async move {
+                            if let Err(e) = hub.print_run(&run).await {
+                                tracing::error!(%run, "the run is composed but not printing: {e}");
+                            }
+                        });
+                    }
                     if let Some(e) = ledger {
                         observer.finished(RunStatus::Failed);
                         let msg = format!(
@@ -445,7 +469,7 @@ pub async fn serve(
     reporter
         .set_serving::<pressrun_proto::v1::print_agents_server::PrintAgentsServer<crate::agents::Service>>()
         .await;
-    let svc = Arc::new(Service::new(config));
+    let svc = Arc::new(Service::new(config, Some(hub.clone())));
     let service = DispatcherServer::from_arc(svc.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);

@@ -26,11 +26,11 @@ impl Drop for Proc {
 /// A composed print-production run: 24 example statements, duplex, jobs of at most 5
 /// pieces, the default reprint cap. Returns the state database and the run id.
 fn composed(dir: &Path) -> (PathBuf, String) {
-    composed_with(dir, None)
+    composed_with(dir, None, None)
 }
 
 /// The same with `reprint-cap-percent = cap`.
-fn composed_with(dir: &Path, cap: Option<u32>) -> (PathBuf, String) {
+fn composed_with(dir: &Path, cap: Option<u32>, print_server: Option<&str>) -> (PathBuf, String) {
     let data = run(Command::new(bin("renderer")).args([
         "example-data",
         "statement",
@@ -56,18 +56,16 @@ fn composed_with(dir: &Path, cap: Option<u32>) -> (PathBuf, String) {
     fs::write(&profile, text).unwrap();
     let state = dir.join("registry.sqlite");
     let out = dir.join("out");
-    let res = run(&mut dispatcher_batch(
-        &data_path,
-        &out,
-        &[],
-        10,
-        &[
-            "--production",
-            profile.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ],
-    ));
+    let mut extra = vec![
+        "--production",
+        profile.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    if let Some(addr) = print_server {
+        extra.extend(["--print", "--print-server", addr]);
+    }
+    let res = run(&mut dispatcher_batch(&data_path, &out, &[], 10, &extra));
     assert_eq!(
         res.status.code(),
         Some(0),
@@ -236,13 +234,9 @@ fn wait_for(
 #[test]
 fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, run_id) = composed(dir.path());
-    let (code, before) = reconcile(&state, &run_id);
-    assert_eq!(code, Some(1), "{before:#}");
-    let expected = before["expected"].as_u64().unwrap();
-    let sheets = before["sheets"].as_u64().unwrap();
-    assert!(before["print_jobs"].as_u64().unwrap() >= 3, "{before:#}");
-
+    // The server, the printer and its agent first; then `dispatcher run --print` on the
+    // server's registry composes the run and has it printed.
+    let state = dir.path().join("registry.sqlite");
     let (_server, addr) = serve_dispatcher(&state);
     let printer = Printer::start(&dir.path().join("printer"));
     let (_ins, ins_addr) = inserter(&[], None);
@@ -255,13 +249,12 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
         &ins_addr,
         Some(&snmp.address()),
     );
+    let (state, run_id) = composed_with(dir.path(), None, Some(&addr));
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let sheets = before["sheets"].as_u64().unwrap();
+    assert!(before["print_jobs"].as_u64().unwrap() >= 3, "{before:#}");
 
-    let print = run(Command::new(bin("dispatcher")).args(["print", &run_id, "--server", &addr]));
-    assert!(
-        print.status.success(),
-        "{}",
-        String::from_utf8_lossy(&print.stderr)
-    );
     // The simulator inserts as soon as a job starts, ahead of the printer: wait for the
     // printer's last count too.
     let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(180), |r| {
@@ -339,7 +332,7 @@ fn print(run_id: &str, addr: &str) {
 #[test]
 fn a_jam_mid_job_reprints_exactly_the_unconfirmed_pieces_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, run_id) = composed_with(dir.path(), Some(100));
+    let (state, run_id) = composed_with(dir.path(), Some(100), None);
     let (_, before) = reconcile(&state, &run_id);
     let expected = before["expected"].as_u64().unwrap();
     let (_server, addr) = serve_dispatcher(&state);
@@ -400,7 +393,7 @@ fn a_jam_mid_job_reprints_exactly_the_unconfirmed_pieces_once() {
 #[test]
 fn inserter_faults_are_reprinted_once_and_the_duplicate_flagged() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, run_id) = composed_with(dir.path(), Some(100));
+    let (state, run_id) = composed_with(dir.path(), Some(100), None);
     let (_, before) = reconcile(&state, &run_id);
     let expected = before["expected"].as_u64().unwrap();
     let (_server, addr) = serve_dispatcher(&state);
@@ -538,7 +531,7 @@ fn an_agent_and_a_dispatcher_killed_mid_job_lose_and_double_count_nothing() {
 fn two_printers_one_goes_down_and_its_work_moves_to_the_other() {
     let dir = tempfile::tempdir().unwrap();
     // Moving the unconfirmed pieces of the job in progress is not held by the cap.
-    let (state, run_id) = composed_with(dir.path(), Some(100));
+    let (state, run_id) = composed_with(dir.path(), Some(100), None);
     let (_, before) = reconcile(&state, &run_id);
     let expected = before["expected"].as_u64().unwrap();
     let (_server, addr) =
