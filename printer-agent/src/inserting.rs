@@ -328,6 +328,8 @@ impl Driver {
     }
 
     fn garbage(&self, what: &str) {
+        metrics::counter!("pressrun_agent_garbage_lines_total", "inserter" => self.name.clone())
+            .increment(1);
         tracing::warn!(inserter = %self.name, "garbage on the inserter line, ignored: {what}");
         self.statuses.update(&self.name, |s| {
             s.reasons = vec![format!("garbage line: {what}")];
@@ -445,6 +447,8 @@ impl Driver {
                     PieceStatus::Jam => "jammed",
                     PieceStatus::Pulled => "pulled",
                 };
+                metrics::counter!("pressrun_agent_pieces_total", "inserter" => self.name.clone(), "outcome" => outcome)
+                    .increment(1);
                 (
                     Some(run.clone()),
                     vec![events::piece(
@@ -493,6 +497,8 @@ fn state_word(s: DeviceState) -> &'static str {
 }
 
 fn metrics_connect(name: &str) {
+    metrics::counter!("pressrun_agent_inserter_connects_total", "inserter" => name.to_string())
+        .increment(1);
     tracing::info!(inserter = %name, "inserter line open");
 }
 

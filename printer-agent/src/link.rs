@@ -158,7 +158,8 @@ impl Link {
                         .ok_or("the dispatcher closed the session")?;
                     match m.kind {
                         Some(agent_command::Kind::Ack(n)) => {
-                            self.store.acknowledged(n).map_err(|e| e.to_string())?;
+                            let waiting = self.store.acknowledged(n).map_err(|e| e.to_string())?;
+                            metrics::gauge!("pressrun_agent_outbox_batches").set(waiting as f64);
                         }
                         Some(agent_command::Kind::Job(header)) => {
                             receiving = self.start_job(header);
@@ -199,6 +200,7 @@ impl Link {
                     break;
                 }
                 for b in batches {
+                    metrics::counter!("pressrun_agent_event_batches_sent_total").increment(1);
                     sent = b.seq;
                     send(&tx, agent_message::Kind::Events(b)).await?;
                 }

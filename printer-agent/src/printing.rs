@@ -36,6 +36,8 @@ pub struct Worker {
     pub inserter: Option<mpsc::Sender<Declare>>,
     /// The printer's SNMP agent: its life count is a second witness of every job.
     pub snmp: Option<Arc<SnmpPrinter>>,
+    /// Impressions of the current job counted so far (for the metrics and pages/hour).
+    pub seen: std::sync::atomic::AtomicU64,
 }
 
 /// The life count before a job, if SNMP can give one that counts impressions.
@@ -126,6 +128,8 @@ impl Worker {
     }
 
     async fn one(&self, job: HeldJob) -> Result<(), crate::store::StoreError> {
+        self.seen
+            .store(job.completed, std::sync::atomic::Ordering::Relaxed);
         let id = job.header.print_job.clone();
         let name = self.name.clone();
         match job.stage {
@@ -301,6 +305,17 @@ impl Worker {
         }
     }
 
+    /// A new confirmed count of the current job: the impressions it adds.
+    fn counted(&self, n: u64) {
+        let before = self.seen.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+        if n > before {
+            metrics::counter!("pressrun_agent_impressions_total", "printer" => self.name.clone())
+                .increment(n - before);
+            self.statuses
+                .update(&self.name, |s| s.impressions_printed += n - before);
+        }
+    }
+
     /// Records one step the IPP driver reported.
     fn report(
         &self,
@@ -358,15 +373,22 @@ impl Worker {
                 }
                 Ok(())
             }
-            Report::Step(Step::Progress(n)) => self.advance(
-                job,
-                JobStage::Printing,
-                None,
-                n,
-                vec![events::impressions(id, name, n, device_job)],
-            ),
+            Report::Step(Step::Progress(n)) => {
+                self.counted(n);
+                self.advance(
+                    job,
+                    JobStage::Printing,
+                    None,
+                    n,
+                    vec![events::impressions(id, name, n, device_job)],
+                )
+            }
             Report::Step(Step::Ended(end)) => {
                 let (how, completed) = how(&end);
+                self.counted(completed);
+                let kind = how.split(':').next().unwrap_or("").to_string();
+                metrics::counter!("pressrun_agent_jobs_ended_total", "printer" => name.clone(), "how" => kind)
+                    .increment(1);
                 tracing::info!(printer = %name, job = %id, %how, completed, "job ended");
                 self.advance(
                     job,
@@ -417,7 +439,10 @@ pub async fn watch_printer(
     every: Duration,
 ) {
     loop {
-        match ipp.printer().await {
+        let up = ipp.printer().await;
+        metrics::gauge!("pressrun_agent_printer_up", "printer" => name.clone())
+            .set(if matches!(&up, Ok(p) if p.state != 5) { 1.0 } else { 0.0 });
+        match up {
             Ok(p) => statuses.update(&name, |s| {
                 s.state = match p.state {
                     3 => "idle",

@@ -116,6 +116,7 @@ pub async fn serve(config: Config, options: Options) -> Result<(), ServeError> {
         };
         let worker = Worker {
             snmp,
+            seen: std::sync::atomic::AtomicU64::new(0),
             name: p.name.clone(),
             ipp,
             pacing: options.pacing.clone(),

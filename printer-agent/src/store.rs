@@ -181,11 +181,12 @@ impl Store {
         Ok(out)
     }
 
-    /// The dispatcher has recorded every batch up to `seq`: they are dropped.
-    pub fn acknowledged(&self, seq: u64) -> Result<(), StoreError> {
-        self.lock()
-            .execute("DELETE FROM outbox WHERE seq <= ?1", params![seq])?;
-        Ok(())
+    /// The dispatcher has recorded every batch up to `seq`: they are dropped. Returns
+    /// how many wait still.
+    pub fn acknowledged(&self, seq: u64) -> Result<u64, StoreError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM outbox WHERE seq <= ?1", params![seq])?;
+        Ok(conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
     }
 
     /// The dispatcher says it recorded up to `last_recorded` from this agent. If that is

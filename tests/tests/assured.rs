@@ -175,6 +175,9 @@ fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &s
         .append(true)
         .open(dir.join("agent.log"))
         .unwrap();
+    let metrics = free_addr();
+    let health = free_addr();
+    fs::write(dir.join("agent.addrs"), format!("{metrics} {health}")).unwrap();
     let child = Command::new(bin("printer-agent"))
         .args([
             "serve",
@@ -182,6 +185,10 @@ fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &s
             dispatcher,
             "--poll-seconds",
             "0.1",
+            "--metrics-listen",
+            &metrics,
+            "--health-listen",
+            &health,
             "--config",
         ])
         .arg(&config)
@@ -289,6 +296,36 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
     let again = run(Command::new(bin("dispatcher")).args(["print", &run_id, "--server", &addr]));
     let text = String::from_utf8_lossy(&again.stdout);
     assert!(text.starts_with("0 print jobs handed"), "{text}");
+
+    // The agent's metrics (promtool agrees) count every impression; its health serves.
+    let addrs = fs::read_to_string(dir.path().join("agent.addrs")).unwrap();
+    let (metrics, health) = addrs.split_once(' ').unwrap();
+    let text = scrape(metrics);
+    promtool_check(&text);
+    assert!(
+        text.contains(&format!(
+            "pressrun_agent_impressions_total{{printer=\"p1\"}} {}",
+            sheets * 2
+        )),
+        "{text}"
+    );
+    assert!(text.contains("pressrun_agent_pieces_total{inserter=\"i1\",outcome=\"ok\"}"), "{text}");
+    let serving = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{health}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    });
+    assert_eq!(serving, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
     // The fleet shows the agent's devices attached.
     let fleet = run(Command::new(bin("dispatcher")).args(["fleet", "--server", &addr, "--json"]));
