@@ -199,17 +199,50 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// HELP texts of the agent's metrics.
 fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge};
-    describe_counter!("pressrun_agent_impressions_total", "Impressions confirmed by the printer's job-impressions-completed");
-    describe_counter!("pressrun_agent_jobs_ended_total", "Print jobs the printer finished with, by how (completed, aborted, canceled, unknown, not printed)");
-    describe_gauge!("pressrun_agent_printer_up", "1 while the printer answers and is not stopped");
-    describe_counter!("pressrun_agent_pieces_total", "Inserter piece reports recorded, by outcome");
-    describe_counter!("pressrun_agent_garbage_lines_total", "Lines from an inserter that are not PIL/1, ignored");
-    describe_counter!("pressrun_agent_inserter_connects_total", "Times the inserter line was opened");
-    describe_counter!("pressrun_agent_snmp_failures_total", "SNMP polls that failed (no second witness for that job)");
-    describe_counter!("pressrun_agent_witness_disagreements_total", "Jobs whose SNMP life-count delta disagreed with IPP's impressions");
-    describe_counter!("pressrun_agent_sessions_total", "Sessions opened with the dispatcher");
-    describe_counter!("pressrun_agent_event_batches_sent_total", "Event batches sent to the dispatcher (a batch sent again after a reconnect counts again)");
-    describe_gauge!("pressrun_agent_outbox_batches", "Event batches on the agent's disk not yet acknowledged by the dispatcher");
+    describe_counter!(
+        "pressrun_agent_impressions_total",
+        "Impressions confirmed by the printer's job-impressions-completed"
+    );
+    describe_counter!(
+        "pressrun_agent_jobs_ended_total",
+        "Print jobs the printer finished with, by how (completed, aborted, canceled, unknown, not printed)"
+    );
+    describe_gauge!(
+        "pressrun_agent_printer_up",
+        "1 while the printer answers and is not stopped"
+    );
+    describe_counter!(
+        "pressrun_agent_pieces_total",
+        "Inserter piece reports recorded, by outcome"
+    );
+    describe_counter!(
+        "pressrun_agent_garbage_lines_total",
+        "Lines from an inserter that are not PIL/1, ignored"
+    );
+    describe_counter!(
+        "pressrun_agent_inserter_connects_total",
+        "Times the inserter line was opened"
+    );
+    describe_counter!(
+        "pressrun_agent_snmp_failures_total",
+        "SNMP polls that failed (no second witness for that job)"
+    );
+    describe_counter!(
+        "pressrun_agent_witness_disagreements_total",
+        "Jobs whose SNMP life-count delta disagreed with IPP's impressions"
+    );
+    describe_counter!(
+        "pressrun_agent_sessions_total",
+        "Sessions opened with the dispatcher"
+    );
+    describe_counter!(
+        "pressrun_agent_event_batches_sent_total",
+        "Event batches sent to the dispatcher (a batch sent again after a reconnect counts again)"
+    );
+    describe_gauge!(
+        "pressrun_agent_outbox_batches",
+        "Event batches on the agent's disk not yet acknowledged by the dispatcher"
+    );
 }
 
 fn parse_fault(s: &str) -> anyhow::Result<(String, Fault)> {

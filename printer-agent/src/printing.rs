@@ -440,8 +440,13 @@ pub async fn watch_printer(
 ) {
     loop {
         let up = ipp.printer().await;
-        metrics::gauge!("pressrun_agent_printer_up", "printer" => name.clone())
-            .set(if matches!(&up, Ok(p) if p.state != 5) { 1.0 } else { 0.0 });
+        metrics::gauge!("pressrun_agent_printer_up", "printer" => name.clone()).set(
+            if matches!(&up, Ok(p) if p.state != 5) {
+                1.0
+            } else {
+                0.0
+            },
+        );
         match up {
             Ok(p) => statuses.update(&name, |s| {
                 s.state = match p.state {

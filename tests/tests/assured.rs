@@ -309,7 +309,10 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
         )),
         "{text}"
     );
-    assert!(text.contains("pressrun_agent_pieces_total{inserter=\"i1\",outcome=\"ok\"}"), "{text}");
+    assert!(
+        text.contains("pressrun_agent_pieces_total{inserter=\"i1\",outcome=\"ok\"}"),
+        "{text}"
+    );
     let serving = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{health}"))
             .unwrap()
@@ -325,7 +328,10 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
             .into_inner()
             .status
     });
-    assert_eq!(serving, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        serving,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     // The fleet shows the agent's devices attached.
     let fleet = run(Command::new(bin("dispatcher")).args(["fleet", "--server", &addr, "--json"]));
