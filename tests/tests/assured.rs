@@ -148,11 +148,12 @@ fn agent(dir: &Path, dispatcher: &str, printer: &str, inserter: &str, snmp: Opti
     let snmp = snmp.map_or(String::new(), |a| {
         format!("snmp = {{ address = \"{a}\", version = \"2c\", community = \"printer\" }}\n")
     });
-    agent_with(dir, dispatcher, &[("p1", printer, "i1", inserter, &snmp)])
+    let link = format!("tcp = \"{inserter}\"");
+    agent_with(dir, dispatcher, &[("p1", printer, "i1", &link, &snmp)])
 }
 
 /// `printer-agent serve` with these printers, each followed by its inserter: (printer,
-/// URI, inserter, inserter address, extra printer lines).
+/// URI, inserter, the inserter's link lines (`tcp = …` or `tty = …`), extra printer lines).
 fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &str)]) -> Proc {
     let config = dir.join("agent.toml");
     let mut text = format!(
@@ -164,10 +165,8 @@ fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &s
             "[[printer]]\nname = \"{p}\"\nuri = \"{uri}\"\ninserter = \"{i}\"\nduplex = true\n{extra}\n"
         ));
     }
-    for (_, _, i, addr, _) in lines {
-        text.push_str(&format!(
-            "[[inserter]]\nname = \"{i}\"\ntcp = \"{addr}\"\n\n"
-        ));
+    for (_, _, i, link, _) in lines {
+        text.push_str(&format!("[[inserter]]\nname = \"{i}\"\n{link}\n\n"));
     }
     fs::write(&config, text).unwrap();
     let log = fs::File::options()
@@ -333,6 +332,25 @@ fn a_run_printed_and_inserted_is_complete_and_agrees_with_the_printer() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 
+    // The same report through the gRPC API.
+    let grpc = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut c = pressrun_proto::v1::print_agents_client::PrintAgentsClient::connect(format!(
+            "http://{addr}"
+        ))
+        .await
+        .unwrap();
+        c.reconcile(pressrun_proto::v1::ReconcileRequest {
+            run_id: run_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+    });
+    assert!(grpc.complete);
+    let via: Value = serde_json::from_str(&grpc.json).unwrap();
+    assert_eq!(via["inserted_ok"], r["inserted_ok"]);
+    assert_eq!(via["by_printer"], r["by_printer"]);
+
     // The fleet shows the agent's devices attached.
     let fleet = run(Command::new(bin("dispatcher")).args(["fleet", "--server", &addr, "--json"]));
     let f: Value = serde_json::from_slice(&fleet.stdout).unwrap();
@@ -441,18 +459,41 @@ fn inserter_faults_are_reprinted_once_and_the_duplicate_flagged() {
     let expected = before["expected"].as_u64().unwrap();
     let (_server, addr) = serve_dispatcher(&state);
     let printer = Printer::start(&dir.path().join("printer"));
-    // Faults fire once each, on the first job that has the piece: J000001.
-    let (_ins, ins_addr) = inserter(
-        &[
-            "000001=garbage",
-            "000002=divert:misread",
-            "000003=jam",
-            "000004=lost-report",
-            "000005=duplicate-report",
-        ],
-        Some(&printer),
-    );
-    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
+    // Faults fire once each, on the first job that has the piece: J000001. The inserter
+    // is on a serial line: a socat pty pair, the simulator on one end, the agent on the
+    // other at 115200 baud, 8N1.
+    let (agent_end, device_end) = (dir.path().join("tty-agent"), dir.path().join("tty-device"));
+    let socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", agent_end.display()))
+        .arg(format!("pty,raw,echo=0,link={}", device_end.display()))
+        .spawn()
+        .expect("socat is required by this test: scripts/test.sh installs it");
+    let _socat = Proc(socat);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(agent_end.exists() && device_end.exists()) {
+        assert!(Instant::now() < deadline, "socat made no pty pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut sim = Command::new(bin("printer-agent"));
+    sim.args(["simulate-inserter", "--baud", "115200", "--piece-ms", "20"])
+        .arg("--tty")
+        .arg(&device_end)
+        .arg("--follow-log")
+        .arg(printer.dir.join("printed.log"))
+        .args(["--idle-end-ms", "1500"]);
+    for f in [
+        "000001=garbage",
+        "000002=divert:misread",
+        "000003=jam",
+        "000004=lost-report",
+        "000005=duplicate-report",
+    ] {
+        sim.args(["--fault", f]);
+    }
+    let (sim, _) = spawn_listening(&mut sim, "open on ");
+    let _sim = Proc(sim);
+    let link = format!("tty = \"{}\"\nbaud = 115200", agent_end.display());
+    let _agent = agent_with(dir.path(), &addr, &[("p1", &printer.uri, "i1", &link, "")]);
     print(&run_id, &addr);
     let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
         r["complete"] == true
@@ -589,8 +630,8 @@ fn two_printers_one_goes_down_and_its_work_moves_to_the_other() {
         dir.path(),
         &addr,
         &[
-            ("p1", &p1.uri, "i1", &i1, ""),
-            ("p2", &p2.uri, "i2", &i2, ""),
+            ("p1", &p1.uri, "i1", &format!("tcp = \"{i1}\""), ""),
+            ("p2", &p2.uri, "i2", &format!("tcp = \"{i2}\""), ""),
         ],
     );
     // Both printers attached before the run is printed: its jobs are spread over them.
@@ -604,7 +645,8 @@ fn two_printers_one_goes_down_and_its_work_moves_to_the_other() {
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the agent did not attach"
+            "the agent did not attach: {}",
+            fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
