@@ -265,6 +265,31 @@ impl RunObserver for FarmObserver {
 pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
+        "pressrun_ledger_events_total",
+        "Device events from printer agents recorded in the ledger."
+    );
+    describe_counter!(
+        "pressrun_ledger_findings_total",
+        "Device reports kept as evidence but not applied (beyond the plan, unexpected, duplicate)."
+    );
+    describe_counter!("pressrun_reprint_jobs_total", "Reprint jobs made.");
+    describe_counter!(
+        "pressrun_reprinted_pieces_total",
+        "Mail pieces put into reprint jobs."
+    );
+    describe_counter!(
+        "pressrun_reprints_held_total",
+        "Reprint decisions held for an operator by the profile's reprint cap."
+    );
+    describe_counter!(
+        "pressrun_jobs_withdrawn_total",
+        "Print jobs asked back from an agent whose printer stayed down."
+    );
+    describe_counter!(
+        "pressrun_agent_sessions_total",
+        "Printer agent sessions opened."
+    );
+    describe_counter!(
         "pressrun_shards_committed_total",
         "Shards committed (on disk and journaled)."
     );
