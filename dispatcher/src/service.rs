@@ -286,9 +286,19 @@ impl Dispatcher for Service {
                         } else {
                             None
                         };
-                    if ledger.is_none()
-                        && print
+                    if let Some(e) = ledger {
+                        observer.finished(RunStatus::Failed);
+                        let msg = format!(
+                            "the print jobs are written but not in the ledger ({e:#}); enter them with `dispatcher enter-jobs --out OUT --state STATE`"
+                        );
+                        let _ = tx.send(progress_of(&run_id, RunState::Failed, &p, &msg));
+                        return;
+                    }
+                    observer.finished(report.status);
+                    // Printed once the registry says it succeeded (print refuses others).
+                    if print
                         && report.status == RunStatus::Succeeded
+                        && report.production.is_some()
                         && let Some(hub) = hub.as_ref()
                     {
                         let hub = hub.clone();
@@ -299,15 +309,6 @@ impl Dispatcher for Service {
                             }
                         });
                     }
-                    if let Some(e) = ledger {
-                        observer.finished(RunStatus::Failed);
-                        let msg = format!(
-                            "the print jobs are written but not in the ledger ({e:#}); enter them with `dispatcher enter-jobs --out OUT --state STATE`"
-                        );
-                        let _ = tx.send(progress_of(&run_id, RunState::Failed, &p, &msg));
-                        return;
-                    }
-                    observer.finished(report.status);
                     let s = &report.summary;
                     let p = Progress {
                         composed: s.records,
