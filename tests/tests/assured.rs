@@ -155,6 +155,16 @@ fn agent(dir: &Path, dispatcher: &str, printer: &str, inserter: &str, snmp: Opti
 /// `printer-agent serve` with these printers, each followed by its inserter: (printer,
 /// URI, inserter, the inserter's link lines (`tcp = …` or `tty = …`), extra printer lines).
 fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &str)]) -> Proc {
+    agent_args(dir, dispatcher, lines, &[])
+}
+
+/// The same with more `printer-agent serve` arguments (TLS, token).
+fn agent_args(
+    dir: &Path,
+    dispatcher: &str,
+    lines: &[(&str, &str, &str, &str, &str)],
+    extra: &[&str],
+) -> Proc {
     let config = dir.join("agent.toml");
     let mut text = format!(
         "[agent]\nname = \"line-1\"\nstate_dir = \"{}\"\n\n",
@@ -191,6 +201,7 @@ fn agent_with(dir: &Path, dispatcher: &str, lines: &[(&str, &str, &str, &str, &s
             "--config",
         ])
         .arg(&config)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -788,4 +799,103 @@ fn a_run_submitted_with_print_is_printed_once_it_succeeds() {
     });
     assert_eq!(r["inserted_ok"], r["expected"], "{r:#}");
     assert_eq!(r["expected"], 12, "{r:#}");
+}
+
+#[test]
+fn an_agent_attaches_over_tls_with_its_token_and_without_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed(dir.path());
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem, token, wrong) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("token"),
+        dir.path().join("wrong-token"),
+    );
+    fs::write(&cert_pem, cert.pem()).unwrap();
+    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    fs::write(&token, "agent-token").unwrap();
+    fs::write(&wrong, "not-the-token").unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let (_server, addr) = serve_dispatcher_with(
+        &state,
+        "127.0.0.1:0",
+        &[
+            "--listen-tls-cert",
+            &p(&cert_pem),
+            "--listen-tls-key",
+            &p(&key_pem),
+            "--listen-token-file",
+            &p(&token),
+        ],
+    );
+    let addr = addr.replace("127.0.0.1", "localhost");
+    let printer = Printer::start(&dir.path().join("printer"));
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let link = format!("tcp = \"{ins_addr}\"");
+    let lines = [("p1", printer.uri.as_str(), "i1", link.as_str(), "")];
+    // With the wrong token the agent is refused and attaches nothing.
+    let bad_dir = dir.path().join("bad");
+    fs::create_dir_all(&bad_dir).unwrap();
+    let mut bad = agent_args(
+        &bad_dir,
+        &addr,
+        &lines,
+        &[
+            "--dispatcher-tls-ca",
+            &p(&cert_pem),
+            "--token-file",
+            &p(&wrong),
+        ],
+    );
+    let secure = [
+        "--server",
+        addr.as_str(),
+        "--server-tls-ca",
+        &p(&cert_pem),
+        "--server-token-file",
+        &p(&token),
+    ];
+    let fleet = || -> Value {
+        let out = run(Command::new(bin("dispatcher"))
+            .args(["fleet", "--json"])
+            .args(secure));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let start = Instant::now();
+    loop {
+        let log = fs::read_to_string(bad_dir.join("agent.log")).unwrap_or_default();
+        if log.contains("attach refused") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fleet()["devices"].as_array().map(Vec::len), Some(0));
+    kill9(&mut bad);
+    // With its token, over TLS, it attaches and the run prints.
+    let _agent = agent_args(
+        dir.path(),
+        &addr,
+        &lines,
+        &[
+            "--dispatcher-tls-ca",
+            &p(&cert_pem),
+            "--token-file",
+            &p(&token),
+        ],
+    );
+    let print = run(Command::new(bin("dispatcher"))
+        .args(["print", &run_id])
+        .args(secure));
+    assert!(
+        print.status.success(),
+        "{}",
+        String::from_utf8_lossy(&print.stderr)
+    );
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(120), |r| {
+        r["complete"] == true
+    });
+    assert_eq!(r["inserted_ok"], r["expected"], "{r:#}");
 }
