@@ -354,3 +354,14 @@ pub fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
 }
+
+/// A self-signed certificate for `localhost` and its key, written as `DIR/cert.pem` and
+/// `DIR/key.pem` (for the TLS tests).
+pub fn localhost_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
+    fs::write(&cert_pem, cert.pem()).unwrap();
+    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    (cert_pem, key_pem)
+}

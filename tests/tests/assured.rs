@@ -805,16 +805,8 @@ fn a_run_submitted_with_print_is_printed_once_it_succeeds() {
 fn an_agent_attaches_over_tls_with_its_token_and_without_it_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (state, run_id) = composed(dir.path());
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_pem, key_pem, token, wrong) = (
-        dir.path().join("cert.pem"),
-        dir.path().join("key.pem"),
-        dir.path().join("token"),
-        dir.path().join("wrong-token"),
-    );
-    fs::write(&cert_pem, cert.pem()).unwrap();
-    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    let (cert_pem, key_pem) = localhost_cert(dir.path());
+    let (token, wrong) = (dir.path().join("token"), dir.path().join("wrong-token"));
     fs::write(&token, "agent-token").unwrap();
     fs::write(&wrong, "not-the-token").unwrap();
     let p = |p: &Path| p.to_str().unwrap().to_string();

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pressrun_tests::{
-    NodeProc, assert_same_output, dispatcher, embedded, jsonl, promtool_check, run, scrape,
-    statements, wait_for_lines,
+    NodeProc, assert_same_output, dispatcher, embedded, jsonl, localhost_cert, promtool_check, run,
+    scrape, statements, wait_for_lines,
 };
 
 #[test]
@@ -198,16 +198,8 @@ fn tls_and_a_bearer_token_guard_the_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let data = statements(dir.path(), 30);
     let reference = embedded(dir.path(), &data);
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_pem, key_pem, token, wrong) = (
-        dir.path().join("cert.pem"),
-        dir.path().join("key.pem"),
-        dir.path().join("token"),
-        dir.path().join("wrong"),
-    );
-    fs::write(&cert_pem, cert.pem()).unwrap();
-    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    let (cert_pem, key_pem) = localhost_cert(dir.path());
+    let (token, wrong) = (dir.path().join("token"), dir.path().join("wrong"));
     fs::write(&token, "s3cret-token\n").unwrap();
     fs::write(&wrong, "guess").unwrap();
     let p = |p: &PathBuf| p.to_str().unwrap().to_string();

@@ -7,7 +7,9 @@ use std::process::{Child, Command};
 
 use pressrun_proto::v1::dispatcher_client::DispatcherClient;
 use pressrun_proto::v1::{OutputParams, RenderNowRequest, render_document_response};
-use pressrun_tests::{bin, jsonl, page_count, qpdf_check, root, run, spawn_listening};
+use pressrun_tests::{
+    bin, jsonl, localhost_cert, page_count, qpdf_check, root, run, spawn_listening,
+};
 
 struct Server {
     child: Child,
@@ -233,15 +235,8 @@ fn one_document_is_rendered_on_demand_through_the_api() {
 fn the_dispatcher_link_takes_tls_and_a_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = statements(dir.path(), 12);
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_pem, key_pem, token) = (
-        dir.path().join("cert.pem"),
-        dir.path().join("key.pem"),
-        dir.path().join("token"),
-    );
-    fs::write(&cert_pem, cert.pem()).unwrap();
-    fs::write(&key_pem, signing_key.serialize_pem()).unwrap();
+    let (cert_pem, key_pem) = localhost_cert(dir.path());
+    let token = dir.path().join("token");
     fs::write(&token, "operator-token").unwrap();
     let p = |p: &PathBuf| p.to_str().unwrap().to_string();
     let server = Server::start_with(
