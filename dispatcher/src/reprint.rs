@@ -16,6 +16,9 @@ use pressrun_engine::run::output::{sync_dir, write_durably};
 
 use crate::ledger::JobPlan;
 
+/// Largest print file a reprint is cut from.
+const MAX_PDF: u64 = 2 << 30;
+
 /// Why a reprint job cannot be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReprintError {
@@ -80,7 +83,16 @@ pub fn write(
         }
     }
     let pdf_path = out.join(job_file_name(source));
-    let bytes = std::fs::read(&pdf_path).map_err(io(&pdf_path))?;
+    // A regular file of at most 2 GiB (it is loaded whole to be cut).
+    let bytes = pressrun_engine::source::read_regular(
+        &pdf_path,
+        MAX_PDF,
+        pressrun_engine::source::FileKind::Output,
+    )
+    .map_err(|e| ReprintError::Source {
+        job: source.into(),
+        msg: e.to_string(),
+    })?;
     let pdf = cut(&bytes, &renumber).map_err(|msg| ReprintError::Pdf {
         job: source.into(),
         msg,

@@ -107,8 +107,8 @@ enum Closed {
 }
 
 impl Driver {
-    /// A driver resuming from the store; `runs` maps the print jobs held for its printer
-    /// to their runs.
+    /// A driver resuming from the store: the jobs declared before (what their reports
+    /// mean) and the one still running, with the outcomes recorded for it.
     pub fn new(
         name: String,
         agent: String,
@@ -116,11 +116,10 @@ impl Driver {
         store: Arc<Store>,
         outbox: Arc<Notify>,
         statuses: Arc<Statuses>,
-        runs: BTreeMap<String, (String, String)>,
     ) -> Result<Self, crate::store::StoreError> {
         let last = store.pil_last(&name)?;
         let mut session = Session::resume(last);
-        let mut runs = runs;
+        let mut runs = BTreeMap::new();
         let mut current = None;
         // The jobs declared before a restart: what their reports mean, and the one still
         // running (its pieces not reported by JOBEND are unknown).

@@ -40,6 +40,45 @@ pub struct Worker {
     pub seen: std::sync::atomic::AtomicU64,
 }
 
+/// Records what the IPP driver reports about one job as it goes; the first store
+/// failure stops the recording and is returned by [`Recorder::done`].
+struct Recorder<'a> {
+    worker: &'a Worker,
+    job: &'a HeldJob,
+    device_job: i32,
+    failed: Option<crate::store::StoreError>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(worker: &'a Worker, job: &'a HeldJob, device_job: i32) -> Self {
+        Self {
+            worker,
+            job,
+            device_job,
+            failed: None,
+        }
+    }
+
+    fn take(&mut self, r: Report) {
+        if let Report::Accepted { job_id } = r {
+            self.device_job = job_id;
+        }
+        if self.failed.is_none()
+            && let Err(e) = self.worker.report(self.job, self.device_job, r)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    /// The printer's job id, or the store failure that stopped the recording.
+    fn done(self) -> Result<i32, crate::store::StoreError> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.device_job),
+        }
+    }
+}
+
 /// The life count before a job, if SNMP can give one that counts impressions.
 async fn life_count(name: &str, snmp: Option<&SnmpPrinter>) -> Option<u32> {
     let snmp = snmp?;
@@ -152,29 +191,16 @@ impl Worker {
             JobStage::Printing => {
                 let device_job = job.device_job.unwrap_or(0);
                 tracing::info!(printer = %name, job = %id, device_job, "following a job again after a restart");
-                let mut failed = None;
-                let end = {
-                    let mut report = |r: Report| {
-                        if failed.is_none()
-                            && let Err(e) = self.report(&job, device_job, r)
-                        {
-                            failed = Some(e);
-                        }
-                    };
-                    follow(
-                        &self.ipp,
-                        device_job,
-                        job.header.impressions,
-                        &self.pacing,
-                        &mut report,
-                    )
-                    .await
-                };
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-                let _ = end;
-                Ok(())
+                let mut rec = Recorder::new(self, &job, device_job);
+                follow(
+                    &self.ipp,
+                    device_job,
+                    job.header.impressions,
+                    &self.pacing,
+                    &mut |r| rec.take(r),
+                )
+                .await;
+                rec.done().map(|_| ())
             }
             JobStage::Queued => {
                 // Submit only to a printer that answers: while it does not, the job stays
@@ -223,31 +249,16 @@ impl Worker {
                     media: None,
                     copies: 1,
                 };
-                let mut failed = None;
-                let mut device_job = 0;
-                let result = {
-                    let mut report = |r: Report| {
-                        if let Report::Accepted { job_id } = r {
-                            device_job = job_id;
-                        }
-                        if failed.is_none()
-                            && let Err(e) = self.report(&job, device_job, r)
-                        {
-                            failed = Some(e);
-                        }
-                    };
-                    print_and_follow(
-                        &self.ipp,
-                        &doc,
-                        job.header.impressions,
-                        &self.pacing,
-                        &mut report,
-                    )
-                    .await
-                };
-                if let Some(e) = failed {
-                    return Err(e);
-                }
+                let mut rec = Recorder::new(self, &job, 0);
+                let result = print_and_follow(
+                    &self.ipp,
+                    &doc,
+                    job.header.impressions,
+                    &self.pacing,
+                    &mut |r| rec.take(r),
+                )
+                .await;
+                let device_job = rec.done()?;
                 if let (Ok((_, end)), Some(before)) = (&result, before) {
                     self.cross_check(&job, device_job, end, before).await?;
                 }

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 /// Largest file of a job accepted.
 pub const MAX_FILE: u64 = 16 << 30;
 
-/// A name the agent uses in a path: 1 to 64 letters, digits, `-`, `_`, not starting
-/// with `.`.
+/// A name the agent uses in a path: 1 to 64 letters, digits, `-` or `_` (so never `.`,
+/// `..` or a separator).
 pub fn safe_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64

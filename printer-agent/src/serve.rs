@@ -47,25 +47,6 @@ pub async fn serve(config: Config, options: Options) -> Result<(), ServeError> {
     let statuses = Arc::new(Statuses::default());
     let mut inserter_tx: BTreeMap<String, mpsc::Sender<Declare>> = BTreeMap::new();
     for ins in &config.inserters {
-        // The print jobs held for the printer this inserter follows: their runs.
-        let mut runs = BTreeMap::new();
-        for p in config
-            .printers
-            .iter()
-            .filter(|p| p.inserter.as_deref() == Some(ins.name.as_str()))
-        {
-            for j in store.open_jobs(&p.name)? {
-                let on_paper = if j.header.origin.is_empty() {
-                    j.header.print_job.clone()
-                } else {
-                    j.header.origin.clone()
-                };
-                runs.insert(
-                    on_paper,
-                    (j.header.run_id.clone(), j.header.print_job.clone()),
-                );
-            }
-        }
         let (tx, rx) = mpsc::channel(1024);
         let driver = Driver::new(
             ins.name.clone(),
@@ -74,7 +55,6 @@ pub async fn serve(config: Config, options: Options) -> Result<(), ServeError> {
             store.clone(),
             outbox.clone(),
             statuses.clone(),
-            runs,
         )?;
         tokio::spawn(driver.run(rx));
         inserter_tx.insert(ins.name.clone(), tx);

@@ -20,6 +20,11 @@ pub struct Printer {
 
 impl Printer {
     pub fn start(dir: &Path) -> Self {
+        Self::start_with_ms(dir, 10)
+    }
+
+    /// The same with `ms` milliseconds per impression.
+    pub fn start_with_ms(dir: &Path, ms: u32) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -28,7 +33,7 @@ impl Printer {
         let out = Command::new(root().join("tests/peers/start-ippeveprinter"))
             .arg(dir)
             .arg(port.to_string())
-            .env("PRESSRUN_PEER_MS", "10")
+            .env("PRESSRUN_PEER_MS", ms.to_string())
             .output()
             .expect("tests/peers/start-ippeveprinter runs (scripts/test.sh installs cups-ipp-utils and dbus-daemon)");
         assert!(

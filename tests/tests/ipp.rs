@@ -2,62 +2,13 @@
 //! 127.0.0.1 with `tests/peers/ipp-print-command`, which "prints" page by page, can jam
 //! on demand and keeps a ground-truth log of the impressions it put out.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use pressrun_tests::root;
+use pressrun_tests::peers::Printer;
 use printer_agent::ipp::client::{Document, IppPrinter};
 use printer_agent::ipp::driver::{Pacing, Report, follow, print_and_follow};
 use printer_agent::ipp::watch::{Ending, JobState, Step};
-
-/// ippeveprinter and its private D-Bus, stopped when dropped.
-struct Peer {
-    dir: PathBuf,
-    uri: String,
-}
-
-impl Peer {
-    fn start(dir: &Path) -> Self {
-        let script = root().join("tests/peers/start-ippeveprinter");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = Command::new(&script)
-            .arg(dir)
-            .arg(port.to_string())
-            .env("PRESSRUN_PEER_MS", "30")
-            .output()
-            .expect("tests/peers/start-ippeveprinter runs (scripts/test.sh installs cups-ipp-utils and dbus-daemon)");
-        assert!(
-            out.status.success(),
-            "ippeveprinter did not start: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let uri = text
-            .lines()
-            .find_map(|l| l.strip_prefix("URI="))
-            .expect("the script prints URI=")
-            .to_string();
-        Self {
-            dir: dir.to_path_buf(),
-            uri,
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = Command::new(root().join("tests/peers/start-ippeveprinter"))
-            .arg("stop")
-            .arg(&self.dir)
-            .output();
-    }
-}
 
 /// A valid PDF of `pages` empty A4 pages.
 fn pdf(pages: usize) -> Vec<u8> {
@@ -132,7 +83,7 @@ fn printed(dir: &Path, job_id: i32) -> usize {
 #[test]
 fn jobs_print_page_by_page_wait_while_busy_jam_and_vanish_as_unknown() {
     let dir = tempfile::tempdir().unwrap();
-    let peer = Peer::start(dir.path());
+    let peer = Printer::start_with_ms(dir.path(), 30);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

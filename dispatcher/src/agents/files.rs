@@ -12,6 +12,16 @@ use sha2::{Digest, Sha256};
 /// Bytes per chunk on the wire.
 pub const CHUNK: usize = 1 << 20;
 
+/// Largest file of a job sent (the agent refuses larger ones too).
+pub const MAX_FILE: u64 = 16 << 30;
+
+/// Opens a file of the run folder: a regular file (never a FIFO, a device or a symbolic
+/// link put in its place) of at most [`MAX_FILE`] bytes.
+fn open(path: &Path) -> Result<(std::fs::File, u64), String> {
+    pressrun_engine::source::open_regular(path, MAX_FILE, pressrun_engine::source::FileKind::Output)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// A job's header and where its files are.
 pub struct Outgoing {
     pub header: PrintJob,
@@ -70,7 +80,8 @@ pub fn prepare(
 }
 
 fn spec_of(path: &Path) -> Result<FileSpec, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (f, len) = open(path)?;
+    let mut f = f.take(len);
     let mut h = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -94,17 +105,18 @@ fn spec_of(path: &Path) -> Result<FileSpec, String> {
     })
 }
 
-/// The chunks of one file, read as they are sent.
+/// The chunks of one file, read as they are sent: exactly the `size` bytes its header
+/// announced (a file that changed since is refused by the agent's SHA-256 check).
 pub async fn send_file(
     path: &Path,
-    name: &str,
+    spec: &FileSpec,
     tx: &tokio::sync::mpsc::Sender<Result<pressrun_proto::v1::AgentCommand, tonic::Status>>,
 ) -> Result<(), String> {
     use pressrun_proto::v1::agent_command::Kind;
     use tokio::io::AsyncReadExt;
-    let mut f = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (f, _) = open(path)?;
+    let mut f = tokio::fs::File::from_std(f).take(spec.size);
+    let name = &spec.name;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let mut filled = 0;

@@ -144,12 +144,25 @@ async fn serve(
                     break e.message().to_string();
                 }
             }
-            Some(agent_message::Kind::Status(s)) => {
+            Some(agent_message::Kind::Status(mut s)) => {
                 let mut inner = hub.lock();
+                // Only the devices the agent announced, with bounded texts.
+                let known = inner.agents.get(&agent).is_some_and(|a| {
+                    a.printers.iter().any(|p| p.name == s.device) || a.inserters.contains(&s.device)
+                });
+                s.reasons.truncate(32);
+                s.supplies.truncate(32);
+                for r in &mut s.reasons {
+                    let mut end = r.len().min(256);
+                    while !r.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    r.truncate(end);
+                }
                 if let Some(a) = inner
                     .agents
                     .get_mut(&agent)
-                    .filter(|a| a.session == session)
+                    .filter(|a| known && a.session == session)
                 {
                     let window = a
                         .printed
@@ -273,7 +286,7 @@ async fn record(
             {
                 Ok((0, _)) => {}
                 Ok(_) => {
-                    if let Err(e) = hub.print_run(&run).await {
+                    if let Err(e) = hub.route(&run).await {
                         tracing::warn!(%run, "reprint jobs not sent: {e}");
                     }
                 }

@@ -209,20 +209,28 @@ impl Hub {
         jobs: Option<Vec<String>>,
         force: bool,
     ) -> Result<(u64, u64), ServiceError> {
-        let out = self.run_folder(run)?;
-        let cap = reprint_cap(&out);
         let mut ledger = self.reader()?;
         let states = ledger.jobs(run).map_err(internal)?;
         let jobs = jobs.unwrap_or_else(|| states.iter().map(|j| j.print_job.clone()).collect());
-        let (mut made, mut held) = (0, 0);
+        // Most batches call for nothing: look at the ledger first, and at the run's folder
+        // (its registry row, the profile's cap) only when some piece is to be printed again.
+        let mut due = Vec::new();
         for job in jobs {
             let Some(state) = states.iter().find(|j| j.print_job == job) else {
                 continue;
             };
             let candidates = ledger.reprint_candidates(run, &job).map_err(internal)?;
-            if candidates.is_empty() {
-                continue;
+            if !candidates.is_empty() {
+                due.push((job, state, candidates));
             }
+        }
+        if due.is_empty() {
+            return Ok((0, 0));
+        }
+        let out = self.run_folder(run)?;
+        let cap = reprint_cap(&out);
+        let (mut made, mut held) = (0, 0);
+        for (job, state, candidates) in due {
             let origin = &state.origin;
             let (pieces, reprinted, n) = ledger.reprint_counts(run, origin).map_err(internal)?;
             let new = candidates.iter().filter(|(_, r)| *r == 0).count() as u64;
@@ -280,6 +288,15 @@ impl Hub {
         .await
         .map_err(internal)??;
         let (made, held) = self.reprints(run, None, reprint_held).await?;
+        let mut answer = self.route(run).await?;
+        answer.reprint_jobs = made;
+        answer.reprints_held = held;
+        Ok(answer)
+    }
+
+    /// Hands the run's jobs that no agent holds to printers (the jobs are in the ledger
+    /// already): after reprints were made, or when an agent attaches.
+    pub async fn route(self: &Arc<Self>, run: &str) -> Result<PrintRunResponse, ServiceError> {
         let hub = self.clone();
         let owned = run.to_string();
         let (out, jobs) = tokio::task::spawn_blocking(move || {
@@ -289,11 +306,7 @@ impl Hub {
         })
         .await
         .map_err(internal)??;
-        let mut answer = PrintRunResponse {
-            reprint_jobs: made,
-            reprints_held: held,
-            ..PrintRunResponse::default()
-        };
+        let mut answer = PrintRunResponse::default();
         let mut sends = Vec::new();
         {
             let mut inner = self.lock();
@@ -383,7 +396,7 @@ impl Hub {
         for run in runs {
             let hub = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = hub.print_run(&run).await {
+                if let Err(e) = hub.route(&run).await {
                     tracing::warn!(%run, "waiting print jobs not sent: {e}");
                 }
             });
@@ -437,11 +450,15 @@ pub(crate) fn is_down(state: &str) -> bool {
 /// The profile's reprint cap, from the run's `jobs/production.json` (10 % if absent).
 fn reprint_cap(out: &Path) -> u32 {
     let path = out.join("jobs/production.json");
-    pressrun_engine::source::read_regular(&path, 1 << 30, pressrun_engine::source::FileKind::Text)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["profile"]["reprint_cap_percent"].as_u64())
-        .map_or(10, |n| n.min(100) as u32)
+    pressrun_engine::source::read_regular(
+        &path,
+        256 << 20,
+        pressrun_engine::source::FileKind::Output,
+    )
+    .ok()
+    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    .and_then(|v| v["profile"]["reprint_cap_percent"].as_u64())
+    .map_or(10, |n| n.min(100) as u32)
 }
 
 /// Every known printer as routing sees it: attached agents' printers, up unless their
@@ -489,19 +506,14 @@ async fn send_job(
     let outgoing = tokio::task::spawn_blocking(move || files::prepare(&o, &r, &j, &g, &p))
         .await
         .map_err(|e| e.to_string())??;
-    let names: Vec<String> = outgoing
-        .header
-        .files
-        .iter()
-        .map(|f| f.name.clone())
-        .collect();
+    let specs = outgoing.header.files.clone();
     tx.send(Ok(AgentCommand {
         kind: Some(agent_command::Kind::Job(outgoing.header)),
     }))
     .await
     .map_err(|_| "the agent went away".to_string())?;
-    for (path, name) in outgoing.files.iter().zip(names) {
-        files::send_file(path, &name, tx).await?;
+    for (path, spec) in outgoing.files.iter().zip(&specs) {
+        files::send_file(path, spec, tx).await?;
     }
     Ok(())
 }

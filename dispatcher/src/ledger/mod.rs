@@ -446,13 +446,15 @@ impl Ledger {
         append(
             &tx,
             run,
-            &print_job,
-            Some(&piece.piece),
-            None,
-            "resolved",
-            Some(&state),
-            Some(by),
-            Some(reason),
+            &Entry {
+                print_job: &print_job,
+                event: "resolved",
+                piece: Some(&piece.piece),
+                outcome: Some(&state),
+                device: Some(by),
+                evidence: Some(reason),
+                ..Entry::default()
+            },
             &now(),
         )?;
         tx.commit()?;
@@ -502,19 +504,29 @@ pub struct EventRow {
     pub at: String,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn append(
-    tx: &Transaction,
-    run: &str,
-    print_job: &str,
-    piece: Option<&str>,
+/// One row of `ledger_events`, as [`append`] writes it.
+#[derive(Default)]
+struct Entry<'a> {
+    print_job: &'a str,
+    piece: Option<&'a str>,
     sheet: Option<u32>,
-    event: &str,
-    outcome: Option<&str>,
-    device: Option<&str>,
-    evidence: Option<&str>,
-    at: &str,
-) -> rusqlite::Result<()> {
+    event: &'a str,
+    outcome: Option<&'a str>,
+    device: Option<&'a str>,
+    evidence: Option<&'a str>,
+}
+
+/// Appends one event and keeps the running counts it feeds.
+fn append(tx: &Transaction, run: &str, e: &Entry<'_>, at: &str) -> rusqlite::Result<()> {
+    let Entry {
+        print_job,
+        piece,
+        sheet,
+        event,
+        outcome,
+        device,
+        evidence,
+    } = *e;
     tx.prepare_cached(
         "INSERT INTO ledger_events (run_id, print_job, piece, sheet, event, outcome, device, evidence, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -605,13 +617,13 @@ fn register_job(tx: &Transaction, run: &str, job: &JobPlan, at: &str) -> Result<
             append(
                 tx,
                 run,
-                &job.print_job,
-                Some(&p.piece),
-                None,
-                "reprint",
-                None,
-                None,
-                Some(&format!("reprint of {}/{}", job.origin, p.piece)),
+                &Entry {
+                    print_job: &job.print_job,
+                    event: "reprint",
+                    piece: Some(&p.piece),
+                    evidence: Some(&format!("reprint of {}/{}", job.origin, p.piece)),
+                    ..Entry::default()
+                },
                 at,
             )?;
         } else {
@@ -637,13 +649,13 @@ fn register_job(tx: &Transaction, run: &str, job: &JobPlan, at: &str) -> Result<
             append(
                 tx,
                 run,
-                &job.print_job,
-                Some(&p.piece),
-                Some(sheet),
-                "assembled",
-                None,
-                None,
-                None,
+                &Entry {
+                    print_job: &job.print_job,
+                    event: "assembled",
+                    piece: Some(&p.piece),
+                    sheet: Some(sheet),
+                    ..Entry::default()
+                },
                 at,
             )?;
         }
@@ -679,13 +691,12 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
         append(
             tx,
             run,
-            print_job,
-            None,
-            None,
-            "unexpected",
-            None,
-            None,
-            Some(&format!("{e:?}")),
+            &Entry {
+                print_job,
+                event: "unexpected",
+                evidence: Some(&format!("{e:?}")),
+                ..Entry::default()
+            },
             at,
         )?;
         return Ok(Some(Finding::UnknownJob {
@@ -744,15 +755,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                 append(
                     tx,
                     run,
-                    print_job,
-                    None,
-                    None,
-                    "implausible",
-                    None,
-                    Some(printer),
-                    Some(&format!(
-                        "{evidence}: {completed} impressions completed, but {detail}"
-                    )),
+                    &Entry {
+                        print_job,
+                        event: "implausible",
+                        device: Some(printer),
+                        evidence: Some(&format!(
+                            "{evidence}: {completed} impressions completed, but {detail}"
+                        )),
+                        ..Entry::default()
+                    },
                     at,
                 )?;
                 return Ok(Some(Finding::Implausible {
@@ -816,13 +827,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     append(
                         tx,
                         run,
-                        print_job,
-                        Some(piece),
-                        None,
-                        "superseded",
-                        Some(outcome.as_str()),
-                        Some(inserter),
-                        Some(&evidence),
+                        &Entry {
+                            print_job,
+                            event: "superseded",
+                            piece: Some(piece),
+                            outcome: Some(outcome.as_str()),
+                            device: Some(inserter),
+                            evidence: Some(&evidence),
+                            ..Entry::default()
+                        },
                         at,
                     )?;
                     Ok(None)
@@ -831,13 +844,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     append(
                         tx,
                         run,
-                        print_job,
-                        Some(piece),
-                        None,
-                        "unexpected",
-                        Some(outcome.as_str()),
-                        Some(inserter),
-                        Some(&evidence),
+                        &Entry {
+                            print_job,
+                            event: "unexpected",
+                            piece: Some(piece),
+                            outcome: Some(outcome.as_str()),
+                            device: Some(inserter),
+                            evidence: Some(&evidence),
+                            ..Entry::default()
+                        },
                         at,
                     )?;
                     Ok(Some(Finding::UnexpectedPiece {
@@ -852,13 +867,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     append(
                         tx,
                         run,
-                        print_job,
-                        Some(piece),
-                        None,
-                        "superseded",
-                        Some(outcome.as_str()),
-                        Some(inserter),
-                        Some(&evidence),
+                        &Entry {
+                            print_job,
+                            event: "superseded",
+                            piece: Some(piece),
+                            outcome: Some(outcome.as_str()),
+                            device: Some(inserter),
+                            evidence: Some(&evidence),
+                            ..Entry::default()
+                        },
                         at,
                     )?;
                     Ok(None)
@@ -872,13 +889,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     append(
                         tx,
                         run,
-                        print_job,
-                        Some(piece),
-                        None,
-                        "duplicate",
-                        Some(outcome.as_str()),
-                        Some(inserter),
-                        Some(&evidence),
+                        &Entry {
+                            print_job,
+                            event: "duplicate",
+                            piece: Some(piece),
+                            outcome: Some(outcome.as_str()),
+                            device: Some(inserter),
+                            evidence: Some(&evidence),
+                            ..Entry::default()
+                        },
                         at,
                     )?;
                     Ok(Some(Finding::Duplicate {
@@ -905,13 +924,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
                     append(
                         tx,
                         run,
-                        print_job,
-                        Some(piece),
-                        None,
-                        "inserted",
-                        Some(outcome.as_str()),
-                        Some(inserter),
-                        Some(&evidence),
+                        &Entry {
+                            print_job,
+                            event: "inserted",
+                            piece: Some(piece),
+                            outcome: Some(outcome.as_str()),
+                            device: Some(inserter),
+                            evidence: Some(&evidence),
+                            ..Entry::default()
+                        },
                         at,
                     )?;
                     Ok(None)
@@ -927,13 +948,13 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             append(
                 tx,
                 run,
-                print_job,
-                None,
-                None,
-                "queued",
-                None,
-                Some(printer),
-                Some(&to),
+                &Entry {
+                    print_job,
+                    event: "queued",
+                    device: Some(printer),
+                    evidence: Some(&to),
+                    ..Entry::default()
+                },
                 at,
             )?;
             Ok(None)
@@ -949,13 +970,14 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             append(
                 tx,
                 run,
-                print_job,
-                None,
-                None,
-                "ended",
-                Some(how),
-                Some(printer),
-                Some(&format!("{completed} impressions confirmed")),
+                &Entry {
+                    print_job,
+                    event: "ended",
+                    outcome: Some(how),
+                    device: Some(printer),
+                    evidence: Some(&format!("{completed} impressions confirmed")),
+                    ..Entry::default()
+                },
                 at,
             )?;
             Ok(None)
@@ -966,13 +988,13 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             append(
                 tx,
                 run,
-                print_job,
-                None,
-                None,
-                "disagreement",
-                None,
-                Some(printer),
-                Some(detail),
+                &Entry {
+                    print_job,
+                    event: "disagreement",
+                    device: Some(printer),
+                    evidence: Some(detail),
+                    ..Entry::default()
+                },
                 at,
             )?;
             Ok(None)

@@ -438,12 +438,18 @@ pub fn read_regular(path: &Path, limit: u64, kind: FileKind) -> Result<Vec<u8>, 
     read_checked(path, limit, kind, None)
 }
 
-fn read_checked(
+/// Opens a regular file of at most `limit` bytes for streaming, without blocking on a
+/// FIFO or following a symbolic link in its last component; returns it and its size.
+pub fn open_regular(path: &Path, limit: u64, kind: FileKind) -> Result<(File, u64), SourceError> {
+    open_checked(path, limit, kind, None)
+}
+
+fn open_checked(
     path: &Path,
     limit: u64,
     kind: FileKind,
     expect: Option<FileId>,
-) -> Result<Vec<u8>, SourceError> {
+) -> Result<(File, u64), SourceError> {
     let io = |source| SourceError::Io {
         path: path.display().to_string(),
         source,
@@ -473,7 +479,21 @@ fn read_checked(
             kind,
         });
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Ok((file, meta.len()))
+}
+
+fn read_checked(
+    path: &Path,
+    limit: u64,
+    kind: FileKind,
+    expect: Option<FileId>,
+) -> Result<Vec<u8>, SourceError> {
+    let io = |source| SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let (file, len) = open_checked(path, limit, kind, expect)?;
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(io)?;

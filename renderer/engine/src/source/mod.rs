@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-pub use folder::{FolderSource, read_regular};
+pub use folder::{FolderSource, open_regular, read_regular};
 
 /// Largest `template.toml`, `body.xml` or fragment file (4 MiB).
 pub const MAX_TEXT_BYTES: u64 = 4 << 20;
@@ -65,6 +65,8 @@ pub enum FileKind {
     Font,
     /// A PNG or JPEG image.
     Image,
+    /// A file of a run's output read back (a print file, a manifest, `production.json`).
+    Output,
 }
 
 impl FileKind {
@@ -73,6 +75,7 @@ impl FileKind {
             FileKind::Text => "a text file",
             FileKind::Font => "a font",
             FileKind::Image => "an image",
+            FileKind::Output => "an output file",
         }
     }
 }
@@ -111,6 +114,8 @@ impl SourceLimits {
             FileKind::Text => self.text,
             FileKind::Font => self.font,
             FileKind::Image => self.image,
+            // Not part of a template: the caller's limit applies.
+            FileKind::Output => self.bundle,
         }
     }
 }
