@@ -106,13 +106,20 @@ enum Command {
     /// The reconciliation report of a print-production run from the ledger: pieces
     /// expected, printed, inserted OK, reprinted, resolved and unresolved, duplicates and
     /// disagreements, by printer, inserter and reason. Exit 0 when the run is complete
-    /// (every piece inserted OK or resolved), 1 when it is not.
+    /// (every piece inserted OK or resolved), 1 when it is not. Reads the ledger's
+    /// database (--state) on this machine, or asks a `dispatcher serve` (--server).
+    #[command(
+        override_usage = "dispatcher reconcile RUN (--state DB | --server ADDR [TLS, token]) [--json]"
+    )]
     Reconcile {
         /// Run id (as `dispatcher runs` lists it).
         run: String,
         /// Run-state database holding the ledger.
-        #[arg(long)]
-        state: PathBuf,
+        #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+        state: Option<PathBuf>,
+        /// Ask this dispatcher server instead (its Reconcile RPC).
+        #[command(flatten)]
+        conn: Option<ClientArgs>,
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
@@ -439,8 +446,37 @@ fn print_progress(p: &RunProgress) {
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Reconcile { run, state, json } => {
-            let r = dispatcher::ledger::Ledger::open(&state)?.reconcile(&run)?;
+        Command::Reconcile {
+            run,
+            state,
+            conn,
+            json,
+        } => {
+            let r: dispatcher::ledger::Reconciliation = match (state, conn) {
+                (Some(state), _) => {
+                    // Reading a report never creates a database (a mistyped path).
+                    if !state.is_file() {
+                        anyhow::bail!("{}: no such run-state database", state.display());
+                    }
+                    dispatcher::ledger::Ledger::open(&state)?.reconcile(&run)?
+                }
+                (None, Some(conn)) => {
+                    let answer = runtime()?.block_on(async {
+                        anyhow::Ok(
+                            agents_client(&conn)
+                                .await?
+                                .reconcile(pressrun_proto::v1::ReconcileRequest {
+                                    run_id: run.clone(),
+                                })
+                                .await?
+                                .into_inner(),
+                        )
+                    })?;
+                    serde_json::from_str(&answer.json)
+                        .context("the server's reconciliation is not the report's JSON")?
+                }
+                (None, None) => anyhow::bail!("give --state DB or --server ADDR"),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

@@ -27,7 +27,8 @@ enum Command {
     /// With --tcp it listens on ADDR (port 0: any free port) and prints `listening on
     /// HOST:PORT`; it serves one host at a time and keeps its state across connections,
     /// so a host that reconnects can HELLO and RESEND. With --tty it opens a serial port
-    /// (8N1 at --baud) and prints `open on PATH`. After START it feeds one piece every
+    /// (8N1 at --baud) and prints `open on PATH`; when the line goes (cable pulled) it
+    /// keeps its state and opens the port again once it is back. After START it feeds one piece every
     /// `--piece-ms` and re-sends unacknowledged events every 2 s.
     SimulateInserter {
         /// Address to listen on, e.g. 127.0.0.1:0.
@@ -59,8 +60,10 @@ enum Command {
         /// Impressions per sheet in --follow-log (2 for duplex, 1 for simplex).
         #[arg(long, default_value_t = 2)]
         impressions_per_sheet: u32,
-        /// With --follow-log: a job whose next sheets have not come for this long is ended
-        /// (`JOBEND`, the rest unreported), as an inserter whose feed ran dry.
+        /// With --follow-log: a job whose next sheets have not come for this long, once
+        /// the printer has started it, is ended (`JOBEND`, the rest unreported), as an
+        /// inserter whose feed ran dry. A job the printer has not started (it holds it:
+        /// media empty) is waited for.
         #[arg(long, default_value_t = 2000)]
         idle_end_ms: u64,
         /// Model reported in HELLO.
@@ -225,7 +228,19 @@ fn describe_metrics() {
     );
     describe_counter!(
         "pressrun_agent_snmp_failures_total",
-        "SNMP polls that failed (no second witness for that job)"
+        "SNMP polls that failed, status watch and job witness alike (a witness poll that fails leaves that job without a second witness)"
+    );
+    describe_gauge!(
+        "pressrun_agent_snmp_up",
+        "1 while the printer's SNMP agent answers the status poll"
+    );
+    describe_counter!(
+        "pressrun_agent_device_alerts_total",
+        "Times a condition appeared on a device, by device and reason: printer-state-reasons (media-jam, media-empty, cover-open, ...), SNMP conditions and critical alerts (snmp:jammed, snmp:offline, snmp:unreachable, ...), inserter STATE reasons; free-text reasons count under the state's name"
+    );
+    describe_counter!(
+        "pressrun_agent_device_state_changes_total",
+        "Device state changes, by device and new state (idle, processing, stopped, unreachable, ...)"
     );
     describe_counter!(
         "pressrun_agent_witness_disagreements_total",
@@ -350,7 +365,11 @@ impl Sim {
             return self.ins.run_next();
         };
         let need = (f.fed_sheets + u64::from(sheets)) * f.per_sheet;
-        if f.printed(f.started - 1) >= need {
+        let printed = f.printed(f.started - 1);
+        if printed == 0 {
+            f.last_progress = std::time::Instant::now();
+        }
+        if printed >= need {
             f.fed_sheets += u64::from(sheets);
             f.last_progress = std::time::Instant::now();
             return self.ins.run_next();
@@ -414,7 +433,8 @@ async fn simulate_tcp(addr: &str, mut sim: Sim) -> anyhow::Result<()> {
     }
 }
 
-async fn simulate_tty(path: &str, baud: u32, mut sim: Sim) -> anyhow::Result<()> {
+/// Opens the serial port 8N1, its stale input cleared.
+fn open_tty(path: &str, baud: u32) -> anyhow::Result<tokio_serial::SerialStream> {
     use tokio_serial::{SerialPort, SerialPortBuilderExt};
     let port = tokio_serial::new(path, baud)
         .data_bits(tokio_serial::DataBits::Eight)
@@ -425,10 +445,27 @@ async fn simulate_tty(path: &str, baud: u32, mut sim: Sim) -> anyhow::Result<()>
     // Bytes written before the port was opened are stale.
     port.clear(tokio_serial::ClearBuffer::Input)
         .with_context(|| format!("cannot clear the input of {path}"))?;
+    Ok(port)
+}
+
+/// Speaks on the serial port; when the line goes (the cable pulled, the pty pair gone)
+/// it keeps its state, opens the port again as soon as it is back (every 200 ms) and
+/// goes on, as an inserter does, so the host can HELLO and RESEND.
+async fn simulate_tty(path: &str, baud: u32, mut sim: Sim) -> anyhow::Result<()> {
+    let mut port = open_tty(path, baud)?;
     println!("open on {path}");
-    let (rd, wr) = tokio::io::split(port);
-    sim.converse(rd, wr).await;
-    bail!("{path}: the line closed")
+    loop {
+        let (rd, wr) = tokio::io::split(port);
+        sim.converse(rd, wr).await;
+        eprintln!("{path}: the line closed; opening it again when it is back");
+        port = loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(p) = open_tty(path, baud) {
+                eprintln!("{path}: open again");
+                break p;
+            }
+        };
+    }
 }
 
 fn main() -> anyhow::Result<()> {

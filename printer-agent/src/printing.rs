@@ -18,7 +18,7 @@ use crate::ipp::client::{Document, IppPrinter};
 use crate::ipp::driver::{Pacing, Report, follow, print_and_follow};
 use crate::ipp::watch::{Ending, Step};
 use crate::snmp::{LifeCountWitness, SnmpPrinter, Verdict};
-use crate::status::Statuses;
+use crate::status::{Statuses, replace_reasons, replace_supplies};
 use crate::store::{HeldJob, JobStage, Store};
 
 /// What a printer worker needs.
@@ -104,11 +104,16 @@ fn how(end: &Ending) -> (String, u64) {
             completed,
             reasons,
             message,
+            printer_reasons,
         } => {
             let mut how = state.as_str().to_string();
             if !reasons.is_empty() {
                 how.push_str(": ");
                 how.push_str(&reasons.join(", "));
+            }
+            if !printer_reasons.is_empty() {
+                how.push_str("; printer: ");
+                how.push_str(&printer_reasons.join(", "));
             }
             if !message.is_empty() {
                 how.push_str(&format!(" ({message})"));
@@ -212,7 +217,7 @@ impl Worker {
                         Err(e) => {
                             self.statuses.update(&name, |s| {
                                 s.state = "unreachable".into();
-                                s.reasons = vec![e.to_string()];
+                                replace_reasons(s, false, vec![e.to_string()]);
                             });
                             tokio::time::sleep(wait).await;
                             wait = (wait * 2).min(self.pacing.backoff_max);
@@ -341,7 +346,7 @@ impl Worker {
                 tracing::warn!(printer = %name, job = %id, attempt, "waiting for the printer: {why}");
                 self.statuses.update(name, |s| {
                     s.state = "unreachable".into();
-                    s.reasons = vec![why];
+                    replace_reasons(s, false, vec![why]);
                 });
                 Ok(())
             }
@@ -395,6 +400,16 @@ impl Worker {
                 )
             }
             Report::Step(Step::Ended(end)) => {
+                if let Ending::Final {
+                    printer_reasons, ..
+                } = &end
+                    && !printer_reasons.is_empty()
+                {
+                    // What stopped the job, seen as it ended (a condition shorter than
+                    // the printer watch's poll is not missed).
+                    self.statuses
+                        .update(name, |s| replace_reasons(s, false, printer_reasons.clone()));
+                }
                 let (how, completed) = how(&end);
                 self.counted(completed);
                 let kind = how.split(':').next().unwrap_or("").to_string();
@@ -434,7 +449,7 @@ impl Worker {
             Report::PollFailed { why } => {
                 self.statuses.update(name, |s| {
                     s.state = "unreachable".into();
-                    s.reasons = vec![why];
+                    replace_reasons(s, false, vec![why]);
                 });
                 Ok(())
             }
@@ -467,21 +482,119 @@ pub async fn watch_printer(
                     _ => "unknown",
                 }
                 .into();
-                s.reasons = p.reasons.iter().map(|r| r.keyword.clone()).collect();
-                s.supplies = p
-                    .markers
-                    .iter()
-                    .map(|(n, l)| pressrun_proto::v1::Supply {
-                        name: n.clone(),
-                        level: i64::from(*l),
-                    })
-                    .collect();
+                replace_reasons(
+                    s,
+                    false,
+                    p.reasons.iter().map(|r| r.keyword.clone()).collect(),
+                );
+                replace_supplies(
+                    s,
+                    false,
+                    p.markers
+                        .iter()
+                        .map(|(n, l)| pressrun_proto::v1::Supply {
+                            name: n.clone(),
+                            level: i64::from(*l),
+                        })
+                        .collect(),
+                );
             }),
             Err(e) => statuses.update(&name, |s| {
                 s.state = "unreachable".into();
-                s.reasons = vec![e.to_string()];
+                replace_reasons(s, false, vec![e.to_string()]);
             }),
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Polls the printer's SNMP agent every `poll_seconds` for the fleet view: the device
+/// and printer status, `hrPrinterDetectedErrorState`'s conditions, critical alerts,
+/// supplies and input trays, as reasons and supplies prefixed `snmp:`. An agent that
+/// does not answer is the reason `snmp:unreachable` (and a metric), never a guess.
+pub async fn watch_snmp(name: String, snmp: Arc<SnmpPrinter>, statuses: Arc<Statuses>) {
+    let mut failing = false;
+    loop {
+        match snmp.poll().await {
+            Ok(st) => {
+                if failing {
+                    tracing::info!(printer = %name, "the SNMP agent answers again");
+                    failing = false;
+                }
+                metrics::gauge!("pressrun_agent_snmp_up", "printer" => name.clone()).set(1.0);
+                statuses.update(&name, |s| {
+                    replace_reasons(s, true, snmp_reasons(&st));
+                    replace_supplies(s, true, snmp_supplies(&st));
+                });
+            }
+            Err(e) => {
+                metrics::counter!("pressrun_agent_snmp_failures_total", "printer" => name.clone())
+                    .increment(1);
+                metrics::gauge!("pressrun_agent_snmp_up", "printer" => name.clone()).set(0.0);
+                if !failing {
+                    tracing::warn!(printer = %name, "the SNMP agent does not answer: {e}");
+                    failing = true;
+                }
+                statuses.update(&name, |s| {
+                    replace_reasons(s, true, vec![format!("{}unreachable", crate::status::SNMP)]);
+                });
+            }
+        }
+        tokio::time::sleep(snmp.poll_every()).await;
+    }
+}
+
+/// What SNMP says is wrong, as `snmp:` reasons.
+fn snmp_reasons(st: &crate::snmp::PrinterStatus) -> Vec<String> {
+    use crate::snmp::status::{AlertSeverity, DeviceStatus};
+    let p = crate::status::SNMP;
+    let mut out = Vec::new();
+    if !matches!(st.device, DeviceStatus::Running) {
+        out.push(format!("{p}device-{}", st.device.as_str()));
+    }
+    out.extend(
+        st.errors
+            .conditions
+            .iter()
+            .map(|c| format!("{p}{}", c.as_str())),
+    );
+    for a in &st.alerts {
+        if a.severity == AlertSeverity::Critical {
+            let r = format!("{p}alert-{}", a.code);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// Supplies and input trays as percentages (-1 when the printer gives no level).
+fn snmp_supplies(st: &crate::snmp::PrinterStatus) -> Vec<pressrun_proto::v1::Supply> {
+    use crate::snmp::status::Amount;
+    let p = crate::status::SNMP;
+    let percent = |level: Amount, max: Amount| match (level, max) {
+        (Amount::Value(l), Amount::Value(m)) if m > 0 => i64::from(l.min(m)) * 100 / i64::from(m),
+        _ => -1,
+    };
+    let supplies = st.supplies.iter().map(|s| pressrun_proto::v1::Supply {
+        name: format!(
+            "{p}{}",
+            s.description.as_deref().map_or_else(
+                || format!("supply {}", s.index),
+                |d| d.chars().take(64).collect()
+            )
+        ),
+        level: percent(s.level, s.max),
+    });
+    let trays = st.inputs.iter().map(|t| pressrun_proto::v1::Supply {
+        name: format!(
+            "{p}tray {}",
+            t.name
+                .as_deref()
+                .map_or_else(|| t.index.to_string(), |n| n.chars().take(64).collect())
+        ),
+        level: percent(t.level, t.max),
+    });
+    supplies.chain(trays).take(32).collect()
 }

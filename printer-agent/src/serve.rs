@@ -15,7 +15,7 @@ use crate::inserting::{Address, Declare, Driver};
 use crate::ipp::client::IppPrinter;
 use crate::ipp::driver::Pacing;
 use crate::link::{Dispatcher, Link};
-use crate::printing::{Worker, watch_printer};
+use crate::printing::{Worker, watch_printer, watch_snmp};
 use crate::status::Statuses;
 use crate::store::Store;
 
@@ -94,6 +94,9 @@ pub async fn serve(config: Config, options: Options) -> Result<(), ServeError> {
             )),
             None => None,
         };
+        if let Some(snmp) = &snmp {
+            tokio::spawn(watch_snmp(p.name.clone(), snmp.clone(), statuses.clone()));
+        }
         let worker = Worker {
             snmp,
             seen: std::sync::atomic::AtomicU64::new(0),

@@ -30,6 +30,7 @@ impl Statuses {
         let before = s.clone();
         f(s);
         if *s != before {
+            noticed(&before, s);
             self.changed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -67,5 +68,109 @@ impl Statuses {
             .unwrap_or_else(|e| e.into_inner())
             .get(device)
             .cloned()
+    }
+}
+
+/// Reasons that come from the printer's SNMP agent carry this prefix, so that the IPP
+/// watcher and the SNMP watcher each replace only their own.
+pub const SNMP: &str = "snmp:";
+
+/// Replaces the reasons of one source (SNMP's, prefixed [`SNMP`], or everything else),
+/// keeping the other's: the device's own first, SNMP's after.
+pub fn replace_reasons(s: &mut DeviceStatus, from_snmp: bool, new: Vec<String>) {
+    let mut kept: Vec<String> = std::mem::take(&mut s.reasons)
+        .into_iter()
+        .filter(|r| r.starts_with(SNMP) != from_snmp)
+        .collect();
+    if from_snmp {
+        kept.extend(new);
+    } else {
+        kept.splice(0..0, new);
+    }
+    s.reasons = kept;
+}
+
+/// The same for the supplies (SNMP's names are prefixed [`SNMP`]).
+pub fn replace_supplies(
+    s: &mut DeviceStatus,
+    from_snmp: bool,
+    new: Vec<pressrun_proto::v1::Supply>,
+) {
+    let mut kept: Vec<_> = std::mem::take(&mut s.supplies)
+        .into_iter()
+        .filter(|x| x.name.starts_with(SNMP) != from_snmp)
+        .collect();
+    if from_snmp {
+        kept.extend(new);
+    } else {
+        kept.splice(0..0, new);
+    }
+    s.supplies = kept;
+}
+
+/// A reason usable as a metric label: a keyword (`media-jam`, `snmp:doorOpen`), not a
+/// free text such as an error message (that is counted under the state's name).
+fn label(reason: &str, state: &str) -> String {
+    let keyword = !reason.is_empty()
+        && reason.len() <= 64
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':' || b == b'_');
+    if keyword {
+        reason.to_string()
+    } else {
+        state.to_string()
+    }
+}
+
+/// Logs and counts what changed on a device: its state, and every reason that appeared
+/// (a jam, media empty, a cover open, an SNMP condition, the line lost) or cleared.
+fn noticed(before: &DeviceStatus, now: &DeviceStatus) {
+    let device = &now.device;
+    if before.state != now.state {
+        tracing::info!(%device, from = %before.state, to = %now.state, reasons = ?now.reasons, "device state changed");
+        metrics::counter!("pressrun_agent_device_state_changes_total", "device" => device.clone(), "state" => now.state.clone())
+            .increment(1);
+    }
+    for r in now.reasons.iter().filter(|r| !before.reasons.contains(r)) {
+        if r == "none" {
+            continue;
+        }
+        tracing::warn!(%device, state = %now.state, reason = %r, "device reports a condition");
+        metrics::counter!("pressrun_agent_device_alerts_total", "device" => device.clone(), "reason" => label(r, &now.state))
+            .increment(1);
+    }
+    for r in before.reasons.iter().filter(|r| !now.reasons.contains(r)) {
+        if r != "none" {
+            tracing::info!(%device, reason = %r, "device condition cleared");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_replaces_only_its_own_reasons() {
+        let mut s = DeviceStatus::default();
+        replace_reasons(&mut s, false, vec!["media-jam".into()]);
+        replace_reasons(&mut s, true, vec!["snmp:jammed".into()]);
+        assert_eq!(s.reasons, ["media-jam", "snmp:jammed"]);
+        replace_reasons(&mut s, false, vec![]);
+        assert_eq!(s.reasons, ["snmp:jammed"]);
+        replace_reasons(&mut s, false, vec!["cover-open".into()]);
+        replace_reasons(&mut s, true, vec![]);
+        assert_eq!(s.reasons, ["cover-open"]);
+    }
+
+    #[test]
+    fn free_texts_are_counted_under_the_state() {
+        assert_eq!(label("snmp:doorOpen", "stopped"), "snmp:doorOpen");
+        assert_eq!(
+            label("connection refused (os error 111)", "unreachable"),
+            "unreachable"
+        );
+        assert_eq!(label(&"x".repeat(65), "idle"), "idle");
     }
 }

@@ -31,6 +31,25 @@ fn composed(dir: &Path) -> (PathBuf, String) {
 
 /// The same with `reprint-cap-percent = cap`.
 fn composed_with(dir: &Path, cap: Option<u32>, print_server: Option<&str>) -> (PathBuf, String) {
+    let edit = |text: String| match cap {
+        Some(cap) => {
+            assert!(text.contains("reprint-cap-percent = 10 "));
+            text.replace(
+                "reprint-cap-percent = 10 ",
+                &format!("reprint-cap-percent = {cap} "),
+            )
+        }
+        None => text,
+    };
+    composed_edit(dir, &edit, print_server)
+}
+
+/// The same with the example profile changed by `edit` (after `max-pieces = 5`).
+fn composed_edit(
+    dir: &Path,
+    edit: &dyn Fn(String) -> String,
+    print_server: Option<&str>,
+) -> (PathBuf, String) {
     let data = run(Command::new(bin("renderer")).args([
         "example-data",
         "statement",
@@ -45,14 +64,7 @@ fn composed_with(dir: &Path, cap: Option<u32>, print_server: Option<&str>) -> (P
     let profile = dir.join("profile.toml");
     let text = fs::read_to_string(root().join("examples/production/statement.toml")).unwrap();
     assert!(text.contains("max-pieces = 5000"));
-    let mut text = text.replace("max-pieces = 5000", "max-pieces = 5");
-    if let Some(cap) = cap {
-        assert!(text.contains("reprint-cap-percent = 10 "));
-        text = text.replace(
-            "reprint-cap-percent = 10 ",
-            &format!("reprint-cap-percent = {cap} "),
-        );
-    }
+    let text = edit(text.replace("max-pieces = 5000", "max-pieces = 5"));
     fs::write(&profile, text).unwrap();
     let state = dir.join("registry.sqlite");
     let out = dir.join("out");
@@ -122,6 +134,11 @@ fn serve_dispatcher_with(state: &Path, listen: &str, extra: &[&str]) -> (Proc, S
 /// The inserter simulator on TCP; with `follow`, it feeds a piece only once the printer's
 /// ground-truth log shows its sheets printed (as an inserter inline after the printer).
 fn inserter(faults: &[&str], follow: Option<&Printer>) -> (Proc, String) {
+    inserter_per_sheet(faults, follow, 2)
+}
+
+/// The same for a printer putting out `per_sheet` impressions per sheet (1: simplex).
+fn inserter_per_sheet(faults: &[&str], follow: Option<&Printer>, per_sheet: u32) -> (Proc, String) {
     let mut cmd = Command::new(bin("printer-agent"));
     cmd.args([
         "simulate-inserter",
@@ -133,7 +150,9 @@ fn inserter(faults: &[&str], follow: Option<&Printer>) -> (Proc, String) {
     if let Some(p) = follow {
         cmd.arg("--follow-log")
             .arg(p.dir.join("printed.log"))
-            .args(["--idle-end-ms", "1500"]);
+            .args(["--idle-end-ms", "1500"])
+            .arg("--impressions-per-sheet")
+            .arg(per_sheet.to_string());
     }
     for f in faults {
         cmd.args(["--fault", f]);
@@ -474,17 +493,7 @@ fn inserter_faults_are_reprinted_once_and_the_duplicate_flagged() {
     // is on a serial line: a socat pty pair, the simulator on one end, the agent on the
     // other at 115200 baud, 8N1.
     let (agent_end, device_end) = (dir.path().join("tty-agent"), dir.path().join("tty-device"));
-    let socat = Command::new("socat")
-        .arg(format!("pty,raw,echo=0,link={}", agent_end.display()))
-        .arg(format!("pty,raw,echo=0,link={}", device_end.display()))
-        .spawn()
-        .expect("socat is required by this test: scripts/test.sh installs it");
-    let _socat = Proc(socat);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(agent_end.exists() && device_end.exists()) {
-        assert!(Instant::now() < deadline, "socat made no pty pair");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _socat = pty_pair(&agent_end, &device_end);
     let mut sim = Command::new(bin("printer-agent"));
     sim.args(["simulate-inserter", "--baud", "115200", "--piece-ms", "20"])
         .arg("--tty")
@@ -563,6 +572,405 @@ fn an_snmp_count_that_disagrees_with_ipp_is_reported() {
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("J000001"), "{log}");
+}
+
+/// A socat pty pair linked at `a` and `b` (the serial line between agent and inserter).
+fn pty_pair(a: &Path, b: &Path) -> Proc {
+    let socat = Command::new("socat")
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()))
+        .spawn()
+        .expect("socat is required by this test: scripts/test.sh installs it");
+    let p = Proc(socat);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.exists() && b.exists()) {
+        assert!(Instant::now() < deadline, "socat made no pty pair");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+/// `dispatcher fleet --json` of the server.
+fn fleet(addr: &str) -> Value {
+    let out = run(Command::new(bin("dispatcher")).args(["fleet", "--server", addr, "--json"]));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// The reasons the fleet shows for `device`.
+fn fleet_reasons(addr: &str, device: &str) -> Vec<String> {
+    let f = fleet(addr);
+    f["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["device"] == device)
+        .flat_map(|d| d["reasons"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits until `done` holds or `limit` passes (then panics with `what` and the logs).
+fn wait_until(dir: &Path, limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            panic!(
+                "{what}: not reached in {limit:?}\nagent log:\n{}\ndispatcher log:\n{}",
+                fs::read_to_string(dir.join("agent.log")).unwrap_or_default(),
+                fs::read_to_string(dir.join("dispatcher.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The agent's metrics exposition (promtool agrees with it).
+fn agent_metrics(dir: &Path) -> String {
+    let addrs = fs::read_to_string(dir.join("agent.addrs")).unwrap();
+    let text = scrape(addrs.split_once(' ').unwrap().0);
+    promtool_check(&text);
+    text
+}
+
+/// The value of one sample of the exposition (0 if absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The stops the ledger recorded for `printer`: how each job ended → count.
+fn stops(r: &Value, printer: &str) -> Vec<(String, u64)> {
+    r["printer_stops"][printer]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_cover_opened_and_paper_run_out_stop_the_printer_and_only_the_unconfirmed_pieces_are_reprinted()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed_with(dir.path(), Some(100), None);
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    // J000001: the cover is opened after impression 3. J000002: the paper runs out after
+    // impression 5, and the printer then holds every job until paper is loaded.
+    fs::write(printer.dir.join("fault-after"), "3 cover-open\n").unwrap();
+    fs::write(printer.dir.join("empty-after"), "5").unwrap();
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
+    print(&run_id, &addr);
+    // The fleet shows the printer out of paper, and nothing more is printed meanwhile.
+    wait_until(
+        dir.path(),
+        Duration::from_secs(120),
+        "media-empty in the fleet",
+        || {
+            fleet_reasons(&addr, "p1")
+                .iter()
+                .any(|r| r == "media-empty")
+        },
+    );
+    let held = printer.printed();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(printer.printed(), held, "the printer printed without paper");
+    let (_, r) = reconcile(&state, &run_id);
+    assert_eq!(r["complete"], false, "{r:#}");
+    // Paper loaded: the held job prints, the reprints follow, the run completes.
+    let refill = run(Command::new(root().join("tests/peers/start-ippeveprinter"))
+        .arg("refill")
+        .arg(&printer.dir));
+    assert!(
+        refill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refill.stderr)
+    );
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true
+    });
+    // Exactly the pieces each stop left unconfirmed were reprinted, once, keeping ids.
+    let unconfirmed = |job: &str, at: u64| -> Vec<String> {
+        job_pieces(dir.path(), job)
+            .into_iter()
+            .filter(|(_, last)| *last > at)
+            .map(|(p, _)| p)
+            .collect()
+    };
+    let ids = |job: &str| -> Vec<String> {
+        job_pieces(dir.path(), job)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    };
+    assert_eq!(ids("J000001R1"), unconfirmed("J000001", 3));
+    assert_eq!(ids("J000002R1"), unconfirmed("J000002", 5));
+    assert!(!dir.path().join("out/jobs/J000001R2.pdf").exists());
+    assert!(!dir.path().join("out/jobs/J000002R2.pdf").exists());
+    let n = unconfirmed("J000001", 3).len() + unconfirmed("J000002", 5).len();
+    assert_eq!(r["reprinted"], n as u64, "{r:#}");
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["duplicates"], 0, "{r:#}");
+    // The ledger names both stops.
+    let p1 = stops(&r, "p1");
+    assert_eq!(p1.len(), 2, "{r:#}");
+    assert!(
+        p1.iter()
+            .any(|(how, n)| how.starts_with("aborted") && how.contains("cover-open") && *n == 1),
+        "{r:#}"
+    );
+    assert!(
+        p1.iter()
+            .any(|(how, n)| how.starts_with("aborted") && how.contains("media-empty") && *n == 1),
+        "{r:#}"
+    );
+    // The printer's log: 3 impressions of the first job, 5 of the second.
+    let truth: Vec<u64> = printer.printed().into_values().collect();
+    assert_eq!(&truth[..2], &[3, 5], "{truth:?}");
+    // The agent counted both conditions and the job endings.
+    let m = agent_metrics(dir.path());
+    assert_eq!(
+        sample(
+            &m,
+            "pressrun_agent_device_alerts_total{device=\"p1\",reason=\"cover-open\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "pressrun_agent_device_alerts_total{device=\"p1\",reason=\"media-empty\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "pressrun_agent_jobs_ended_total{printer=\"p1\",how=\"aborted\"}"
+        ),
+        2.0,
+        "{m}"
+    );
+}
+
+#[test]
+fn an_snmp_agent_that_stops_answering_mid_job_is_reported_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed(dir.path());
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start_with_ms(&dir.path().join("printer"), 40);
+    let snmp = Snmpsim::start(&printer.dir, |_| {});
+    let (_ins, ins_addr) = inserter(&[], Some(&printer));
+    let snmp_line = format!(
+        "snmp = {{ address = \"{}\", version = \"2c\", community = \"printer\", poll_seconds = 1 }}\n",
+        snmp.address()
+    );
+    let link = format!("tcp = \"{ins_addr}\"");
+    let _agent = agent_with(
+        dir.path(),
+        &addr,
+        &[("p1", &printer.uri, "i1", &link, &snmp_line)],
+    );
+    // The printer's SNMP agent says it is offline (hrPrinterDetectedErrorState bit 6),
+    // then back: the fleet shows it, the agent counts it.
+    snmp.set("errorState", "0200");
+    wait_until(
+        dir.path(),
+        Duration::from_secs(60),
+        "snmp:offline in the fleet",
+        || {
+            fleet_reasons(&addr, "p1")
+                .iter()
+                .any(|r| r == "snmp:offline")
+        },
+    );
+    snmp.set("errorState", "0000");
+    wait_until(
+        dir.path(),
+        Duration::from_secs(60),
+        "snmp:offline cleared",
+        || {
+            !fleet_reasons(&addr, "p1")
+                .iter()
+                .any(|r| r == "snmp:offline")
+        },
+    );
+    // Then it stops answering while the first job prints, and comes back.
+    print(&run_id, &addr);
+    wait_until(
+        dir.path(),
+        Duration::from_secs(60),
+        "a job accepted",
+        || {
+            fs::read_to_string(dir.path().join("agent.log"))
+                .unwrap_or_default()
+                .contains("printer accepted the job")
+        },
+    );
+    snmp.signal("STOP");
+    wait_until(
+        dir.path(),
+        Duration::from_secs(60),
+        "the SNMP failure seen",
+        || {
+            fs::read_to_string(dir.path().join("agent.log"))
+                .unwrap_or_default()
+                .contains("SNMP poll failed")
+                && fleet_reasons(&addr, "p1")
+                    .iter()
+                    .any(|r| r == "snmp:unreachable")
+        },
+    );
+    snmp.signal("CONT");
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true
+    });
+    // IPP's count alone carried the job without a second witness: nothing reprinted,
+    // nothing counted as a disagreement; the later jobs were witnessed again.
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["reprinted"], 0, "{r:#}");
+    assert_eq!(r["disagreements"], 0, "{r:#}");
+    let log = fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    let failed_at = log.find("SNMP poll failed").unwrap();
+    assert!(
+        log[failed_at..].contains("SNMP life count agrees with IPP"),
+        "{log}"
+    );
+    let m = agent_metrics(dir.path());
+    assert!(
+        sample(&m, "pressrun_agent_snmp_failures_total{printer=\"p1\"}") >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "pressrun_agent_device_alerts_total{device=\"p1\",reason=\"snmp:offline\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "pressrun_agent_device_alerts_total{device=\"p1\",reason=\"snmp:unreachable\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "pressrun_agent_snmp_up{printer=\"p1\"}"),
+        1.0,
+        "{m}"
+    );
+}
+
+#[test]
+fn the_inserter_cable_pulled_mid_job_and_put_back_loses_no_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, run_id) = composed(dir.path());
+    let (_, before) = reconcile(&state, &run_id);
+    let expected = before["expected"].as_u64().unwrap();
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start_with_ms(&dir.path().join("printer"), 30);
+    let (agent_end, device_end) = (dir.path().join("tty-agent"), dir.path().join("tty-device"));
+    let mut socat = pty_pair(&agent_end, &device_end);
+    let mut sim = Command::new(bin("printer-agent"));
+    sim.args(["simulate-inserter", "--baud", "115200", "--piece-ms", "20"])
+        .arg("--tty")
+        .arg(&device_end)
+        .arg("--follow-log")
+        .arg(printer.dir.join("printed.log"))
+        .args(["--idle-end-ms", "1500"]);
+    let (sim, _) = spawn_listening(&mut sim, "open on ");
+    let _sim = Proc(sim);
+    let link = format!("tty = \"{}\"\nbaud = 115200", agent_end.display());
+    let _agent = agent_with(dir.path(), &addr, &[("p1", &printer.uri, "i1", &link, "")]);
+    print(&run_id, &addr);
+    wait_for(dir.path(), &state, &run_id, Duration::from_secs(120), |r| {
+        r["inserted_ok"].as_u64().unwrap_or(0) >= 3
+    });
+    // The cable is pulled: the line is gone on both sides for a second, then put back.
+    let _ = Command::new("kill")
+        .args(["-TERM", &socat.0.id().to_string()])
+        .output();
+    let _ = socat.0.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = fs::remove_file(&agent_end);
+    let _ = fs::remove_file(&device_end);
+    socat = pty_pair(&agent_end, &device_end);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true
+    });
+    drop(socat);
+    assert_eq!(r["inserted_ok"], expected, "{r:#}");
+    assert_eq!(r["reprinted"], 0, "{r:#}");
+    assert_eq!(r["duplicates"], 0, "{r:#}");
+    assert_eq!(r["by_inserter"]["i1"]["ok"], expected, "{r:#}");
+    let log = fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(log.contains("inserter line closed"), "{log}");
+    let m = agent_metrics(dir.path());
+    assert!(
+        sample(
+            &m,
+            "pressrun_agent_inserter_connects_total{inserter=\"i1\"}"
+        ) >= 2.0,
+        "{m}"
+    );
+}
+
+#[test]
+fn a_simplex_run_is_printed_one_impression_per_sheet_and_reconciled_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let simplex = |text: String| {
+        assert!(text.contains("duplex = true "));
+        text.replace("duplex = true ", "duplex = false ")
+    };
+    let (state, run_id) = composed_edit(dir.path(), &simplex, None);
+    let (_server, addr) = serve_dispatcher(&state);
+    let printer = Printer::start(&dir.path().join("printer"));
+    let (_ins, ins_addr) = inserter_per_sheet(&[], Some(&printer), 1);
+    let _agent = agent(dir.path(), &addr, &printer.uri, &ins_addr, None);
+    print(&run_id, &addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true && r["sheets_printed"] == r["sheets"]
+    });
+    // Simplex: one impression per sheet, in the plan, at the printer and in the ledger.
+    let sheets = r["sheets"].as_u64().unwrap();
+    let impressions: u64 = printer.printed().values().sum();
+    assert_eq!(impressions, sheets);
+    assert_eq!(r["reprinted"], 0, "{r:#}");
+    assert_eq!(r["inserted_ok"], r["expected"], "{r:#}");
+    // The operator's report from the server, as from the database.
+    let remote = run(Command::new(bin("dispatcher")).args([
+        "reconcile",
+        &run_id,
+        "--server",
+        &addr,
+        "--json",
+    ]));
+    assert_eq!(
+        remote.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    let via: Value = serde_json::from_slice(&remote.stdout).unwrap();
+    assert_eq!(via, r);
+    let text = run(Command::new(bin("dispatcher")).args(["reconcile", &run_id, "--server", &addr]));
+    assert!(String::from_utf8_lossy(&text.stdout).contains(": complete"));
+    // A mistyped database is an error, never a new empty database.
+    let typo = dir.path().join("no-such.sqlite");
+    let res = run(Command::new(bin("dispatcher"))
+        .args(["reconcile", &run_id, "--state"])
+        .arg(&typo));
+    assert_ne!(res.status.code(), Some(0));
+    assert!(!typo.exists());
 }
 
 fn kill9(p: &mut Proc) {

@@ -179,12 +179,15 @@ fn jobs_print_page_by_page_wait_while_busy_jam_and_vanish_as_unknown() {
             state,
             completed,
             message,
+            printer_reasons,
             ..
         } = &jammed
         else {
             panic!("{jammed:?}")
         };
         assert_eq!((*state, *completed), (JobState::Aborted, 3));
+        // What stopped the printer comes with the ending.
+        assert_eq!(printer_reasons, &["media-jam"], "{jammed:?}");
         assert!(message.contains("media jam"), "{message:?}");
         assert_eq!(printed(dir.path(), jam_id), 3);
         let status = printer.printer().await.unwrap();

@@ -965,6 +965,15 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             completed,
             ..
         } => {
+            let before: Option<Option<String>> = tx
+                .prepare_cached("SELECT ended FROM ledger_jobs WHERE run_id=?1 AND print_job=?2")?
+                .query_row(params![run, print_job], |r| r.get(0))
+                .optional()?;
+            if let Some(None) = before
+                && let Some(stop) = stop_of(how)
+            {
+                count(tx, run, &format!("stop:{printer}|{stop}"), 1)?;
+            }
             tx.prepare_cached("UPDATE ledger_jobs SET ended=?3 WHERE run_id=?1 AND print_job=?2")?
                 .execute(params![run, print_job, how])?;
             append(
@@ -1000,6 +1009,17 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
             Ok(None)
         }
     }
+}
+
+/// How a print job that did not complete ended, without the printer's message: e.g.
+/// `aborted: media-jam` of `aborted: media-jam (jam after impression 5)`; `None` for a
+/// job that completed or was withdrawn (not a stop of the printer).
+fn stop_of(how: &str) -> Option<String> {
+    if how.starts_with("completed") || how.starts_with("withdrawn") {
+        return None;
+    }
+    let short = how.split(" (").next().unwrap_or(how);
+    Some(short.chars().take(120).collect())
 }
 
 /// Whether the piece `origin`/`piece` is now in another print job than `print_job`.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::LedgerError;
 
@@ -12,7 +12,7 @@ use super::LedgerError;
 const LISTED: usize = 1000;
 
 /// `dispatcher reconcile RUN --json`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reconciliation {
     pub run: String,
     /// Mail pieces assembled (reprints keep their piece and are not counted again).
@@ -44,12 +44,15 @@ pub struct Reconciliation {
     pub by_inserter: BTreeMap<String, BTreeMap<String, u64>>,
     /// Inserter reports that were not OK, by outcome (every report, reprinted or not).
     pub by_reason: BTreeMap<String, u64>,
+    /// Print jobs a printer stopped before completing them, by printer and how they
+    /// ended (`aborted: media-empty`, `aborted: cover-open`, `unknown: …`).
+    pub printer_stops: BTreeMap<String, BTreeMap<String, u64>>,
     /// The first unresolved pieces, in job and piece order.
     pub unresolved_pieces: Vec<Unresolved>,
 }
 
 /// A piece that keeps the run from being complete.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Unresolved {
     pub job: String,
     pub piece: String,
@@ -124,6 +127,17 @@ pub(super) fn reconcile(conn: &Connection, run: &str) -> Result<Reconciliation, 
     .into_iter()
     .map(|(k, _, n)| (k, n))
     .collect();
+    let mut printer_stops: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (what, _, n) in grouped(
+        "SELECT substr(what, 6), '', n FROM ledger_counts
+         WHERE run_id=?1 AND what LIKE 'stop:%'",
+    )? {
+        let (printer, how) = what.split_once('|').unwrap_or((&what, ""));
+        printer_stops
+            .entry(printer.to_string())
+            .or_default()
+            .insert(how.to_string(), n);
+    }
     let mut stmt = conn.prepare(
         "SELECT job, piece, print_job, state, reason FROM ledger_pieces
          WHERE run_id=?1 AND state NOT IN ('ok', 'resolved') ORDER BY job, piece LIMIT ?2",
@@ -157,6 +171,7 @@ pub(super) fn reconcile(conn: &Connection, run: &str) -> Result<Reconciliation, 
         by_printer,
         by_inserter,
         by_reason,
+        printer_stops,
         unresolved_pieces,
     })
 }
@@ -199,6 +214,11 @@ impl std::fmt::Display for Reconciliation {
         }
         for (r, n) in &self.by_reason {
             writeln!(f, "  reason   {r}: {n}")?;
+        }
+        for (p, stops) in &self.printer_stops {
+            for (how, n) in stops {
+                writeln!(f, "  stopped  {p}: {how}: {n}")?;
+            }
         }
         for u in &self.unresolved_pieces {
             writeln!(

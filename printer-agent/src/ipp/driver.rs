@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::client::{Document, IppFailure, IppPrinter};
-use super::watch::{Ending, JobWatch, Step};
+use super::watch::{Ending, JobState, JobWatch, Step};
 
 /// Timing of one printer's driver.
 #[derive(Clone, Debug)]
@@ -110,9 +110,25 @@ pub async fn follow(
             Ok(poll) => {
                 failed = 0;
                 for step in watch.observe(poll.as_ref()) {
-                    if let Step::Ended(end) = &step {
-                        let end = end.clone();
-                        report(Report::Step(step));
+                    if let Step::Ended(mut end) = step {
+                        // What stopped the printer is in its own reasons, not the job's
+                        // (`aborted-by-system`): ask while the condition still stands.
+                        if let Ending::Final {
+                            state,
+                            printer_reasons,
+                            ..
+                        } = &mut end
+                            && *state != JobState::Completed
+                            && let Ok(p) = printer.printer().await
+                        {
+                            *printer_reasons = p
+                                .reasons
+                                .iter()
+                                .map(|r| r.keyword.clone())
+                                .filter(|k| k != "none")
+                                .collect();
+                        }
+                        report(Report::Step(Step::Ended(end.clone())));
                         return end;
                     }
                     if step != Step::Same {

@@ -69,6 +69,10 @@ pub enum Ending {
         completed: u64,
         reasons: Vec<String>,
         message: String,
+        /// For a job that did not complete: the printer's `printer-state-reasons` as the
+        /// job ended (what stopped it: `media-jam`, `cover-open`, …), filled in by the
+        /// driver; empty when not asked or none.
+        printer_reasons: Vec<String>,
     },
     /// The printer no longer knows the job: what was printed after `completed` is
     /// unknown.
@@ -150,6 +154,7 @@ impl JobWatch {
                 completed: self.completed,
                 reasons: p.reasons.clone(),
                 message: p.message.trim().to_string(),
+                printer_reasons: Vec::new(),
             }));
         } else if steps.is_empty() {
             steps.push(Step::Same);
