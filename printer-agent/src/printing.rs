@@ -251,7 +251,7 @@ impl Worker {
                     pdf,
                     name: format!("{}-{}", job.header.run_id, id),
                     duplex: job.header.duplex,
-                    media: None,
+                    media: Some(job.header.media.clone()).filter(|m| !m.is_empty()),
                     copies: 1,
                 };
                 let mut rec = Recorder::new(self, &job, 0);

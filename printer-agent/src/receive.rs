@@ -69,6 +69,17 @@ impl Receiving {
                 ));
             }
         }
+        let media_ok = header.media.is_empty()
+            || (header.media.len() <= 64
+                && header.media.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                }));
+        if !media_ok {
+            return Err(format!(
+                "job {job}: media {:?} is not an IPP media keyword",
+                header.media
+            ));
+        }
         if header.pieces.is_empty() {
             return Err(format!("job {job} has no pieces"));
         }
@@ -195,6 +206,7 @@ mod tests {
                 spec("J000001.pdf", pdf),
                 spec("J000001.manifest.jsonl", manifest),
             ],
+            media: String::new(),
         }
     }
 
@@ -252,5 +264,11 @@ mod tests {
         let mut h = header(b"ab", b"{}\n");
         h.impressions = 9;
         assert!(Receiving::start(h, dir.path().join("q"), &["p1"]).is_err());
+        let mut h = header(b"ab", b"{}\n");
+        h.media = "A4; rm -rf".into();
+        assert!(Receiving::start(h, dir.path().join("r"), &["p1"]).is_err());
+        let mut h = header(b"ab", b"{}\n");
+        h.media = "iso_a4_210x297mm".into();
+        assert!(Receiving::start(h, dir.path().join("s"), &["p1"]).is_ok());
     }
 }

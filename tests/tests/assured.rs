@@ -973,6 +973,67 @@ fn a_simplex_run_is_printed_one_impression_per_sheet_and_reconciled_over_grpc() 
     assert!(!typo.exists());
 }
 
+#[test]
+fn jobs_on_a4_go_only_to_the_printer_that_has_a4_and_the_printer_is_told_the_media() {
+    let dir = tempfile::tempdir().unwrap();
+    let on_a4 = |text: String| {
+        assert!(text.contains("duplex = true "));
+        text.replacen(
+            "duplex = true ",
+            "media = \"iso_a4_210x297mm\"\nduplex = true ",
+            1,
+        )
+    };
+    let (state, run_id) = composed_edit(dir.path(), &on_a4, None);
+    let (_server, addr) = serve_dispatcher(&state);
+    let p1 = Printer::start(&dir.path().join("printer1"));
+    let p2 = Printer::start(&dir.path().join("printer2"));
+    let (_i1, i1) = inserter(&[], Some(&p1));
+    let (_i2, i2) = inserter(&[], Some(&p2));
+    let _agent = agent_with(
+        dir.path(),
+        &addr,
+        &[
+            (
+                "p1",
+                &p1.uri,
+                "i1",
+                &format!("tcp = \"{i1}\""),
+                "media = [\"na_letter_8.5x11in\"]\n",
+            ),
+            (
+                "p2",
+                &p2.uri,
+                "i2",
+                &format!("tcp = \"{i2}\""),
+                "media = [\"iso_a4_210x297mm\", \"iso_a3_297x420mm\"]\n",
+            ),
+        ],
+    );
+    wait_until(
+        dir.path(),
+        Duration::from_secs(30),
+        "both printers attached",
+        || {
+            fleet(&addr)["devices"]
+                .as_array()
+                .is_some_and(|d| d.len() == 4)
+        },
+    );
+    print(&run_id, &addr);
+    let r = wait_for(dir.path(), &state, &run_id, Duration::from_secs(240), |r| {
+        r["complete"] == true && r["sheets_printed"] == r["sheets"]
+    });
+    // Every job went to the A4 printer; the letter printer printed nothing.
+    assert_eq!(r["by_printer"]["p2"], r["sheets"], "{r:#}");
+    assert!(r["by_printer"].get("p1").is_none(), "{r:#}");
+    assert!(p1.printed().is_empty());
+    // Print-Job carried the media: the printer's command saw it on every impression.
+    let log = fs::read_to_string(p2.dir.join("printed.log")).unwrap();
+    assert!(!log.is_empty());
+    assert!(log.lines().all(|l| l.contains("iso_a4_210x297mm")), "{log}");
+}
+
 fn kill9(p: &mut Proc) {
     let _ = p.0.kill();
     let _ = p.0.wait();

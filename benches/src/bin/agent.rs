@@ -94,6 +94,7 @@ fn main() -> anyhow::Result<()> {
                     sha256: hex::encode(Sha256::digest(&manifest)),
                 },
             ],
+            media: String::new(),
         };
         let t = Instant::now();
         let dir = store.job_dir("bench", &id);

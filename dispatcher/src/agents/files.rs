@@ -74,6 +74,7 @@ pub fn prepare(
             impressions,
             pieces,
             files,
+            media: String::new(),
         },
         files: paths.to_vec(),
     })

@@ -228,7 +228,7 @@ impl Hub {
             return Ok((0, 0));
         }
         let out = self.run_folder(run)?;
-        let cap = reprint_cap(&out);
+        let cap = run_profile(&out).reprint_cap;
         let (mut made, mut held) = (0, 0);
         for (job, state, candidates) in due {
             let origin = &state.origin;
@@ -299,10 +299,11 @@ impl Hub {
     pub async fn route(self: &Arc<Self>, run: &str) -> Result<PrintRunResponse, ServiceError> {
         let hub = self.clone();
         let owned = run.to_string();
-        let (out, jobs) = tokio::task::spawn_blocking(move || {
+        let (out, jobs, profile) = tokio::task::spawn_blocking(move || {
             let out = hub.run_folder(&owned)?;
             let jobs = hub.reader()?.jobs(&owned).map_err(internal)?;
-            Ok::<_, ServiceError>((out, jobs))
+            let profile = run_profile(&out);
+            Ok::<_, ServiceError>((out, jobs, profile))
         })
         .await
         .map_err(internal)??;
@@ -328,6 +329,7 @@ impl Hub {
                 .iter()
                 .map(|j| route::Needs {
                     duplex: j.impressions > j.sheets,
+                    media: profile.media.clone(),
                     impressions: j.impressions,
                 })
                 .collect();
@@ -372,7 +374,8 @@ impl Hub {
         tokio::spawn(async move {
             for (tx, lock, agent, printer, job, origin) in sends {
                 let _held = lock.lock().await;
-                if let Err(e) = send_job(&out, &run, &job, &origin, &printer, &tx).await {
+                let media = profile.media.clone().unwrap_or_default();
+                if let Err(e) = send_job(&out, &run, &job, &origin, &printer, &media, &tx).await {
                     tracing::warn!(%run, %job, %agent, "print job not handed over: {e}");
                     let mut inner = hub.lock();
                     inner.sending.remove(&(run.clone(), job));
@@ -447,18 +450,42 @@ pub(crate) fn is_down(state: &str) -> bool {
     matches!(state, "stopped" | "down" | "unreachable")
 }
 
-/// The profile's reprint cap, from the run's `jobs/production.json` (10 % if absent).
-fn reprint_cap(out: &Path) -> u32 {
+/// What printing needs from a run's production profile (its `jobs/production.json`).
+#[derive(Clone, Debug, Default)]
+struct RunProfile {
+    /// The reprint cap in percent (10 if absent).
+    reprint_cap: u32,
+    /// The paper's IPP media keyword, if the profile names one.
+    media: Option<String>,
+}
+
+fn run_profile(out: &Path) -> RunProfile {
     let path = out.join("jobs/production.json");
-    pressrun_engine::source::read_regular(
+    let v = pressrun_engine::source::read_regular(
         &path,
         256 << 20,
         pressrun_engine::source::FileKind::Output,
     )
     .ok()
     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-    .and_then(|v| v["profile"]["reprint_cap_percent"].as_u64())
-    .map_or(10, |n| n.min(100) as u32)
+    .unwrap_or_default();
+    // The engine checked the keyword; a run folder is still not trusted blindly.
+    let media = v["profile"]["media"]
+        .as_str()
+        .filter(|m| {
+            !m.is_empty()
+                && m.len() <= 64
+                && m.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                })
+        })
+        .map(str::to_string);
+    RunProfile {
+        reprint_cap: v["profile"]["reprint_cap_percent"]
+            .as_u64()
+            .map_or(10, |n| n.min(100) as u32),
+        media,
+    }
 }
 
 /// Every known printer as routing sees it: attached agents' printers, up unless their
@@ -480,6 +507,7 @@ fn candidates(inner: &Inner) -> Vec<route::Candidate> {
                 agent: name.clone(),
                 printer: p.name.clone(),
                 duplex: p.duplex,
+                media: p.media.clone(),
                 up: a.tx.is_some() && !down,
                 queued_impressions: status.map_or(0, |s| s.queued_impressions) + on_the_way,
             });
@@ -494,6 +522,7 @@ async fn send_job(
     job: &str,
     origin: &str,
     printer: &str,
+    media: &str,
     tx: &ToAgent,
 ) -> Result<(), String> {
     let (o, r, j, g, p) = (
@@ -503,9 +532,10 @@ async fn send_job(
         origin.to_string(),
         printer.to_string(),
     );
-    let outgoing = tokio::task::spawn_blocking(move || files::prepare(&o, &r, &j, &g, &p))
+    let mut outgoing = tokio::task::spawn_blocking(move || files::prepare(&o, &r, &j, &g, &p))
         .await
         .map_err(|e| e.to_string())??;
+    outgoing.header.media = media.to_string();
     let specs = outgoing.header.files.clone();
     tx.send(Ok(AgentCommand {
         kind: Some(agent_command::Kind::Job(outgoing.header)),

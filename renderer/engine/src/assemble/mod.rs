@@ -1041,6 +1041,7 @@ fn write_lists<'d>(
             "version": spec.profile.version,
             "sha256": hex::encode(spec.profile.content_hash()),
             "reprint_cap_percent": spec.profile.job.reprint_cap_percent,
+            "media": spec.profile.media,
         },
         // What the plan holds; what one attempt did (resumed, repaired) is in summary.json.
         "totals": {

@@ -46,6 +46,10 @@ pub struct Profile {
     pub marks_on_back: bool,
     /// What an otherwise blank back carries (duplex).
     pub back: Back,
+    /// The paper the jobs print on, as an IPP `media` keyword (PWG 5101.1, e.g.
+    /// `iso_a4_210x297mm`): sent with every print job and used to route it to a printer
+    /// that has it. `None`: the printer's default, any printer.
+    pub media: Option<String>,
     /// Envelopes by strictly ascending capacity.
     pub envelopes: Vec<Envelope>,
     /// What happens to a document above the largest envelope.
@@ -410,6 +414,7 @@ struct RawPrint {
     marks_on_back: bool,
     #[serde(default)]
     back: Back,
+    media: Option<Spanned<String>>,
 }
 
 /// What an otherwise blank back of a duplex sheet carries.
@@ -654,6 +659,26 @@ fn build(at: &Locator<'_>, raw: RawProfile, text: &str) -> Result<Profile, Profi
         },
     };
     let marks = marks(at, raw.marks)?;
+    let media = match raw.print.media {
+        None => None,
+        Some(m) => {
+            let name = m.get_ref();
+            let keyword = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                });
+            if !keyword {
+                return Err(at.error(
+                    m.span(),
+                    format!(
+                        "media {name:?} is not an IPP media keyword: write a PWG 5101.1 name such as \"iso_a4_210x297mm\" or \"na_letter_8.5x11in\" (lower-case letters, digits, '_', '.', '-'; at most 64)"
+                    ),
+                ));
+            }
+            Some(m.into_inner())
+        }
+    };
 
     Ok(Profile {
         id: meta.id.into_inner(),
@@ -662,6 +687,7 @@ fn build(at: &Locator<'_>, raw: RawProfile, text: &str) -> Result<Profile, Profi
         duplex: raw.print.duplex,
         marks_on_back: raw.print.marks_on_back,
         back: raw.print.back,
+        media,
         envelopes,
         overflow: raw.envelopes.above,
         feeders,

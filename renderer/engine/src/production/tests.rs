@@ -112,6 +112,26 @@ fn bad_length_unit_is_an_error_at_the_value() {
 }
 
 #[test]
+fn media_is_an_ipp_keyword_or_an_error_at_its_line() {
+    let text = BASE.replace(
+        "duplex = true",
+        "duplex = true\nmedia = \"iso_a4_210x297mm\"",
+    );
+    let p = Profile::parse("production.toml", &text).unwrap();
+    assert_eq!(p.media.as_deref(), Some("iso_a4_210x297mm"));
+    assert_eq!(profile("").media, None);
+    for bad in ["A4", "", "iso a4", "x\\u0000"] {
+        let text = BASE.replace(
+            "duplex = true",
+            &format!("duplex = true\nmedia = \"{bad}\""),
+        );
+        let e = parse_err(&text);
+        assert_eq!(e.line, 7, "{bad}: {e}");
+        assert!(e.message.contains("not an IPP media keyword"), "{e}");
+    }
+}
+
+#[test]
 fn semantic_checks() {
     // No envelope.
     let text = BASE.replace("[[envelope]]\nname = \"DL\"\nmax-sheets = 5\n\n", "");
