@@ -228,23 +228,23 @@ impl Worker {
                         }
                     }
                 }
-                let pdf = match std::fs::read(job.pdf()) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        return self.advance(
-                            &job,
-                            JobStage::Ended,
-                            None,
-                            0,
-                            vec![events::ended(
-                                &id,
-                                &name,
-                                format!("not printed: the agent cannot read its print file: {e}"),
-                                0,
-                            )],
-                        );
-                    }
+                // The file is streamed to the printer; check it is there before the
+                // job counts as submitted.
+                let pdf = job.pdf();
+                let problem = match std::fs::metadata(&pdf) {
+                    Ok(m) if m.is_file() => None,
+                    Ok(_) => Some("the agent's print file is not a regular file".to_string()),
+                    Err(e) => Some(format!("the agent cannot read its print file: {e}")),
                 };
+                if let Some(why) = problem {
+                    return self.advance(
+                        &job,
+                        JobStage::Ended,
+                        None,
+                        0,
+                        vec![events::ended(&id, &name, format!("not printed: {why}"), 0)],
+                    );
+                }
                 let before = life_count(&name, self.snmp.as_deref()).await;
                 self.advance(&job, JobStage::Submitting, None, 0, Vec::new())?;
                 let doc = Document {

@@ -51,9 +51,12 @@ fn pdf(pages: usize) -> Vec<u8> {
     out
 }
 
-fn doc(name: &str, pages: usize) -> Document {
+/// A print file of `pages` pages written in `dir`.
+fn doc(dir: &std::path::Path, name: &str, pages: usize) -> Document {
+    let path = dir.join(format!("{name}.pdf"));
+    std::fs::write(&path, pdf(pages)).unwrap();
     Document {
-        pdf: pdf(pages),
+        pdf: path,
         name: name.into(),
         duplex: true,
         media: None,
@@ -93,9 +96,13 @@ fn jobs_print_page_by_page_wait_while_busy_jam_and_vanish_as_unknown() {
     rt.block_on(async {
         // A 6-page job: progress only upwards, to 6, completed; the peer printed 6.
         let mut reports = Vec::new();
-        let (id, end) = print_and_follow(&printer, &doc("J000001", 6), 6, &pacing(), &mut |r| {
-            reports.push(r)
-        })
+        let (id, end) = print_and_follow(
+            &printer,
+            &doc(dir.path(), "J000001", 6),
+            6,
+            &pacing(),
+            &mut |r| reports.push(r),
+        )
         .await
         .unwrap();
         let counts: Vec<u64> = reports
@@ -123,19 +130,25 @@ fn jobs_print_page_by_page_wait_while_busy_jam_and_vanish_as_unknown() {
         // Two jobs at once: the printer has no queue, so the second waits (busy) and
         // prints after the first.
         let slow = printer.clone();
+        let long = doc(dir.path(), "J000002", 20);
         let first = tokio::spawn(async move {
-            print_and_follow(&slow, &doc("J000002", 20), 20, &pacing(), &mut |_| {}).await
+            print_and_follow(&slow, &long, 20, &pacing(), &mut |_| {}).await
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut waited = 0;
-        let (second_id, second) =
-            print_and_follow(&printer, &doc("J000003", 4), 4, &pacing(), &mut |r| {
+        let (second_id, second) = print_and_follow(
+            &printer,
+            &doc(dir.path(), "J000003", 4),
+            4,
+            &pacing(),
+            &mut |r| {
                 if matches!(r, Report::Waiting { .. }) {
                     waited += 1;
                 }
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let (first_id, first) = first.await.unwrap().unwrap();
         assert!(waited > 0, "the second job was never refused as busy");
         assert!(
@@ -171,10 +184,15 @@ fn jobs_print_page_by_page_wait_while_busy_jam_and_vanish_as_unknown() {
         // A jam after impression 3: the job is aborted with the count the peer printed,
         // and the printer says media-jam (with its -report suffix taken off).
         std::fs::write(dir.path().join("jam-after"), "3").unwrap();
-        let (jam_id, jammed) =
-            print_and_follow(&printer, &doc("J000004", 8), 8, &pacing(), &mut |_| {})
-                .await
-                .unwrap();
+        let (jam_id, jammed) = print_and_follow(
+            &printer,
+            &doc(dir.path(), "J000004", 8),
+            8,
+            &pacing(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
         let Ending::Final {
             state,
             completed,
@@ -219,7 +237,7 @@ fn jobs_print_page_by_page_wait_while_busy_jam_and_vanish_as_unknown() {
         let mut p = pacing();
         p.attempts = 3;
         let mut waits = 0;
-        let e = print_and_follow(&nobody, &doc("J000005", 1), 1, &p, &mut |r| {
+        let e = print_and_follow(&nobody, &doc(dir.path(), "J000005", 1), 1, &p, &mut |r| {
             if matches!(r, Report::Waiting { .. }) {
                 waits += 1;
             }

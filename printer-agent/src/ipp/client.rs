@@ -12,7 +12,8 @@ use super::watch::{JobPoll, JobState, Reason};
 /// A print file to send.
 #[derive(Clone, Debug)]
 pub struct Document {
-    pub pdf: Vec<u8>,
+    /// The print file: streamed from the disk to the printer, never read into memory.
+    pub pdf: std::path::PathBuf,
     /// `job-name`.
     pub name: String,
     pub duplex: bool,
@@ -36,6 +37,9 @@ pub enum IppFailure {
     /// An answer without what it must hold.
     #[error("the printer's answer is malformed: {0}")]
     Malformed(String),
+    /// The print file cannot be read.
+    #[error("cannot read the print file: {0}")]
+    File(String),
 }
 
 impl From<IppError> for IppFailure {
@@ -106,14 +110,30 @@ impl IppPrinter {
     }
 
     fn client(&self) -> AsyncIppClient {
+        self.client_for(self.timeout)
+    }
+
+    fn client_for(&self, timeout: Duration) -> AsyncIppClient {
         AsyncIppClient::builder(self.uri.clone())
-            .request_timeout(self.timeout)
+            .request_timeout(timeout)
             .build()
     }
 
-    /// Print-Job: returns the printer's job id.
+    /// Print-Job: returns the printer's job id. The print file is streamed from its
+    /// file; the request may take its usual timeout plus a second per 8 MiB (a 16 GiB
+    /// job is not cut off by a timeout meant for a status poll).
     pub async fn print(&self, doc: &Document) -> Result<i32, IppFailure> {
-        let payload = IppPayload::new(std::io::Cursor::new(doc.pdf.clone()));
+        use tokio_util::compat::TokioAsyncReadCompatExt;
+        let file = tokio::fs::File::open(&doc.pdf)
+            .await
+            .map_err(|e| IppFailure::File(format!("{}: {e}", doc.pdf.display())))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| IppFailure::File(format!("{}: {e}", doc.pdf.display())))?
+            .len();
+        let payload = IppPayload::new_async(file.compat());
+        let timeout = self.timeout + Duration::from_secs(size / (8 << 20));
         let sides = if doc.duplex {
             "two-sided-long-edge"
         } else {
@@ -139,7 +159,7 @@ impl IppPrinter {
                 IppValue::new_keyword(m)?,
             ));
         }
-        let resp = self.client().send(op.build()?).await?;
+        let resp = self.client_for(timeout).send(op.build()?).await?;
         check(&resp)?;
         resp.attributes()
             .groups_of(DelimiterTag::JobAttributes)
