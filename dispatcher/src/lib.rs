@@ -1,7 +1,9 @@
 //! The dispatcher as a library: the parts other crates (benchmarks, tests) use.
 //!
 //! - [`ledger`]: the per-sheet ledger of assured delivery;
-//! - [`reprint`]: reprint jobs of the affected pieces, cut from their print job.
+//! - [`reprint`]: reprint jobs of the affected pieces, cut from their print job;
+//! - [`principals`]: the users file, the rights of each call and the access log.
 
 pub mod ledger;
+pub mod principals;
 pub mod reprint;

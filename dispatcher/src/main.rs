@@ -174,6 +174,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The access log of a `dispatcher serve --users` registry: every call checked, who
+    /// made it, what it was about, allowed or refused and why, oldest first.
+    AccessLog {
+        /// Run-state database of the server.
+        #[arg(long)]
+        state: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the runs recorded in a state database.
     Runs {
         /// Run-state database.
@@ -301,8 +311,15 @@ struct ServeArgs {
     listen_tls_key: Option<PathBuf>,
     /// File holding a bearer token every Dispatcher call must carry (health stays open).
     /// An empty or blank token is an error; without one the server serves only on loopback.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "users")]
     listen_token_file: Option<PathBuf>,
+    /// The users file: `[[user]]` with `name`, `roles` (author, approver, operator,
+    /// auditor, admin) and `token_sha256` (docs/users.md). Every call must carry a
+    /// listed user's token and is checked against that user's roles; every check,
+    /// allowed or refused, goes into the access log (`dispatcher access-log`). Read again
+    /// on SIGHUP.
+    #[arg(long)]
+    users: Option<PathBuf>,
     /// Serve without a token on a non-loopback address (a trusted network only).
     #[arg(long)]
     allow_unauthenticated: bool,
@@ -327,8 +344,9 @@ struct ClientArgs {
     /// Name the server's certificate carries (default: the host of --server).
     #[arg(long, requires = "server_tls_ca")]
     server_tls_domain: Option<String>,
-    /// File holding the server's bearer token. Also read from PRESSRUN_TOKEN.
-    #[arg(long)]
+    /// File holding the server's bearer token (yours, with --users). Also read from
+    /// PRESSRUN_TOKEN.
+    #[arg(long, visible_alias = "token-file")]
     server_token_file: Option<PathBuf>,
 }
 
@@ -540,10 +558,20 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
             };
-            let token = pressrun_proto::transport::read_token(a.listen_token_file.as_deref())?;
+            let token = match a.users {
+                Some(_) => None,
+                None => pressrun_proto::transport::read_token(a.listen_token_file.as_deref())?,
+            };
+            let gate = match &a.users {
+                Some(users) => {
+                    let gate = dispatcher::principals::Gate::open(users, &a.state)?;
+                    Some(gate)
+                }
+                None => None,
+            };
             pressrun_proto::transport::check_exposure(
                 a.listen,
-                token.as_deref(),
+                token.as_deref().or(gate.as_ref().map(|_| "users")),
                 a.allow_unauthenticated,
             )
             .map_err(anyhow::Error::msg)?;
@@ -553,6 +581,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                     _ => None,
                 },
                 token,
+                gate,
             };
             let config = service::ServerConfig {
                 nodes: a.nodes.nodes(a.threads)?,
@@ -703,6 +732,27 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 "{} print jobs handed to agents, {} waiting for a printer, {} queued or printed before; {} reprint jobs made, {} jobs' reprints held by the cap",
                 r.jobs_queued, r.jobs_waiting, r.jobs_already, r.reprint_jobs, r.reprints_held
             );
+            Ok(exit::OK)
+        }
+        Command::AccessLog { state, json } => {
+            if !state.is_file() {
+                anyhow::bail!("{}: no such run-state database", state.display());
+            }
+            for a in dispatcher::principals::access_log(&state)? {
+                if json {
+                    println!("{}", serde_json::to_string(&a)?);
+                } else {
+                    println!(
+                        "{}  {:<8}  {:<16}  {:<10}  {}  {}",
+                        a.at,
+                        if a.allowed { "allowed" } else { "REFUSED" },
+                        a.principal,
+                        a.action,
+                        a.target,
+                        a.why
+                    );
+                }
+            }
             Ok(exit::OK)
         }
         Command::Fleet { conn, json } => {

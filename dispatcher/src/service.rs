@@ -4,6 +4,7 @@
 //! documents on demand on a dedicated pool that batch runs never occupy. Every path a
 //! request names must lie inside the server's roots ([`crate::roots`]).
 
+use dispatcher::principals::{Action, Check, Gate};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -62,6 +63,8 @@ pub struct Service {
     templates: Mutex<BTreeMap<(PathBuf, String), Compiled>>,
     /// The attached printer agents, for runs submitted with printing on.
     hub: Option<Arc<crate::agents::Hub>>,
+    /// With `--users`: who may make which call, and the access log.
+    gate: Option<Arc<Gate>>,
 }
 
 /// The service error of a run that cannot start.
@@ -84,11 +87,22 @@ impl Service {
         let threads = config.on_demand_threads.max(1);
         Self {
             hub,
+            gate: None,
             on_demand: RenderPool::new(threads, threads * 64),
             config,
             runs: Mutex::new(BTreeMap::new()),
             templates: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Checks the users file's rights (and records the call) when there is one.
+    pub fn with_gate(mut self, gate: Option<Arc<Gate>>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    fn check<T>(&self, req: &Request<T>, action: Action, target: &str) -> Result<(), Status> {
+        check(self.gate.as_deref(), req, action, target)
     }
 
     /// The compiled template of a folder and its bundle, cached by the bundle's hash (a
@@ -183,6 +197,7 @@ impl Dispatcher for Service {
         &self,
         req: Request<SubmitRunRequest>,
     ) -> Result<Response<SubmitRunResponse>, Status> {
+        self.check(&req, Action::SubmitRun, &req.get_ref().out)?;
         let r = req.into_inner();
         let params = renderer::wire::params(r.params.as_ref())?;
         let roots = &self.config.roots;
@@ -345,6 +360,7 @@ impl Dispatcher for Service {
         &self,
         req: Request<WatchRunRequest>,
     ) -> Result<Response<ProgressStream>, Status> {
+        self.check(&req, Action::WatchRun, &req.get_ref().run_id)?;
         let id = req.into_inner().run_id;
         let mut rx = self
             .runs
@@ -375,6 +391,7 @@ impl Dispatcher for Service {
         &self,
         req: Request<CancelRunRequest>,
     ) -> Result<Response<CancelRunResponse>, Status> {
+        self.check(&req, Action::CancelRun, &req.get_ref().run_id)?;
         let id = req.into_inner().run_id;
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         let entry = runs
@@ -388,8 +405,9 @@ impl Dispatcher for Service {
 
     async fn list_runs(
         &self,
-        _req: Request<ListRunsRequest>,
+        req: Request<ListRunsRequest>,
     ) -> Result<Response<ListRunsResponse>, Status> {
+        self.check(&req, Action::ListRuns, "")?;
         let runs = self
             .runs
             .lock()
@@ -404,6 +422,7 @@ impl Dispatcher for Service {
         &self,
         req: Request<RenderNowRequest>,
     ) -> Result<Response<RenderDocumentResponse>, Status> {
+        self.check(&req, Action::RenderNow, &req.get_ref().template_dir)?;
         let r = req.into_inner();
         let dir = self.config.roots.template(&r.template_dir)?;
         let (template, _) = self.template(&dir).await?;
@@ -443,6 +462,47 @@ impl Dispatcher for Service {
 pub struct ServerSecurity {
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
     pub token: Option<String>,
+    /// `--users`: tokens of named users with roles, checked per call (instead of `token`).
+    pub gate: Option<Arc<Gate>>,
+}
+
+/// Checks a call against the users file's rights when there is one (no users file: the
+/// shared token, if any, was checked by the interceptor and every call is allowed).
+pub fn check<T>(
+    gate: Option<&Gate>,
+    req: &Request<T>,
+    action: Action,
+    target: &str,
+) -> Result<(), Status> {
+    match gate {
+        Some(g) => g.authorize(req, action, target).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// The server's interceptor: the users file's principal, or the one shared token.
+#[derive(Clone)]
+pub struct Auth {
+    bearer: pressrun_proto::transport::BearerCheck,
+    users: Option<Check>,
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        match &mut self.users {
+            Some(c) => c.call(req),
+            None => self.bearer.call(req),
+        }
+    }
+}
+
+impl ServerSecurity {
+    fn auth(&self) -> Auth {
+        Auth {
+            bearer: pressrun_proto::transport::BearerCheck(self.token.as_deref().map(Arc::from)),
+            users: self.gate.clone().map(Check),
+        }
+    }
 }
 
 /// Serves the Dispatcher service and gRPC health on `listen` until SIGINT/SIGTERM, then
@@ -464,17 +524,32 @@ pub async fn serve(
     let agents =
         pressrun_proto::v1::print_agents_server::PrintAgentsServer::new(crate::agents::Service {
             hub: hub.clone(),
+            gate: security.gate.clone(),
         })
         .max_decoding_message_size(8 << 20);
-    let agents = pressrun_proto::transport::with_bearer(agents, security.token.as_deref());
+    let agents = tonic::service::interceptor::InterceptedService::new(agents, security.auth());
     reporter
         .set_serving::<pressrun_proto::v1::print_agents_server::PrintAgentsServer<crate::agents::Service>>()
         .await;
-    let svc = Arc::new(Service::new(config, Some(hub.clone())));
+    let svc = Arc::new(Service::new(config, Some(hub.clone())).with_gate(security.gate.clone()));
+    if let Some(gate) = security.gate.clone() {
+        // SIGHUP reads the users file again; one that does not check out changes nothing.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match gate.reload() {
+                    Ok(n) => tracing::info!(users = n, "users file reloaded"),
+                    Err(e) => {
+                        tracing::error!("users file not reloaded, the users in force stay: {e}")
+                    }
+                }
+            }
+        });
+    }
     let service = DispatcherServer::from_arc(svc.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);
-    let service = pressrun_proto::transport::with_bearer(service, security.token.as_deref());
+    let service = tonic::service::interceptor::InterceptedService::new(service, security.auth());
     pressrun_proto::transport::server_builder(security.tls.as_ref())?
         .add_service(health)
         .add_service(service)

@@ -63,7 +63,8 @@ enum Command {
         /// With --follow-log: a job whose next sheets have not come for this long, once
         /// the printer has started it, is ended (`JOBEND`, the rest unreported), as an
         /// inserter whose feed ran dry. A job the printer has not started (it holds it:
-        /// media empty) is waited for.
+        /// media empty) is waited for; the log cannot tell a job aborted before its
+        /// first impression from a held one, so the simulator cannot follow that case.
         #[arg(long, default_value_t = 2000)]
         idle_end_ms: u64,
         /// Model reported in HELLO.
@@ -208,7 +209,7 @@ fn describe_metrics() {
     );
     describe_counter!(
         "pressrun_agent_jobs_ended_total",
-        "Print jobs the printer finished with, by how (completed, aborted, canceled, unknown, not printed)"
+        "Print jobs the printer finished with, by how (completed, aborted, canceled, unknown)"
     );
     describe_gauge!(
         "pressrun_agent_printer_up",

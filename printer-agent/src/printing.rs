@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::events;
 use crate::inserting::Declare;
 use crate::ipp::client::{Document, IppPrinter};
-use crate::ipp::driver::{Pacing, Report, follow, print_and_follow};
+use crate::ipp::driver::{NotPrinted, Pacing, Report, follow, print_and_follow};
 use crate::ipp::watch::{Ending, Step};
 use crate::snmp::{LifeCountWitness, SnmpPrinter, Verdict};
 use crate::status::{Statuses, replace_reasons, replace_supplies};
@@ -97,6 +97,28 @@ async fn life_count(name: &str, snmp: Option<&SnmpPrinter>) -> Option<u32> {
     }
 }
 
+/// At most 1 KiB (the dispatcher refuses an event text above 4 KiB, which would hold
+/// the agent's outbox), cut on a character boundary.
+fn bounded(mut text: String) -> String {
+    const MAX: usize = 1024;
+    if text.len() > MAX {
+        let mut end = MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The metric label of how a job ended: its state word.
+fn ended_kind(end: &Ending) -> &'static str {
+    match end {
+        Ending::Final { state, .. } => state.as_str(),
+        Ending::Vanished { .. } => "unknown",
+    }
+}
+
 fn how(end: &Ending) -> (String, u64) {
     match end {
         Ending::Final {
@@ -113,12 +135,17 @@ fn how(end: &Ending) -> (String, u64) {
             }
             if !printer_reasons.is_empty() {
                 how.push_str("; printer: ");
-                how.push_str(&printer_reasons.join(", "));
+                let shown: Vec<&str> = printer_reasons
+                    .iter()
+                    .take(16)
+                    .map(String::as_str)
+                    .collect();
+                how.push_str(&shown.join(", "));
             }
             if !message.is_empty() {
                 how.push_str(&format!(" ({message})"));
             }
-            (how, *completed)
+            (bounded(how), *completed)
         }
         Ending::Vanished { completed } => (
             "unknown: the printer no longer knows the job".to_string(),
@@ -128,6 +155,14 @@ fn how(end: &Ending) -> (String, u64) {
 }
 
 impl Worker {
+    /// The printer does not answer: its state for the fleet.
+    fn unreachable(&self, why: String) {
+        self.statuses.update(&self.name, |s| {
+            s.state = "unreachable".into();
+            replace_reasons(s, false, vec![why]);
+        });
+    }
+
     /// Runs for ever: the next open job of this printer, or waits for one.
     pub async fn run(self) {
         loop {
@@ -215,10 +250,7 @@ impl Worker {
                     match self.ipp.printer().await {
                         Ok(_) => break,
                         Err(e) => {
-                            self.statuses.update(&name, |s| {
-                                s.state = "unreachable".into();
-                                replace_reasons(s, false, vec![e.to_string()]);
-                            });
+                            self.unreachable(e.to_string());
                             tokio::time::sleep(wait).await;
                             wait = (wait * 2).min(self.pacing.backoff_max);
                             if self.store.stage(&job.header.run_id, &id)? != Some(JobStage::Queued)
@@ -268,13 +300,19 @@ impl Worker {
                     self.cross_check(&job, device_job, end, before).await?;
                 }
                 if let Err(e) = result {
-                    tracing::error!(printer = %name, job = %id, "not printed: {e}");
+                    // A request lost once sent leaves the job's fate unknown: reported
+                    // as such (its pieces are reprinted), never sent again blindly.
+                    let how = match e {
+                        NotPrinted::Lost(_) => format!("unknown: {e}"),
+                        _ => format!("not printed: {e}"),
+                    };
+                    tracing::error!(printer = %name, job = %id, "{how}");
                     self.advance(
                         &job,
                         JobStage::Ended,
                         None,
                         0,
-                        vec![events::ended(&id, &name, format!("not printed: {e}"), 0)],
+                        vec![events::ended(&id, &name, bounded(how), 0)],
                     )?;
                 }
                 Ok(())
@@ -344,10 +382,7 @@ impl Worker {
         match r {
             Report::Waiting { attempt, why } => {
                 tracing::warn!(printer = %name, job = %id, attempt, "waiting for the printer: {why}");
-                self.statuses.update(name, |s| {
-                    s.state = "unreachable".into();
-                    replace_reasons(s, false, vec![why]);
-                });
+                self.unreachable(why);
                 Ok(())
             }
             Report::Accepted { job_id } => {
@@ -412,7 +447,7 @@ impl Worker {
                 }
                 let (how, completed) = how(&end);
                 self.counted(completed);
-                let kind = how.split(':').next().unwrap_or("").to_string();
+                let kind = ended_kind(&end).to_string();
                 metrics::counter!("pressrun_agent_jobs_ended_total", "printer" => name.clone(), "how" => kind)
                     .increment(1);
                 tracing::info!(printer = %name, job = %id, %how, completed, "job ended");
@@ -447,10 +482,7 @@ impl Worker {
             }
             Report::Step(Step::Same) => Ok(()),
             Report::PollFailed { why } => {
-                self.statuses.update(name, |s| {
-                    s.state = "unreachable".into();
-                    replace_reasons(s, false, vec![why]);
-                });
+                self.unreachable(why);
                 Ok(())
             }
         }
@@ -535,8 +567,10 @@ pub async fn watch_snmp(name: String, snmp: Arc<SnmpPrinter>, statuses: Arc<Stat
                     tracing::warn!(printer = %name, "the SNMP agent does not answer: {e}");
                     failing = true;
                 }
+                // What it said before is stale now: no supplies from SNMP until it answers.
                 statuses.update(&name, |s| {
                     replace_reasons(s, true, vec![format!("{}unreachable", crate::status::SNMP)]);
+                    replace_supplies(s, true, Vec::new());
                 });
             }
         }

@@ -69,11 +69,8 @@ impl Receiving {
                 ));
             }
         }
-        let media_ok = header.media.is_empty()
-            || (header.media.len() <= 64
-                && header.media.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-                }));
+        let media_ok =
+            header.media.is_empty() || pressrun_engine::production::is_media_keyword(&header.media);
         if !media_ok {
             return Err(format!(
                 "job {job}: media {:?} is not an IPP media keyword",

@@ -75,51 +75,111 @@ impl Statuses {
 /// watcher and the SNMP watcher each replace only their own.
 pub const SNMP: &str = "snmp:";
 
-/// Replaces the reasons of one source (SNMP's, prefixed [`SNMP`], or everything else),
-/// keeping the other's: the device's own first, SNMP's after.
-pub fn replace_reasons(s: &mut DeviceStatus, from_snmp: bool, new: Vec<String>) {
-    let mut kept: Vec<String> = std::mem::take(&mut s.reasons)
+/// Replaces the items of one source (SNMP's, named with the [`SNMP`] prefix, or
+/// everything else), keeping the other's: the device's own first, SNMP's after.
+fn replace_source<T>(items: &mut Vec<T>, from_snmp: bool, new: Vec<T>, name: fn(&T) -> &str) {
+    let mut kept: Vec<T> = std::mem::take(items)
         .into_iter()
-        .filter(|r| r.starts_with(SNMP) != from_snmp)
+        .filter(|x| name(x).starts_with(SNMP) != from_snmp)
         .collect();
     if from_snmp {
         kept.extend(new);
     } else {
         kept.splice(0..0, new);
     }
-    s.reasons = kept;
+    *items = kept;
 }
 
-/// The same for the supplies (SNMP's names are prefixed [`SNMP`]).
+/// Replaces the reasons of one source, keeping the other's.
+pub fn replace_reasons(s: &mut DeviceStatus, from_snmp: bool, new: Vec<String>) {
+    replace_source(&mut s.reasons, from_snmp, new, |r| r.as_str());
+}
+
+/// The same for the supplies.
 pub fn replace_supplies(
     s: &mut DeviceStatus,
     from_snmp: bool,
     new: Vec<pressrun_proto::v1::Supply>,
 ) {
-    let mut kept: Vec<_> = std::mem::take(&mut s.supplies)
-        .into_iter()
-        .filter(|x| x.name.starts_with(SNMP) != from_snmp)
-        .collect();
-    if from_snmp {
-        kept.extend(new);
-    } else {
-        kept.splice(0..0, new);
-    }
-    s.supplies = kept;
+    replace_source(&mut s.supplies, from_snmp, new, |x| x.name.as_str());
 }
 
-/// A reason usable as a metric label: a keyword (`media-jam`, `snmp:doorOpen`), not a
-/// free text such as an error message (that is counted under the state's name).
+/// The reasons counted by name: IPP `printer-state-reasons` keywords (RFC 8011, PWG
+/// 5100.9) and the SNMP conditions; any other reason is counted as `other`, so a device
+/// cannot grow the metric's series without bound.
+const KNOWN: &[&str] = &[
+    "media-jam",
+    "media-empty",
+    "media-needed",
+    "media-low",
+    "cover-open",
+    "door-open",
+    "interlock-open",
+    "input-tray-missing",
+    "output-tray-missing",
+    "output-area-full",
+    "output-area-almost-full",
+    "marker-supply-empty",
+    "marker-supply-low",
+    "marker-waste-full",
+    "marker-waste-almost-full",
+    "toner-empty",
+    "toner-low",
+    "offline",
+    "paused",
+    "moving-to-paused",
+    "shutdown",
+    "spool-area-full",
+    "connecting-to-device",
+    "timed-out",
+    "stopped-partly",
+    "stopping",
+    "fuser-over-temp",
+    "fuser-under-temp",
+    "developer-empty",
+    "developer-low",
+    "opc-life-over",
+    "opc-near-eol",
+    "other",
+    "snmp:lowPaper",
+    "snmp:noPaper",
+    "snmp:lowToner",
+    "snmp:noToner",
+    "snmp:doorOpen",
+    "snmp:jammed",
+    "snmp:offline",
+    "snmp:serviceRequested",
+    "snmp:inputTrayMissing",
+    "snmp:outputTrayMissing",
+    "snmp:markerSupplyMissing",
+    "snmp:outputNearFull",
+    "snmp:outputFull",
+    "snmp:inputTrayEmpty",
+    "snmp:overduePreventMaint",
+    "snmp:device-unknown",
+    "snmp:device-warning",
+    "snmp:device-testing",
+    "snmp:device-down",
+    "snmp:unreachable",
+];
+
+/// A reason as a metric label: a known keyword; `snmp:alert` for any critical SNMP
+/// alert; the state's name for a free text while unreachable, stopped or down (an error
+/// message); else `other`.
 fn label(reason: &str, state: &str) -> String {
-    let keyword = !reason.is_empty()
-        && reason.len() <= 64
-        && reason
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':' || b == b'_');
-    if keyword {
-        reason.to_string()
-    } else {
+    if let Some(k) = KNOWN.iter().find(|k| **k == reason) {
+        return (*k).to_string();
+    }
+    if reason.starts_with("snmp:alert-") {
+        return "snmp:alert".to_string();
+    }
+    let keyword = reason
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':' || b == b'_');
+    if !keyword && matches!(state, "unreachable" | "stopped" | "down") {
         state.to_string()
+    } else {
+        "other".to_string()
     }
 }
 
@@ -165,12 +225,15 @@ mod tests {
     }
 
     #[test]
-    fn free_texts_are_counted_under_the_state() {
+    fn labels_are_a_fixed_set() {
         assert_eq!(label("snmp:doorOpen", "stopped"), "snmp:doorOpen");
         assert_eq!(
             label("connection refused (os error 111)", "unreachable"),
             "unreachable"
         );
-        assert_eq!(label(&"x".repeat(65), "idle"), "idle");
+        assert_eq!(label(&"x".repeat(65), "idle"), "other");
+        assert_eq!(label("media-jam", "stopped"), "media-jam");
+        assert_eq!(label("snmp:alert-808", "idle"), "snmp:alert");
+        assert_eq!(label("vendor-made-up-42", "idle"), "other");
     }
 }

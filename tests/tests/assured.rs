@@ -807,12 +807,8 @@ fn an_snmp_agent_that_stops_answering_mid_job_is_reported_and_loses_nothing() {
     wait_until(
         dir.path(),
         Duration::from_secs(60),
-        "a job accepted",
-        || {
-            fs::read_to_string(dir.path().join("agent.log"))
-                .unwrap_or_default()
-                .contains("printer accepted the job")
-        },
+        "the first job printing",
+        || !printer.printed().is_empty(),
     );
     snmp.signal("STOP");
     wait_until(
@@ -944,6 +940,9 @@ fn a_simplex_run_is_printed_one_impression_per_sheet_and_reconciled_over_grpc() 
     let sheets = r["sheets"].as_u64().unwrap();
     let impressions: u64 = printer.printed().values().sum();
     assert_eq!(impressions, sheets);
+    // Print-Job said so: the printer's command saw one-sided on every impression.
+    let log = fs::read_to_string(printer.dir.join("printed.log")).unwrap();
+    assert!(log.lines().all(|l| l.contains("sides=one-sided")), "{log}");
     assert_eq!(r["reprinted"], 0, "{r:#}");
     assert_eq!(r["inserted_ok"], r["expected"], "{r:#}");
     // The operator's report from the server, as from the database.

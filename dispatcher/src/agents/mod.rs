@@ -470,16 +470,16 @@ fn run_profile(out: &Path) -> RunProfile {
     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
     .unwrap_or_default();
     // The engine checked the keyword; a run folder is still not trusted blindly.
-    let media = v["profile"]["media"]
-        .as_str()
-        .filter(|m| {
-            !m.is_empty()
-                && m.len() <= 64
-                && m.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-                })
-        })
-        .map(str::to_string);
+    let media = match &v["profile"]["media"] {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(m) if pressrun_engine::production::is_media_keyword(m) => {
+            Some(m.clone())
+        }
+        other => {
+            tracing::error!(run_folder = %out.display(), "jobs/production.json names media {other}, not an IPP media keyword: ignored");
+            None
+        }
+    };
     RunProfile {
         reprint_cap: v["profile"]["reprint_cap_percent"]
             .as_u64()
@@ -551,6 +551,19 @@ async fn send_job(
 /// The `PrintAgents` service.
 pub struct Service {
     pub hub: Arc<Hub>,
+    /// With `--users`: who may make which call, and the access log.
+    pub gate: Option<Arc<dispatcher::principals::Gate>>,
+}
+
+impl Service {
+    fn check<T>(
+        &self,
+        req: &Request<T>,
+        action: dispatcher::principals::Action,
+        target: &str,
+    ) -> Result<(), Status> {
+        crate::service::check(self.gate.as_deref(), req, action, target)
+    }
 }
 
 #[tonic::async_trait]
@@ -561,6 +574,7 @@ impl PrintAgents for Service {
         &self,
         request: Request<tonic::Streaming<pressrun_proto::v1::AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        self.check(&request, dispatcher::principals::Action::AttachAgent, "")?;
         let rx = link::attach(self.hub.clone(), request.into_inner()).await?;
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
@@ -571,6 +585,11 @@ impl PrintAgents for Service {
         &self,
         request: Request<PrintRunRequest>,
     ) -> Result<Response<PrintRunResponse>, Status> {
+        self.check(
+            &request,
+            dispatcher::principals::Action::PrintRun,
+            &request.get_ref().run_id,
+        )?;
         let r = request.into_inner();
         Ok(Response::new(
             self.hub.print(&r.run_id, r.reprint_held).await?,
@@ -581,6 +600,11 @@ impl PrintAgents for Service {
         &self,
         request: Request<ReconcileRequest>,
     ) -> Result<Response<ReconcileResponse>, Status> {
+        self.check(
+            &request,
+            dispatcher::principals::Action::Reconcile,
+            &request.get_ref().run_id,
+        )?;
         let run = request.into_inner().run_id;
         let hub = self.hub.clone();
         let report = tokio::task::spawn_blocking(move || {
@@ -599,7 +623,8 @@ impl PrintAgents for Service {
         }))
     }
 
-    async fn fleet(&self, _: Request<FleetRequest>) -> Result<Response<FleetResponse>, Status> {
+    async fn fleet(&self, req: Request<FleetRequest>) -> Result<Response<FleetResponse>, Status> {
+        self.check(&req, dispatcher::principals::Action::Fleet, "")?;
         Ok(Response::new(self.hub.fleet()))
     }
 }

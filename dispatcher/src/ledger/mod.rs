@@ -1011,11 +1011,12 @@ fn apply(tx: &Transaction, run: &str, e: &Event, at: &str) -> Result<Option<Find
     }
 }
 
-/// How a print job that did not complete ended, without the printer's message: e.g.
-/// `aborted: media-jam` of `aborted: media-jam (jam after impression 5)`; `None` for a
-/// job that completed or was withdrawn (not a stop of the printer).
+/// How a printer stopped a print job, without the printer's message: e.g. `aborted:
+/// aborted-by-system; printer: media-jam` of the same with ` (jam after impression 5)`;
+/// `None` for a job that completed, was withdrawn, not printed, or whose fate is unknown
+/// (those are not the printer stopping a job it had).
 fn stop_of(how: &str) -> Option<String> {
-    if how.starts_with("completed") || how.starts_with("withdrawn") {
+    if !(how.starts_with("aborted") || how.starts_with("canceled")) {
         return None;
     }
     let short = how.split(" (").next().unwrap_or(how);

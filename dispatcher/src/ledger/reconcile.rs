@@ -44,8 +44,9 @@ pub struct Reconciliation {
     pub by_inserter: BTreeMap<String, BTreeMap<String, u64>>,
     /// Inserter reports that were not OK, by outcome (every report, reprinted or not).
     pub by_reason: BTreeMap<String, u64>,
-    /// Print jobs a printer stopped before completing them, by printer and how they
-    /// ended (`aborted: media-empty`, `aborted: cover-open`, `unknown: …`).
+    /// Print jobs a printer aborted or canceled, by printer and how they ended
+    /// (`aborted: aborted-by-system; printer: media-empty, media-needed`).
+    #[serde(default)]
     pub printer_stops: BTreeMap<String, BTreeMap<String, u64>>,
     /// The first unresolved pieces, in job and piece order.
     pub unresolved_pieces: Vec<Unresolved>,

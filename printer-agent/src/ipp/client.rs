@@ -40,6 +40,11 @@ pub enum IppFailure {
     /// The print file cannot be read.
     #[error("cannot read the print file: {0}")]
     File(String),
+    /// Print-Job failed after its request went out (a timeout, a connection lost while
+    /// the document was sent or before the answer): the printer may hold the job, so it
+    /// must not be sent again blindly.
+    #[error("the Print-Job request failed once sent, the printer may hold the job: {0}")]
+    Lost(String),
 }
 
 impl From<IppError> for IppFailure {
@@ -120,8 +125,10 @@ impl IppPrinter {
     }
 
     /// Print-Job: returns the printer's job id. The print file is streamed from its
-    /// file; the request may take its usual timeout plus a second per 8 MiB (a 16 GiB
-    /// job is not cut off by a timeout meant for a status poll).
+    /// file; the request may take its usual timeout plus a second per MiB (a printer that
+    /// takes data at its own pace is not cut off by a timeout meant for a status poll).
+    /// Only a connection that could not be made is [`IppFailure::Transport`] (safe to
+    /// try again); any other failure once the request went out is [`IppFailure::Lost`].
     pub async fn print(&self, doc: &Document) -> Result<i32, IppFailure> {
         use tokio_util::compat::TokioAsyncReadCompatExt;
         let file = tokio::fs::File::open(&doc.pdf)
@@ -133,7 +140,7 @@ impl IppPrinter {
             .map_err(|e| IppFailure::File(format!("{}: {e}", doc.pdf.display())))?
             .len();
         let payload = IppPayload::new_async(file.compat());
-        let timeout = self.timeout + Duration::from_secs(size / (8 << 20));
+        let timeout = self.timeout + Duration::from_secs(size >> 20);
         let sides = if doc.duplex {
             "two-sided-long-edge"
         } else {
@@ -159,7 +166,13 @@ impl IppPrinter {
                 IppValue::new_keyword(m)?,
             ));
         }
-        let resp = self.client_for(timeout).send(op.build()?).await?;
+        let resp = match self.client_for(timeout).send(op.build()?).await {
+            Ok(r) => r,
+            Err(IppError::AsyncClientError(e)) if e.is_connect() => {
+                return Err(IppFailure::Transport(e.to_string()));
+            }
+            Err(e) => return Err(IppFailure::Lost(e.to_string())),
+        };
         check(&resp)?;
         resp.attributes()
             .groups_of(DelimiterTag::JobAttributes)

@@ -54,6 +54,12 @@ pub enum NotPrinted {
     Refused(IppFailure),
     #[error("the printer did not take the job after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: IppFailure },
+    /// The request went out and failed: the printer may have the job (fate unknown).
+    #[error("{0}")]
+    Lost(IppFailure),
+    /// The agent's own print file could not be read.
+    #[error("{0}")]
+    Unreadable(IppFailure),
 }
 
 /// Submits `doc` (retrying while busy or unreachable) and follows it to its end.
@@ -84,6 +90,8 @@ pub async fn print_and_follow(
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(pacing.backoff_max);
             }
+            Err(e @ IppFailure::Lost(_)) => return Err(NotPrinted::Lost(e)),
+            Err(e @ IppFailure::File(_)) => return Err(NotPrinted::Unreadable(e)),
             Err(e) => return Err(NotPrinted::Refused(e)),
         }
     };
@@ -119,14 +127,21 @@ pub async fn follow(
                             ..
                         } = &mut end
                             && *state != JobState::Completed
-                            && let Ok(p) = printer.printer().await
                         {
-                            *printer_reasons = p
-                                .reasons
-                                .iter()
-                                .map(|r| r.keyword.clone())
-                                .filter(|k| k != "none")
-                                .collect();
+                            match printer.printer().await {
+                                Ok(p) => {
+                                    *printer_reasons = p
+                                        .reasons
+                                        .iter()
+                                        .map(|r| r.keyword.clone())
+                                        .filter(|k| k != "none")
+                                        .collect();
+                                }
+                                Err(e) => tracing::warn!(
+                                    job_id,
+                                    "cannot ask the printer what stopped the job: {e}"
+                                ),
+                            }
                         }
                         report(Report::Step(Step::Ended(end.clone())));
                         return end;

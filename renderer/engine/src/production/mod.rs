@@ -26,5 +26,5 @@ pub use plan::{
 pub use profile::{
     Back, Channel, Condition, DataMatrixMark, DuplicatePolicy, Duplicates, Envelope, Feeder,
     FieldPath, GroupRule, Householding, JobLimit, Marks, OmrMark, OmrSignal, Overflow, Presort,
-    Profile, ProfileError, Step, Test, TextMark,
+    Profile, ProfileError, Step, Test, TextMark, is_media_keyword,
 };

@@ -405,6 +405,18 @@ struct RawMeta {
     job_prefix: Option<Spanned<String>>,
 }
 
+/// Whether `name` can be an IPP `media` keyword (PWG 5101.1 self-describing names such
+/// as `iso_a4_210x297mm`): 1 to 64 lower-case letters, digits, `_`, `.` or `-`. Used by
+/// the profile, by the dispatcher for what it reads back and by the agent for what it
+/// receives.
+pub fn is_media_keyword(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPrint {
@@ -663,12 +675,7 @@ fn build(at: &Locator<'_>, raw: RawProfile, text: &str) -> Result<Profile, Profi
         None => None,
         Some(m) => {
             let name = m.get_ref();
-            let keyword = !name.is_empty()
-                && name.len() <= 64
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-                });
-            if !keyword {
+            if !is_media_keyword(name) {
                 return Err(at.error(
                     m.span(),
                     format!(
