@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "pressrun/v1/renderer.proto",
         "pressrun/v1/dispatcher.proto",
         "pressrun/v1/agent.proto",
+        "pressrun/v1/templates.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

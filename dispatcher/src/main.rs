@@ -8,6 +8,7 @@ mod remote;
 mod roots;
 mod service;
 mod state;
+mod templates;
 
 use renderer::wire::ToWire;
 use std::path::PathBuf;
@@ -64,6 +65,14 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Submit a run to a dispatcher server and print its id.
     Submit(Box<SubmitArgs>),
+    /// The template registry of a `dispatcher serve --users`: publish, approve, schedule
+    /// and look up template versions (docs/templates.md, "Registry").
+    Template {
+        #[command(flatten)]
+        conn: ClientArgs,
+        #[command(subcommand)]
+        what: TemplateCommand,
+    },
     /// List the runs a dispatcher server knows.
     Status {
         #[command(flatten)]
@@ -190,6 +199,223 @@ enum Command {
         #[arg(long)]
         state: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Publish a template folder (with its fragment library) as a draft; prints
+    /// NAME@VERSION from its manifest. The same files again change nothing; other files
+    /// under an existing version are refused. The author role.
+    Publish {
+        /// The template folder.
+        dir: PathBuf,
+        /// Fragment library (default: the manifest's `fragments`, else ../fragments).
+        #[arg(long)]
+        fragments: Option<PathBuf>,
+    },
+    /// Submit a draft for approval (author).
+    Submit {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Approve a submitted version (approver; never your own version).
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Reject a submitted version (approver; never your own version).
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Put an approved version in force from a day (inclusive), optionally to a day
+    /// (exclusive) (approver).
+    Schedule {
+        id: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Retire an approved version: in force no more from today (UTC) (approver).
+    Retire {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Every version with its state, author and schedule.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One version and its history (who, when, why).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which version was (or will be) in force on a day; exit 1 if none.
+    InForce {
+        name: String,
+        #[arg(long)]
+        on: String,
+    },
+    /// Write a version's files back as a folder: OUT/template and OUT/fragments.
+    Fetch {
+        id: String,
+        /// A folder that does not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn print_version(v: &pressrun_proto::v1::TemplateVersion) {
+    let when = match (v.effective_from.as_str(), v.effective_to.as_str()) {
+        ("", _) => String::new(),
+        (f, "") => format!("  in force from {f}"),
+        (f, t) => format!("  in force from {f} to {t} (exclusive)"),
+    };
+    println!(
+        "{}@{}  {:<9}  by {}  {}{when}",
+        v.name, v.version, v.state, v.author, v.hash
+    );
+}
+
+fn version_json(v: &pressrun_proto::v1::TemplateVersion) -> serde_json::Value {
+    serde_json::json!({
+        "id": format!("{}@{}", v.name, v.version),
+        "name": v.name,
+        "version": v.version,
+        "hash": v.hash,
+        "state": v.state,
+        "author": v.author,
+        "effective_from": (!v.effective_from.is_empty()).then_some(&v.effective_from),
+        "effective_to": (!v.effective_to.is_empty()).then_some(&v.effective_to),
+    })
+}
+
+fn template_command(conn: &ClientArgs, what: TemplateCommand) -> anyhow::Result<u8> {
+    use pressrun_proto::v1::templates_client::TemplatesClient;
+    use pressrun_proto::v1::*;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let (channel, bearer) = channel(conn).await?;
+        let max = (pressrun_engine::bundle::MAX_BUNDLE_BYTES + (1 << 20)) as usize;
+        let mut c = TemplatesClient::with_interceptor(channel, bearer)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+        let transition = |id: String, action: &str, comment: String, from: String, to: String| {
+            TransitionRequest {
+                id,
+                action: action.to_string(),
+                comment,
+                effective_from: from,
+                effective_to: to,
+            }
+        };
+        let req = match what {
+            TemplateCommand::Publish { dir, fragments } => {
+                let bundle = pressrun_engine::bundle::Bundle::from_dir(&dir, fragments.as_deref())
+                    .with_context(|| format!("cannot read the template folder {}", dir.display()))?;
+                let v = c
+                    .publish(PublishRequest {
+                        bundle: Some(TemplateBundle {
+                            hash: bundle.hash.clone(),
+                            files: bundle
+                                .files
+                                .into_iter()
+                                .map(|(path, content)| BundleFile {
+                                    path,
+                                    content: content.into(),
+                                })
+                                .collect(),
+                        }),
+                    })
+                    .await?
+                    .into_inner();
+                println!("{}@{}", v.name, v.version);
+                if !v.created {
+                    eprintln!("(already published with the same files: nothing changed)");
+                }
+                return anyhow::Ok(exit::OK);
+            }
+            TemplateCommand::Submit { id, comment } => transition(id, "submit", comment, String::new(), String::new()),
+            TemplateCommand::Approve { id, comment } => transition(id, "approve", comment, String::new(), String::new()),
+            TemplateCommand::Reject { id, comment } => transition(id, "reject", comment, String::new(), String::new()),
+            TemplateCommand::Retire { id, comment } => transition(id, "retire", comment, String::new(), String::new()),
+            TemplateCommand::Schedule { id, from, to } => {
+                transition(id, "schedule", String::new(), from, to.unwrap_or_default())
+            }
+            TemplateCommand::List { json } => {
+                let l = c.list(ListTemplatesRequest {}).await?.into_inner();
+                for v in &l.versions {
+                    if json {
+                        println!("{}", version_json(v));
+                    } else {
+                        print_version(v);
+                    }
+                }
+                return Ok(exit::OK);
+            }
+            TemplateCommand::Show { id, json } => {
+                let s = c.show(ShowTemplateRequest { id }).await?.into_inner();
+                let v = s.version.unwrap_or_default();
+                if json {
+                    let mut j = version_json(&v);
+                    j["history"] = s
+                        .history
+                        .iter()
+                        .map(|e| serde_json::json!({"at": e.at, "event": e.event, "principal": e.principal, "comment": e.comment}))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&j)?);
+                } else {
+                    print_version(&v);
+                    for e in &s.history {
+                        println!("  {}  {:<10}  {}  {}", e.at, e.event, e.principal, e.comment);
+                    }
+                }
+                return Ok(exit::OK);
+            }
+            TemplateCommand::InForce { name, on } => {
+                return match c.in_force(InForceRequest { name, on }).await {
+                    Ok(v) => {
+                        let v = v.into_inner();
+                        println!("{}@{}  {}", v.name, v.version, v.hash);
+                        Ok(exit::OK)
+                    }
+                    Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                        eprintln!("{}", s.message());
+                        Ok(exit::FAILED)
+                    }
+                    Err(s) => Err(s.into()),
+                };
+            }
+            TemplateCommand::Fetch { id, out } => {
+                let b = c.fetch(ShowTemplateRequest { id: id.clone() }).await?.into_inner();
+                let files = b.files.into_iter().map(|f| (f.path, f.content.to_vec())).collect();
+                // The paths are checked (relative, under template/ or fragments/) with
+                // the hash before anything is written.
+                let bundle = pressrun_engine::bundle::Bundle::verify(files, &b.hash)?;
+                std::fs::create_dir(&out)
+                    .with_context(|| format!("{}: give a folder that does not exist yet", out.display()))?;
+                for (path, bytes) in &bundle.files {
+                    let p = out.join(path);
+                    if let Some(parent) = p.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::write(&p, bytes)?;
+                }
+                println!("{id}: {} files in {}", bundle.files.len(), out.display());
+                return Ok(exit::OK);
+            }
+        };
+        let v = c.transition(req).await?.into_inner();
+        print_version(&v);
+        Ok(exit::OK)
+    })
 }
 
 /// How runs reach renderer nodes (shared by `run` and `serve`).
@@ -734,6 +960,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }
+        Command::Template { conn, what } => template_command(&conn, what),
         Command::AccessLog { state, json } => {
             if !state.is_file() {
                 anyhow::bail!("{}: no such run-state database", state.display());

@@ -55,6 +55,17 @@ pub enum Action {
     PrintRun,
     Reconcile,
     Fleet,
+    /// Templates: publish a version, submit it for approval.
+    TemplatePublish,
+    TemplateSubmit,
+    /// Templates: approve or reject a submitted version (never one's own).
+    TemplateApprove,
+    TemplateReject,
+    /// Templates: put an approved version in force, or retire it.
+    TemplateSchedule,
+    TemplateRetire,
+    /// Templates: list, show, in force on a date, fetch.
+    TemplateRead,
 }
 
 impl Action {
@@ -69,6 +80,13 @@ impl Action {
             Action::PrintRun => "PrintRun",
             Action::Reconcile => "Reconcile",
             Action::Fleet => "Fleet",
+            Action::TemplatePublish => "TemplatePublish",
+            Action::TemplateSubmit => "TemplateSubmit",
+            Action::TemplateApprove => "TemplateApprove",
+            Action::TemplateReject => "TemplateReject",
+            Action::TemplateSchedule => "TemplateSchedule",
+            Action::TemplateRetire => "TemplateRetire",
+            Action::TemplateRead => "TemplateRead",
         }
     }
 
@@ -83,6 +101,12 @@ impl Action {
                 &[Operator, Auditor, Admin]
             }
             Action::RenderNow => &[Author, Operator, Admin],
+            Action::TemplatePublish | Action::TemplateSubmit => &[Author, Admin],
+            Action::TemplateApprove
+            | Action::TemplateReject
+            | Action::TemplateSchedule
+            | Action::TemplateRetire => &[Approver, Admin],
+            Action::TemplateRead => &[Author, Approver, Operator, Auditor, Admin],
         }
     }
 }

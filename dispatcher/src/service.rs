@@ -531,6 +531,7 @@ pub async fn serve(
     reporter
         .set_serving::<pressrun_proto::v1::print_agents_server::PrintAgentsServer<crate::agents::Service>>()
         .await;
+    let state_path = config.state.clone();
     let svc = Arc::new(Service::new(config, Some(hub.clone())).with_gate(security.gate.clone()));
     if let Some(gate) = security.gate.clone() {
         // SIGHUP reads the users file again; one that does not check out changes nothing.
@@ -550,10 +551,22 @@ pub async fn serve(
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);
     let service = tonic::service::interceptor::InterceptedService::new(service, security.auth());
+    let templates =
+        pressrun_proto::v1::templates_server::TemplatesServer::new(crate::templates::Service {
+            state: state_path,
+            gate: security.gate.clone(),
+        })
+        .max_decoding_message_size((pressrun_engine::bundle::MAX_BUNDLE_BYTES + (1 << 20)) as usize)
+        .max_encoding_message_size(
+            (pressrun_engine::bundle::MAX_BUNDLE_BYTES + (1 << 20)) as usize,
+        );
+    let templates =
+        tonic::service::interceptor::InterceptedService::new(templates, security.auth());
     pressrun_proto::transport::server_builder(security.tls.as_ref())?
         .add_service(health)
         .add_service(service)
         .add_service(agents)
+        .add_service(templates)
         .serve_with_incoming_shutdown(
             pressrun_proto::transport::nodelay(tokio_stream::wrappers::TcpListenerStream::new(
                 listener,

@@ -1,0 +1,254 @@
+//! The template registry through `dispatcher serve --users` and `dispatcher template`:
+//! publish, four eyes, effective dates at their boundaries, rights refused and recorded,
+//! a version fetched back as a folder — with the real binaries on 127.0.0.1.
+
+use std::fs;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use pressrun_tests::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const USERS: [(&str, &str); 4] = [
+    ("ann", "author"),
+    ("bob", "approver"),
+    ("olga", "operator"),
+    ("root", "admin"),
+];
+
+struct Server {
+    _proc: Proc,
+    addr: String,
+    dir: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        let mut text = String::new();
+        for (name, role) in USERS {
+            let token = format!("token-of-{name}");
+            fs::write(dir.join(format!("{name}.token")), &token).unwrap();
+            text.push_str(&format!(
+                "[[user]]\nname = \"{name}\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{}\"\n\n",
+                hex::encode(Sha256::digest(token.as_bytes()))
+            ));
+        }
+        let users = dir.join("users.toml");
+        fs::write(&users, text).unwrap();
+        let state = dir.join("registry.sqlite");
+        let mut child = Command::new(bin("dispatcher"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--users"])
+            .arg(&users)
+            .arg("--state")
+            .arg(&state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("dispatcher listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_string();
+        Self {
+            _proc: Proc(child),
+            addr,
+            dir: dir.to_path_buf(),
+            state,
+        }
+    }
+
+    /// `dispatcher template ARGS` as `user`.
+    fn template(&self, user: &str, args: &[&str]) -> Output {
+        run(Command::new(bin("dispatcher"))
+            .env_remove("PRESSRUN_TOKEN")
+            .args(["template", "--server", &self.addr, "--token-file"])
+            .arg(self.dir.join(format!("{user}.token")))
+            .args(args))
+    }
+
+    fn ok(&self, user: &str, args: &[&str]) -> String {
+        let out = self.template(user, args);
+        assert!(
+            out.status.success(),
+            "{user} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn refused(&self, user: &str, args: &[&str], why: &str) {
+        let out = self.template(user, args);
+        assert!(!out.status.success(), "{user} {args:?} was not refused");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(why), "{user} {args:?}: {e}");
+    }
+}
+
+#[test]
+fn a_template_goes_from_draft_to_in_force_with_four_eyes_and_dated_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let statement = root().join("examples/statement");
+    let statement = statement.to_str().unwrap();
+
+    // Published by its author as a draft: NAME@VERSION from the manifest.
+    let id = s.ok("ann", &["publish", statement]);
+    assert_eq!(id.trim(), "statement@1.0.0");
+    let id = id.trim();
+    // The approver may not publish; the same files again change nothing.
+    s.refused("bob", &["publish", statement], "author");
+    assert_eq!(s.ok("ann", &["publish", statement]).trim(), id);
+    // A draft cannot be approved; the author cannot approve their own version.
+    s.refused("bob", &["approve", id, "--comment", "ok"], "submitted");
+    s.ok("ann", &["submit", id]);
+    s.refused("ann", &["approve", id, "--comment", "mine"], "approver");
+    // The operator lacks the right: refused, and the attempt is recorded.
+    s.refused("olga", &["approve", id, "--comment", "x"], "approver");
+    s.ok(
+        "bob",
+        &["approve", id, "--comment", "legal and brand checked"],
+    );
+    // Four eyes: even an admin may not approve a version they published.
+    let letter = root().join("examples/insurance-letter");
+    let letter_id = s.ok("root", &["publish", letter.to_str().unwrap()]);
+    let letter_id = letter_id.trim();
+    s.ok("root", &["submit", letter_id]);
+    s.refused(
+        "root",
+        &["approve", letter_id, "--comment", "mine"],
+        "four eyes",
+    );
+    s.ok("bob", &["reject", letter_id, "--comment", "wrong clause"]);
+    s.refused(
+        "bob",
+        &["schedule", letter_id, "--from", "2027-01-01"],
+        "rejected",
+    );
+    // Not in force before it is scheduled; then from its first day, not the day before,
+    // and until the day before its end.
+    let in_force = |on: &str| s.template("olga", &["in-force", "statement", "--on", on]);
+    assert_eq!(in_force("2027-01-01").status.code(), Some(1));
+    s.refused("ann", &["schedule", id, "--from", "2027-01-01"], "approver");
+    s.ok(
+        "bob",
+        &["schedule", id, "--from", "2027-01-01", "--to", "2028-01-01"],
+    );
+    assert_eq!(in_force("2026-12-31").status.code(), Some(1));
+    for on in ["2027-01-01", "2027-12-31"] {
+        let out = in_force(on);
+        assert_eq!(out.status.code(), Some(0), "{on}");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("statement@1.0.0 "));
+    }
+    assert_eq!(in_force("2028-01-01").status.code(), Some(1));
+
+    // The history: who, when, why.
+    let show: Value = serde_json::from_str(&s.ok("olga", &["show", id, "--json"])).unwrap();
+    assert_eq!(show["state"], "approved");
+    assert_eq!(show["author"], "ann");
+    assert_eq!(show["effective_from"], "2027-01-01");
+    let history: Vec<(String, String)> = show["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["principal"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("published", "ann"),
+        ("submitted", "ann"),
+        ("approved", "bob"),
+        ("scheduled", "bob"),
+    ];
+    assert_eq!(history, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert_eq!(show["history"][2]["comment"], "legal and brand checked");
+
+    // Fetched back as a folder, it is the same template: the same hash when published.
+    let back = dir.path().join("back");
+    s.ok("olga", &["fetch", id, "--out", back.to_str().unwrap()]);
+    assert!(back.join("template/template.toml").is_file());
+    assert!(back.join("fragments").is_dir());
+    let again = s.ok("ann", &["publish", back.join("template").to_str().unwrap()]);
+    assert_eq!(again.trim(), id);
+    s.refused(
+        "olga",
+        &["fetch", id, "--out", back.to_str().unwrap()],
+        "does not exist yet",
+    );
+    let list: Vec<Value> = s
+        .ok("olga", &["list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(list.len(), 2);
+    let listed = list.iter().find(|v| v["id"] == id).unwrap();
+    assert_eq!(listed["hash"], show["hash"]);
+    assert!(
+        list.iter()
+            .any(|v| v["id"] == letter_id && v["state"] == "rejected")
+    );
+
+    // A bad template fails at publication with its file and line.
+    let bad = dir.path().join("bad");
+    fs::create_dir(&bad).unwrap();
+    for f in ["template.toml", "body.xml"] {
+        fs::copy(root().join("examples/statement").join(f), bad.join(f)).unwrap();
+    }
+    fs::create_dir(bad.join("assets")).unwrap();
+    for e in fs::read_dir(root().join("examples/statement/assets")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), bad.join("assets").join(e.file_name())).unwrap();
+    }
+    let manifest = fs::read_to_string(bad.join("template.toml")).unwrap();
+    fs::write(
+        bad.join("template.toml"),
+        manifest.replace(
+            "fragments = \"../fragments\"",
+            &format!(
+                "fragments = \"{}\"",
+                root().join("examples/fragments").display()
+            ),
+        ),
+    )
+    .unwrap();
+    let body = fs::read_to_string(bad.join("body.xml")).unwrap();
+    fs::write(bad.join("body.xml"), body.replacen("</", "<</", 1)).unwrap();
+    s.refused("ann", &["publish", bad.to_str().unwrap()], "body.xml");
+
+    // Every call was checked and recorded, the refusals with their reason.
+    let log = run(Command::new(bin("dispatcher"))
+        .args(["access-log", "--json", "--state"])
+        .arg(&s.state));
+    let entries: Vec<Value> = String::from_utf8(log.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries.iter().any(|e| e["principal"] == "olga"
+        && e["action"] == "TemplateApprove"
+        && e["allowed"] == false
+        && e["target"] == id));
+    assert!(entries.iter().any(|e| e["principal"] == "bob"
+        && e["action"] == "TemplateApprove"
+        && e["allowed"] == true));
+}
