@@ -63,7 +63,9 @@ enum Command {
     Run(Box<FarmArgs>),
     /// Serve the Dispatcher gRPC service until SIGINT.
     Serve(Box<ServeArgs>),
-    /// Submit a run to a dispatcher server and print its id.
+    /// Submit a run to a dispatcher server and print its id. `--template` is a folder, or
+    /// when no folder is at that path a template of the server's registry: NAME (the
+    /// approved version in force on the run date) or NAME@VERSION.
     Submit(Box<SubmitArgs>),
     /// The template registry of a `dispatcher serve --users`: publish, approve, schedule
     /// and look up template versions (docs/templates.md, "Registry").
@@ -825,7 +827,21 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let abs = |p: &PathBuf| std::path::absolute(p).map(|p| p.display().to_string());
             let run_date = a.common.run_date();
             let spec = a.common.run_spec(run_date, "dispatcher serve");
+            // --template names a folder when there is one at that path; otherwise it is a
+            // template of the server's registry: NAME or NAME@VERSION.
+            let (template_dir, template) = if a.common.template.is_dir() {
+                (abs(&a.common.template)?, String::new())
+            } else {
+                let name = a.common.template.to_string_lossy().into_owned();
+                if name.is_empty() || name.contains('/') {
+                    anyhow::bail!(
+                        "--template {name}: no such folder (a registry template is NAME or NAME@VERSION)"
+                    );
+                }
+                (String::new(), name)
+            };
             let req = SubmitRunRequest {
+                template,
                 production_profile: a
                     .common
                     .production
@@ -833,7 +849,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                     .map(abs)
                     .transpose()?
                     .unwrap_or_default(),
-                template_dir: abs(&a.common.template)?,
+                template_dir,
                 data: abs(&spec.data)?,
                 out: abs(&spec.out)?,
                 params: Some((&spec.output).to_wire()),

@@ -150,6 +150,53 @@ impl Service {
 }
 
 impl Service {
+    /// A registry template for a run dated `run_date`: `NAME` is the approved version in
+    /// force that day, `NAME@VERSION` must be approved and in force that day. Its bundle
+    /// comes from the registry, checked against its hash, compiled once per hash.
+    async fn registered(&self, spec: &str, run_date: &str) -> Result<Compiled, ServiceError> {
+        let day = dispatcher::registry::parse_day(run_date)
+            .map_err(|e| ServiceError::InvalidArgument(format!("run date: {e}")))?;
+        let state = self.config.state.clone();
+        let owned = spec.to_string();
+        let (version, bundle) = tokio::task::spawn_blocking(move || {
+            let r = dispatcher::registry::Registry::open(&state)?;
+            let v = r.for_run(&owned, day)?;
+            let b = r.bundle(&v)?;
+            Ok::<_, dispatcher::registry::RegistryError>((v, b))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(|e| ServiceError::FailedPrecondition(e.to_string()))?;
+        let key = (
+            PathBuf::from(format!("registry:{}", version.id())),
+            bundle.hash.clone(),
+        );
+        if let Some(t) = self
+            .templates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(t.clone());
+        }
+        let (bundle, compiled) = tokio::task::spawn_blocking(move || {
+            let c = bundle.compile();
+            (bundle, c)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let template = compiled
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?
+            .template;
+        tracing::info!(template = %version.id(), hash = %version.hash, "run uses the registry's template");
+        let entry = (Arc::new(template), Arc::new(bundle));
+        self.templates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, entry.clone());
+        Ok(entry)
+    }
+
     /// Asks every running run to drain (finish its shards in flight and stop resumably)
     /// and returns their progress, to wait on.
     fn drain_all(&self) -> Vec<watch::Receiver<RunProgress>> {
@@ -201,10 +248,25 @@ impl Dispatcher for Service {
         let r = req.into_inner();
         let params = renderer::wire::params(r.params.as_ref())?;
         let roots = &self.config.roots;
-        let template_dir = roots.template(&r.template_dir)?;
         let data = roots.data(&r.data)?;
         let out = roots.out(&r.out)?;
-        let (template, bundle) = self.template(&template_dir).await?;
+        let (template, bundle) = match (r.template_dir.is_empty(), r.template.is_empty()) {
+            (false, true) => self.template(&roots.template(&r.template_dir)?).await?,
+            (true, false) => {
+                let run_date = r
+                    .params
+                    .as_ref()
+                    .map(|p| p.run_date.clone())
+                    .unwrap_or_default();
+                self.registered(&r.template, &run_date).await?
+            }
+            _ => {
+                return Err(ServiceError::InvalidArgument(
+                    "name the template by its folder (template_dir) or by its registry name (template), one of them".into(),
+                )
+                .into());
+            }
+        };
         if r.print && r.production_profile.is_empty() {
             return Err(ServiceError::InvalidArgument(
                 "print needs a production profile: only print-production runs are printed".into(),

@@ -53,6 +53,10 @@ impl Server {
             .arg(&users)
             .arg("--state")
             .arg(&state)
+            .arg("--data-root")
+            .arg(dir)
+            .arg("--out-root")
+            .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -157,6 +161,65 @@ fn a_template_goes_from_draft_to_in_force_with_four_eyes_and_dated_lookups() {
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("statement@1.0.0 "));
     }
     assert_eq!(in_force("2028-01-01").status.code(), Some(1));
+
+    // A production run names the template: refused on a day it is not in force, or for
+    // a version that is not approved; run from the registry's bundle when it is.
+    let data = dir.path().join("statements.jsonl");
+    let records = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "statement",
+        "--records",
+        "12",
+        "--seed",
+        "4",
+    ]));
+    fs::write(&data, records.stdout).unwrap();
+    let submit = |template: &str, day: &str, out: &str| {
+        run(Command::new(bin("dispatcher"))
+            .env_remove("PRESSRUN_TOKEN")
+            .args(["submit", "--server", &s.addr, "--token-file"])
+            .arg(dir.path().join("olga.token"))
+            .args(["--template", template, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .args(["--run-date", day]))
+    };
+    let refused = submit("statement", "2026-12-31", "early");
+    assert!(!refused.status.success());
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        e.contains("no approved version is in force on 2026-12-31"),
+        "{e}"
+    );
+    let e = submit("statement@1.0.0", "2028-01-01", "late");
+    assert!(String::from_utf8_lossy(&e.stderr).contains("until 2028-01-01"));
+    let e = submit("insurance-letter@1.0.0", "2027-02-01", "rejected");
+    assert!(String::from_utf8_lossy(&e.stderr).contains("rejected, not approved"));
+    let ok = submit("statement", "2027-02-01", "run");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let run_id = String::from_utf8(ok.stdout).unwrap().trim().to_string();
+    let watched = run(Command::new(bin("dispatcher"))
+        .env_remove("PRESSRUN_TOKEN")
+        .args(["watch", "--server", &s.addr, "--token-file"])
+        .arg(dir.path().join("olga.token"))
+        .arg(&run_id));
+    assert_eq!(
+        watched.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    let summary: Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("run/summary.json")).unwrap())
+            .unwrap();
+    let hash = s.ok("olga", &["in-force", "statement", "--on", "2027-02-01"]);
+    let hash = hash.split_whitespace().nth(1).unwrap();
+    assert!(summary.to_string().contains(hash), "{summary:#}");
 
     // The history: who, when, why.
     let show: Value = serde_json::from_str(&s.ok("olga", &["show", id, "--json"])).unwrap();
