@@ -265,6 +265,9 @@ enum TemplateCommand {
         #[arg(long)]
         on: String,
     },
+    /// A readable diff of two versions' files (unified, text files line by line;
+    /// other files by size and hash). Exit 0 when they are the same, 1 when not.
+    Diff { a: String, b: String },
     /// Write a version's files back as a folder: OUT/template and OUT/fragments.
     Fetch {
         id: String,
@@ -394,6 +397,17 @@ fn template_command(conn: &ClientArgs, what: TemplateCommand) -> anyhow::Result<
                     }
                     Err(s) => Err(s.into()),
                 };
+            }
+            TemplateCommand::Diff { a, b } => {
+                let mut bundles = Vec::new();
+                for id in [&a, &b] {
+                    let got = c.fetch(ShowTemplateRequest { id: id.clone() }).await?.into_inner();
+                    let files = got.files.into_iter().map(|f| (f.path, f.content.to_vec())).collect();
+                    bundles.push(pressrun_engine::bundle::Bundle::verify(files, &got.hash)?);
+                }
+                let text = dispatcher::registry::diff(&a, &bundles[0], &b, &bundles[1]);
+                print!("{text}");
+                return Ok(if text.is_empty() { exit::OK } else { exit::FAILED });
             }
             TemplateCommand::Fetch { id, out } => {
                 let b = c.fetch(ShowTemplateRequest { id: id.clone() }).await?.into_inner();

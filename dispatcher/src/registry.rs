@@ -526,6 +526,64 @@ impl Registry {
     }
 }
 
+/// A readable diff of two bundles: per file, a unified diff of text (UTF-8) files, the
+/// sizes and hashes of other files, and the files only one side has. Empty when equal.
+pub fn diff(a_name: &str, a: &Bundle, b_name: &str, b: &Bundle) -> String {
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let left: BTreeMap<&str, &[u8]> = a
+        .files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
+    let right: BTreeMap<&str, &[u8]> = b
+        .files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
+    let mut paths: Vec<&str> = left.keys().chain(right.keys()).copied().collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let short = |c: &[u8]| hex::encode(&Sha256::digest(c)[..8]);
+    let mut out = String::new();
+    for path in paths {
+        match (left.get(path), right.get(path)) {
+            (Some(x), Some(y)) if x == y => {}
+            (Some(x), Some(y)) => match (std::str::from_utf8(x), std::str::from_utf8(y)) {
+                (Ok(x), Ok(y)) => {
+                    let d = similar::TextDiff::from_lines(x, y);
+                    let _ = write!(
+                        out,
+                        "{}",
+                        d.unified_diff()
+                            .context_radius(3)
+                            .header(&format!("{a_name}/{path}"), &format!("{b_name}/{path}"))
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "binary {path}: {} bytes ({}) -> {} bytes ({})",
+                        x.len(),
+                        short(x),
+                        y.len(),
+                        short(y)
+                    );
+                }
+            },
+            (Some(x), None) => {
+                let _ = writeln!(out, "only in {a_name}: {path} ({} bytes)", x.len());
+            }
+            (None, Some(y)) => {
+                let _ = writeln!(out, "only in {b_name}: {path} ({} bytes)", y.len());
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
     let state: String = r.get(3)?;
     Ok(Version {
@@ -592,6 +650,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = Registry::open(&dir.path().join("r.sqlite")).unwrap();
         (dir, r)
+    }
+
+    #[test]
+    fn a_diff_shows_changed_lines_and_files_only_one_side_has() {
+        let a = bundle("<a>\n<p>one</p>\n</a>\n");
+        let mut files = bundle("<a>\n<p>two</p>\n</a>\n").files;
+        files.push(("template/assets/logo.png".into(), vec![0xff, 0xd8]));
+        let b = Bundle::from_files(files);
+        let d = diff("t@1", &a, "t@2", &b);
+        assert!(d.contains("--- t@1/template/body.xml"), "{d}");
+        assert!(
+            d.contains("-<p>one</p>") && d.contains("+<p>two</p>"),
+            "{d}"
+        );
+        assert!(
+            d.contains("only in t@2: template/assets/logo.png (2 bytes)"),
+            "{d}"
+        );
+        assert!(!d.contains("template.toml"), "{d}");
+        assert_eq!(diff("t@1", &a, "t@1", &a), "");
     }
 
     #[test]

@@ -258,12 +258,36 @@ fn a_template_goes_from_draft_to_in_force_with_four_eyes_and_dated_lookups() {
         &["fetch", id, "--out", back.to_str().unwrap()],
         "does not exist yet",
     );
+    // A new version from the fetched folder, and the readable diff between the two.
+    let manifest = back.join("template/template.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("version = \"1.0.0\""));
+    fs::write(
+        &manifest,
+        text.replace("version = \"1.0.0\"", "version = \"1.0.1\""),
+    )
+    .unwrap();
+    let v2 = s.ok("ann", &["publish", back.join("template").to_str().unwrap()]);
+    assert_eq!(v2.trim(), "statement@1.0.1");
+    let d = s.template("olga", &["diff", id, "statement@1.0.1"]);
+    assert_eq!(d.status.code(), Some(1));
+    let d = String::from_utf8_lossy(&d.stdout);
+    assert!(
+        d.contains("--- statement@1.0.0/template/template.toml"),
+        "{d}"
+    );
+    assert!(
+        d.contains("-version = \"1.0.0\"") && d.contains("+version = \"1.0.1\""),
+        "{d}"
+    );
+    assert!(!d.contains("body.xml"), "{d}");
+    assert_eq!(s.template("olga", &["diff", id, id]).status.code(), Some(0));
     let list: Vec<Value> = s
         .ok("olga", &["list", "--json"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(list.len(), 2);
+    assert_eq!(list.len(), 3);
     let listed = list.iter().find(|v| v["id"] == id).unwrap();
     assert_eq!(listed["hash"], show["hash"]);
     assert!(
