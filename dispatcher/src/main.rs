@@ -4,6 +4,7 @@
 
 mod agents;
 mod farm;
+mod preview;
 mod remote;
 mod roots;
 mod service;

@@ -154,15 +154,35 @@ impl Service {
     /// force that day, `NAME@VERSION` must be approved and in force that day. Its bundle
     /// comes from the registry, checked against its hash, compiled once per hash.
     async fn registered(&self, spec: &str, run_date: &str) -> Result<Compiled, ServiceError> {
+        self.registry_template(spec, run_date, false)
+            .await
+            .map(|(c, _)| c)
+    }
+
+    /// The same for a preview: `NAME@VERSION` may also be a version that is not approved
+    /// and in force (then the answer says so: `true`).
+    async fn registry_template(
+        &self,
+        spec: &str,
+        run_date: &str,
+        preview: bool,
+    ) -> Result<(Compiled, bool), ServiceError> {
         let day = dispatcher::registry::parse_day(run_date)
             .map_err(|e| ServiceError::InvalidArgument(format!("run date: {e}")))?;
         let state = self.config.state.clone();
         let owned = spec.to_string();
-        let (version, bundle) = tokio::task::spawn_blocking(move || {
+        let (version, bundle, is_preview) = tokio::task::spawn_blocking(move || {
             let r = dispatcher::registry::Registry::open(&state)?;
-            let v = r.for_run(&owned, day)?;
+            let (v, is_preview) = match r.for_run(&owned, day) {
+                Ok(v) => (v, false),
+                Err(
+                    dispatcher::registry::RegistryError::NotInForce { .. }
+                    | dispatcher::registry::RegistryError::NoneInForce { .. },
+                ) if preview && owned.contains('@') => (r.show(&owned)?.0, true),
+                Err(e) => return Err(e),
+            };
             let b = r.bundle(&v)?;
-            Ok::<_, dispatcher::registry::RegistryError>((v, b))
+            Ok::<_, dispatcher::registry::RegistryError>((v, b, is_preview))
         })
         .await
         .map_err(|e| ServiceError::Internal(e.to_string()))?
@@ -177,7 +197,7 @@ impl Service {
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
         {
-            return Ok(t.clone());
+            return Ok((t.clone(), is_preview));
         }
         let (bundle, compiled) = tokio::task::spawn_blocking(move || {
             let c = bundle.compile();
@@ -194,7 +214,7 @@ impl Service {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, entry.clone());
-        Ok(entry)
+        Ok((entry, is_preview))
     }
 
     /// Asks every running run to drain (finish its shards in flight and stop resumably)
@@ -484,10 +504,34 @@ impl Dispatcher for Service {
         &self,
         req: Request<RenderNowRequest>,
     ) -> Result<Response<RenderDocumentResponse>, Status> {
-        self.check(&req, Action::RenderNow, &req.get_ref().template_dir)?;
+        let target = if req.get_ref().template.is_empty() {
+            req.get_ref().template_dir.clone()
+        } else {
+            req.get_ref().template.clone()
+        };
+        self.check(&req, Action::RenderNow, &target)?;
         let r = req.into_inner();
-        let dir = self.config.roots.template(&r.template_dir)?;
-        let (template, _) = self.template(&dir).await?;
+        let ((template, _), preview) = match (r.template_dir.is_empty(), r.template.is_empty()) {
+            (false, true) => (
+                self.template(&self.config.roots.template(&r.template_dir)?)
+                    .await?,
+                false,
+            ),
+            (true, false) => {
+                let run_date = r
+                    .params
+                    .as_ref()
+                    .map(|p| p.run_date.clone())
+                    .unwrap_or_default();
+                self.registry_template(&r.template, &run_date, true).await?
+            }
+            _ => {
+                return Err(ServiceError::InvalidArgument(
+                    "name the template by its folder (template_dir) or by its registry name (template), one of them".into(),
+                )
+                .into());
+            }
+        };
         let params = renderer::wire::on_demand_params(r.params.as_ref())?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -514,7 +558,20 @@ impl Dispatcher for Service {
                 JobError::Cancelled => ServiceError::Cancelled(e.to_string()),
                 JobError::Panicked(_) => ServiceError::Internal(e.to_string()),
             })?;
-        Ok(Response::new(renderer::wire::document_response(out)))
+        let mut answer = renderer::wire::document_response(out);
+        if preview
+            && let Some(pressrun_proto::v1::render_document_response::Result::Document(d)) =
+                &mut answer.result
+        {
+            let pdf = d.pdf.clone();
+            let marked = tokio::task::spawn_blocking(move || crate::preview::watermark(&pdf))
+                .await
+                .map_err(|e| ServiceError::Internal(e.to_string()))?
+                .map_err(ServiceError::Internal)?;
+            d.pdf = marked.into();
+            d.preview = true;
+        }
+        Ok(Response::new(answer))
     }
 }
 

@@ -199,6 +199,7 @@ fn one_document_is_rendered_on_demand_through_the_api() {
         let template_dir = root().join("examples/statement").display().to_string();
         let answer = client
             .render_now(RenderNowRequest {
+                template: String::new(),
                 template_dir: template_dir.clone(),
                 params: Some(params.clone()),
                 record_json: record.clone(),
@@ -217,6 +218,7 @@ fn one_document_is_rendered_on_demand_through_the_api() {
         // A bad record is rejected with a reason, not an error of the call.
         let bad = client
             .render_now(RenderNowRequest {
+                template: String::new(),
                 template_dir,
                 params: Some(params),
                 record_json: "{\"customer\": 1}".into(),

@@ -282,6 +282,39 @@ fn a_template_goes_from_draft_to_in_force_with_four_eyes_and_dated_lookups() {
     );
     assert!(!d.contains("body.xml"), "{d}");
     assert_eq!(s.template("olga", &["diff", id, id]).status.code(), Some(0));
+
+    // A preview of the draft: watermarked on every page and flagged; the approved version
+    // in force renders without it; a name with no version in force that day is refused.
+    let record = run(Command::new(bin("renderer")).args([
+        "example-data",
+        "statement",
+        "--records",
+        "1",
+        "--seed",
+        "5",
+    ]));
+    let record = String::from_utf8(record.stdout).unwrap();
+    let render = |template: &str, day: &str| {
+        render_now(&s.addr, "token-of-ann", template, day, record.trim())
+    };
+    let (pdf, preview) = render("statement@1.0.1", "2027-02-01").unwrap();
+    assert!(preview);
+    let path = dir.path().join("preview.pdf");
+    fs::write(&path, &pdf).unwrap();
+    qpdf_check(&path);
+    let pages = page_count(&path);
+    for p in 1..=pages {
+        let text = pdftotext(&path, Some((p, p)));
+        let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("PREVIEW – NOT APPROVED"), "page {p}: {text}");
+    }
+    let (pdf, preview) = render("statement@1.0.0", "2027-02-01").unwrap();
+    assert!(!preview);
+    let path = dir.path().join("approved.pdf");
+    fs::write(&path, &pdf).unwrap();
+    assert!(!pdftotext(&path, None).contains("PREVIEW"));
+    let e = render("statement", "2026-06-01").unwrap_err();
+    assert!(e.contains("no approved version is in force"), "{e}");
     let list: Vec<Value> = s
         .ok("olga", &["list", "--json"])
         .lines()
@@ -338,4 +371,49 @@ fn a_template_goes_from_draft_to_in_force_with_four_eyes_and_dated_lookups() {
     assert!(entries.iter().any(|e| e["principal"] == "bob"
         && e["action"] == "TemplateApprove"
         && e["allowed"] == true));
+}
+
+/// `RenderNow` of a registry template as the holder of `token`: the PDF and whether it
+/// is a preview, or the refusal.
+fn render_now(
+    addr: &str,
+    token: &str,
+    template: &str,
+    day: &str,
+    record: &str,
+) -> Result<(Vec<u8>, bool), String> {
+    use pressrun_proto::v1::dispatcher_client::DispatcherClient;
+    use pressrun_proto::v1::{OutputParams, RenderNowRequest, render_document_response};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        let mut client =
+            DispatcherClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+                req.metadata_mut().insert("authorization", bearer.clone());
+                Ok(req)
+            });
+        let answer = client
+            .render_now(RenderNowRequest {
+                template: template.into(),
+                template_dir: String::new(),
+                params: Some(OutputParams {
+                    run_date: day.into(),
+                    compression: 1,
+                    ..Default::default()
+                }),
+                record_json: record.into(),
+            })
+            .await
+            .map_err(|e| e.message().to_string())?
+            .into_inner();
+        match answer.result {
+            Some(render_document_response::Result::Document(d)) => Ok((d.pdf.to_vec(), d.preview)),
+            other => Err(format!("no document: {other:?}")),
+        }
+    })
 }

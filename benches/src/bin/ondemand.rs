@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let call = |record: String| RenderNowRequest {
+        template: String::new(),
         template_dir: template_dir.clone(),
         params: Some(params.clone()),
         record_json: record,

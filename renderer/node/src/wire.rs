@@ -221,6 +221,7 @@ pub fn document_response(mut out: ShardOutput) -> v1::RenderDocumentResponse {
             entry: Some(entry.to_wire()),
             pdf: out.files.pop().map(|f| f.bytes.into()).unwrap_or_default(),
             warnings: out.warnings.into_iter().map(ToWire::to_wire).collect(),
+            preview: false,
         }),
         (None, Some(e)) => v1::render_document_response::Result::Rejected(e.to_wire()),
         (None, None) => v1::render_document_response::Result::Rejected(v1::ExceptionEntry {
