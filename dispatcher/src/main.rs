@@ -328,17 +328,7 @@ fn template_command(conn: &ClientArgs, what: TemplateCommand) -> anyhow::Result<
                     .with_context(|| format!("cannot read the template folder {}", dir.display()))?;
                 let v = c
                     .publish(PublishRequest {
-                        bundle: Some(TemplateBundle {
-                            hash: bundle.hash.clone(),
-                            files: bundle
-                                .files
-                                .into_iter()
-                                .map(|(path, content)| BundleFile {
-                                    path,
-                                    content: content.into(),
-                                })
-                                .collect(),
-                        }),
+                        bundle: Some(renderer::wire::bundle_to_wire(&bundle)),
                     })
                     .await?
                     .into_inner();
@@ -403,8 +393,7 @@ fn template_command(conn: &ClientArgs, what: TemplateCommand) -> anyhow::Result<
                 let mut bundles = Vec::new();
                 for id in [&a, &b] {
                     let got = c.fetch(ShowTemplateRequest { id: id.clone() }).await?.into_inner();
-                    let files = got.files.into_iter().map(|f| (f.path, f.content.to_vec())).collect();
-                    bundles.push(pressrun_engine::bundle::Bundle::verify(files, &got.hash)?);
+                    bundles.push(renderer::wire::bundle_from_wire(got)?);
                 }
                 let text = dispatcher::registry::diff(&a, &bundles[0], &b, &bundles[1]);
                 print!("{text}");
@@ -412,10 +401,9 @@ fn template_command(conn: &ClientArgs, what: TemplateCommand) -> anyhow::Result<
             }
             TemplateCommand::Fetch { id, out } => {
                 let b = c.fetch(ShowTemplateRequest { id: id.clone() }).await?.into_inner();
-                let files = b.files.into_iter().map(|f| (f.path, f.content.to_vec())).collect();
                 // The paths are checked (relative, under template/ or fragments/) with
                 // the hash before anything is written.
-                let bundle = pressrun_engine::bundle::Bundle::verify(files, &b.hash)?;
+                let bundle = renderer::wire::bundle_from_wire(b)?;
                 std::fs::create_dir(&out)
                     .with_context(|| format!("{}: give a folder that does not exist yet", out.display()))?;
                 for (path, bytes) in &bundle.files {

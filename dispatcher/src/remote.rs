@@ -14,8 +14,8 @@ use pressrun_engine::run::shard::ShardOutput;
 use pressrun_engine::run::{Backend, BackendError, ShardWork};
 use pressrun_proto::ServiceError;
 use pressrun_proto::transport::Bearer;
+use pressrun_proto::v1::MissingBundlesRequest;
 use pressrun_proto::v1::renderer_client::RendererClient;
-use pressrun_proto::v1::{BundleFile, MissingBundlesRequest, TemplateBundle};
 use renderer::wire::{self, Pushed, ShardAssembler};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -78,18 +78,7 @@ impl RemoteBackend {
     }
 
     async fn upload(&self) -> Result<(), BackendError> {
-        let msg = TemplateBundle {
-            hash: self.bundle.hash.clone(),
-            files: self
-                .bundle
-                .files
-                .iter()
-                .map(|(p, b)| BundleFile {
-                    path: p.clone(),
-                    content: b.clone().into(),
-                })
-                .collect(),
-        };
+        let msg = renderer::wire::bundle_to_wire(&self.bundle);
         let r = self
             .client
             .clone()

@@ -150,17 +150,33 @@ impl Service {
 }
 
 impl Service {
-    /// A registry template for a run dated `run_date`: `NAME` is the approved version in
-    /// force that day, `NAME@VERSION` must be approved and in force that day. Its bundle
-    /// comes from the registry, checked against its hash, compiled once per hash.
-    async fn registered(&self, spec: &str, run_date: &str) -> Result<Compiled, ServiceError> {
-        self.registry_template(spec, run_date, false)
-            .await
-            .map(|(c, _)| c)
+    /// A request's template: its folder (under a template root) or its registry name on
+    /// the run date, one of them; with `preview`, a registry version not in force is
+    /// allowed and said so.
+    async fn run_template(
+        &self,
+        dir: &str,
+        name: &str,
+        params: Option<&pressrun_proto::v1::OutputParams>,
+        preview: bool,
+    ) -> Result<(Compiled, bool), ServiceError> {
+        match (dir.is_empty(), name.is_empty()) {
+            (false, true) => Ok((self.template(&self.config.roots.template(dir)?).await?, false)),
+            (true, false) => {
+                let run_date = params.map(|p| p.run_date.as_str()).unwrap_or_default();
+                self.registry_template(name, run_date, preview).await
+            }
+            _ => Err(ServiceError::InvalidArgument(
+                "name the template by its folder (template_dir) or by its registry name (template), one of them".into(),
+            )),
+        }
     }
 
-    /// The same for a preview: `NAME@VERSION` may also be a version that is not approved
-    /// and in force (then the answer says so: `true`).
+    /// A registry template for a run dated `run_date`: `NAME` is the approved version in
+    /// force that day, `NAME@VERSION` must be approved and in force that day. Its bundle
+    /// comes from the registry, checked against its hash, compiled once per hash. With
+    /// `preview`, `NAME@VERSION` may also be a version that is not approved and in force
+    /// (then the answer says so: `true`).
     async fn registry_template(
         &self,
         spec: &str,
@@ -270,23 +286,9 @@ impl Dispatcher for Service {
         let roots = &self.config.roots;
         let data = roots.data(&r.data)?;
         let out = roots.out(&r.out)?;
-        let (template, bundle) = match (r.template_dir.is_empty(), r.template.is_empty()) {
-            (false, true) => self.template(&roots.template(&r.template_dir)?).await?,
-            (true, false) => {
-                let run_date = r
-                    .params
-                    .as_ref()
-                    .map(|p| p.run_date.clone())
-                    .unwrap_or_default();
-                self.registered(&r.template, &run_date).await?
-            }
-            _ => {
-                return Err(ServiceError::InvalidArgument(
-                    "name the template by its folder (template_dir) or by its registry name (template), one of them".into(),
-                )
-                .into());
-            }
-        };
+        let ((template, bundle), _) = self
+            .run_template(&r.template_dir, &r.template, r.params.as_ref(), false)
+            .await?;
         if r.print && r.production_profile.is_empty() {
             return Err(ServiceError::InvalidArgument(
                 "print needs a production profile: only print-production runs are printed".into(),
@@ -511,27 +513,9 @@ impl Dispatcher for Service {
         };
         self.check(&req, Action::RenderNow, &target)?;
         let r = req.into_inner();
-        let ((template, _), preview) = match (r.template_dir.is_empty(), r.template.is_empty()) {
-            (false, true) => (
-                self.template(&self.config.roots.template(&r.template_dir)?)
-                    .await?,
-                false,
-            ),
-            (true, false) => {
-                let run_date = r
-                    .params
-                    .as_ref()
-                    .map(|p| p.run_date.clone())
-                    .unwrap_or_default();
-                self.registry_template(&r.template, &run_date, true).await?
-            }
-            _ => {
-                return Err(ServiceError::InvalidArgument(
-                    "name the template by its folder (template_dir) or by its registry name (template), one of them".into(),
-                )
-                .into());
-            }
-        };
+        let ((template, _), preview) = self
+            .run_template(&r.template_dir, &r.template, r.params.as_ref(), true)
+            .await?;
         let params = renderer::wire::on_demand_params(r.params.as_ref())?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Job {

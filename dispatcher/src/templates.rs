@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use dispatcher::principals::{Action, Gate};
 use dispatcher::registry::{Registry, RegistryError, Version, parse_day};
-use pressrun_engine::bundle::Bundle;
 use pressrun_proto::v1::templates_server::Templates;
 use pressrun_proto::v1::{
-    BundleFile, InForceRequest, ListTemplatesRequest, ListTemplatesResponse, PublishRequest,
+    InForceRequest, ListTemplatesRequest, ListTemplatesResponse, PublishRequest,
     ShowTemplateRequest, ShowTemplateResponse, TemplateBundle, TemplateEvent, TemplateVersion,
     TransitionRequest,
 };
@@ -93,13 +92,8 @@ impl Templates for Service {
             .into_inner()
             .bundle
             .ok_or_else(|| Status::invalid_argument("no bundle"))?;
-        let files = b
-            .files
-            .into_iter()
-            .map(|f| (f.path, f.content.to_vec()))
-            .collect();
-        let bundle =
-            Bundle::verify(files, &b.hash).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let bundle = renderer::wire::bundle_from_wire(b)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (bundle, compiled) = tokio::task::spawn_blocking(move || {
             let compiled = bundle.compile();
             (bundle, compiled)
@@ -209,17 +203,7 @@ impl Templates for Service {
                 r.bundle(&v)
             })
             .await?;
-        Ok(Response::new(TemplateBundle {
-            hash: bundle.hash,
-            files: bundle
-                .files
-                .into_iter()
-                .map(|(path, content)| BundleFile {
-                    path,
-                    content: content.into(),
-                })
-                .collect(),
-        }))
+        Ok(Response::new(renderer::wire::bundle_to_wire(&bundle)))
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pressrun_engine::bundle::{Bundle, MAX_BUNDLE_BYTES};
+use pressrun_engine::bundle::MAX_BUNDLE_BYTES;
 use pressrun_engine::input::RawRecord;
 use pressrun_engine::run::pool::{Job, JobError, RenderPool};
 use pressrun_engine::run::shard::{OutputParams, ShardOutput};
@@ -209,13 +209,7 @@ impl Renderer for Node {
         &self,
         req: Request<TemplateBundle>,
     ) -> Result<Response<PutBundleResponse>, Status> {
-        let b = req.into_inner();
-        let files = b
-            .files
-            .into_iter()
-            .map(|f| (f.path, f.content.to_vec()))
-            .collect();
-        let bundle = Bundle::verify(files, &b.hash)
+        let bundle = crate::wire::bundle_from_wire(req.into_inner())
             .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
         let compiled = tokio::task::spawn_blocking(move || {
             // A template that panics the compiler is a bad bundle, not a dead node.

@@ -507,6 +507,33 @@ impl ShardAssembler {
     }
 }
 
+/// A bundle as its wire message (the files copied: the bundle stays usable).
+pub fn bundle_to_wire(b: &pressrun_engine::bundle::Bundle) -> v1::TemplateBundle {
+    v1::TemplateBundle {
+        hash: b.hash.clone(),
+        files: b
+            .files
+            .iter()
+            .map(|(path, content)| v1::BundleFile {
+                path: path.clone(),
+                content: content.clone().into(),
+            })
+            .collect(),
+    }
+}
+
+/// A received bundle, checked (paths, size) against the hash it was announced with.
+pub fn bundle_from_wire(
+    b: v1::TemplateBundle,
+) -> Result<pressrun_engine::bundle::Bundle, pressrun_engine::bundle::BundleError> {
+    let files = b
+        .files
+        .into_iter()
+        .map(|f| (f.path, f.content.to_vec()))
+        .collect();
+    pressrun_engine::bundle::Bundle::verify(files, &b.hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
